@@ -1,0 +1,580 @@
+//! The envelope and the ten message bodies of canonical v1 (canonical-v1.md).
+//!
+//! A [`Message`] reads and writes exactly the JSON of the spec: the body's shape follows `type`,
+//! unknown keys are refused at every level, and optional fields are left out rather than `null`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::values::{
+    CourtCaseNumber, Cpr, Date, Instant, IsoDuration, JournalNumber, LawRef, Money,
+    ProsecutionCaseNumber,
+};
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+        impl FromStr for $name {
+            type Err = ();
+            fn from_str(s: &str) -> Result<Self, ()> {
+                match s { $($text => Ok($name::$variant),)+ _ => Err(()) }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+string_enum!(
+    /// The ten message types of v1.
+    MessageType {
+        OffenceReported = "offence.reported",
+        PersonCharged = "person.charged",
+        PersonArrested = "person.arrested",
+        IndictmentFiled = "indictment.filed",
+        ChargesWithdrawn = "charges.withdrawn",
+        HearingScheduled = "hearing.scheduled",
+        RemandOrdered = "remand.ordered",
+        VerdictIssued = "verdict.issued",
+        CustodyAdmitted = "custody.admitted",
+        CustodyReleased = "custody.released",
+    }
+);
+
+impl MessageType {
+    /// The purpose a legacy document of this type is given (canonical-v1.md).
+    pub fn default_purpose(&self) -> Purpose {
+        match self {
+            Self::OffenceReported | Self::PersonCharged | Self::PersonArrested => {
+                Purpose::CriminalInvestigation
+            }
+            Self::CustodyAdmitted | Self::CustodyReleased => Purpose::SentenceEnforcement,
+            _ => Purpose::CriminalProceedings,
+        }
+    }
+}
+
+string_enum!(
+    /// Why the data moves (LED art. 4(1)(b)).
+    Purpose {
+        CriminalInvestigation = "criminal-investigation",
+        CriminalProceedings = "criminal-proceedings",
+        SentenceEnforcement = "sentence-enforcement",
+        CriminalRecord = "criminal-record",
+    }
+);
+
+string_enum!(
+    /// `internal` < `confidential` < `secret`.
+    Classification { Internal = "internal", Confidential = "confidential", Secret = "secret" }
+);
+
+string_enum!(
+    Role { Suspect = "suspect", Defendant = "defendant", Convicted = "convicted", Victim = "victim", Witness = "witness" }
+);
+
+string_enum!(
+    SentenceKind {
+        Imprisonment = "imprisonment",
+        CommunityService = "community_service",
+        Fine = "fine",
+        DayFines = "day_fines",
+        Measure = "measure",
+        None = "none",
+    }
+);
+
+string_enum!(
+    CustodyEvent {
+        Arrested = "arrested",
+        Remanded = "remanded",
+        Admitted = "admitted",
+        Released = "released",
+        Transferred = "transferred",
+    }
+);
+
+string_enum!(
+    ReleaseReason {
+        SentenceServed = "sentence_served",
+        Parole = "parole",
+        Acquitted = "acquitted",
+        RemandLifted = "remand_lifted",
+        Transfer = "transfer",
+    }
+);
+
+string_enum!(
+    HearingKind {
+        CustodyHearing = "custody_hearing",
+        MainHearing = "main_hearing",
+        Pretrial = "pretrial",
+        Sentencing = "sentencing",
+    }
+);
+
+string_enum!(OutcomeKind { Guilty = "guilty", Acquitted = "acquitted" });
+
+/// A sentence condition: `supervision`, `treatment`, `community_service_hours:N`, `electronic_monitoring`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Condition {
+    Supervision,
+    Treatment,
+    CommunityServiceHours(u16),
+    ElectronicMonitoring,
+}
+impl FromStr for Condition {
+    type Err = crate::values::InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "supervision" => Ok(Self::Supervision),
+            "treatment" => Ok(Self::Treatment),
+            "electronic_monitoring" => Ok(Self::ElectronicMonitoring),
+            _ => s
+                .strip_prefix("community_service_hours:")
+                .and_then(|h| h.parse::<u16>().ok())
+                .filter(|h| (30..=300).contains(h))
+                .map(Self::CommunityServiceHours)
+                .ok_or_else(|| {
+                    crate::values::InvalidValue(
+                        "a condition is supervision, treatment, electronic_monitoring or community_service_hours:N (30-300)".into(),
+                    )
+                }),
+        }
+    }
+}
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Supervision => f.write_str("supervision"),
+            Self::Treatment => f.write_str("treatment"),
+            Self::CommunityServiceHours(h) => write!(f, "community_service_hours:{h}"),
+            Self::ElectronicMonitoring => f.write_str("electronic_monitoring"),
+        }
+    }
+}
+impl Serialize for Condition {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A person. Either `cpr` or `birth_date` is present (checked by the validator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpr: Option<Cpr>,
+    pub given_name: String,
+    pub family_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<Date>,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub address_protected: bool,
+}
+
+/// A count (forhold).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Count {
+    pub no: u16,
+    pub law_ref: LawRef,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_from: Option<Instant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_to: Option<Instant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DayFines {
+    pub count: u32,
+    pub rate: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sentence {
+    pub kind: SentenceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<IsoDuration>,
+    pub suspended: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probation: Option<IsoDuration>,
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fine: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day_fines: Option<DayFines>,
+}
+
+impl Sentence {
+    /// Whether the prison service must enforce it: unsuspended imprisonment, community service,
+    /// or a suspended sentence with supervision, treatment or electronic monitoring.
+    pub fn must_be_enforced(&self) -> bool {
+        match self.kind {
+            SentenceKind::Imprisonment if !self.suspended => true,
+            SentenceKind::CommunityService => true,
+            _ => {
+                self.suspended
+                    && self.conditions.iter().any(|c| {
+                        matches!(
+                            c,
+                            Condition::Supervision
+                                | Condition::Treatment
+                                | Condition::ElectronicMonitoring
+                        )
+                    })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Custody {
+    pub event: CustodyEvent,
+    pub at: Instant,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Date>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ReleaseReason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hearing {
+    pub court: String,
+    pub starts_at: Instant,
+    pub kind: HearingKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    pub count_no: u16,
+    pub outcome: OutcomeKind,
+}
+
+/// Every reference to the case known so far; at least one is present.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseRefs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub police_journal: Option<JournalNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prosecution_case: Option<ProsecutionCaseNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub court_case: Option<CourtCaseNumber>,
+}
+
+impl CaseRefs {
+    /// The ordering key: the police journal number when known, else the first other reference.
+    pub fn correlation_id(&self) -> Option<String> {
+        self.police_journal
+            .as_ref()
+            .map(|j| j.to_string())
+            .or_else(|| self.prosecution_case.as_ref().map(|p| p.to_string()))
+            .or_else(|| self.court_case.as_ref().map(|c| c.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffenceReported {
+    pub police_district: String,
+    pub reported_at: Instant,
+    pub counts: Vec<Count>,
+    pub persons: Vec<Person>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrative: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonCharged {
+    pub police_district: String,
+    pub person: Person,
+    pub counts: Vec<Count>,
+    pub charged_at: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonArrested {
+    pub police_district: String,
+    pub person: Person,
+    pub custody: Custody,
+    pub counts: Vec<Count>,
+    pub custody_hearing_requested: bool,
+    pub custody_hearing_deadline: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndictmentFiled {
+    pub court: String,
+    pub defendants: Vec<Person>,
+    pub counts: Vec<Count>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_sentence: Option<Sentence>,
+    pub filed_at: Instant,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrative: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargesWithdrawn {
+    pub person: Person,
+    pub counts: Vec<Count>,
+    pub reason: String,
+    pub withdrawn_at: Instant,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub court: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HearingScheduled {
+    pub hearing: Hearing,
+    pub persons: Vec<Person>,
+    pub defendant_in_custody: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemandOrdered {
+    pub person: Person,
+    pub custody: Custody,
+    pub isolation: bool,
+    pub court: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictIssued {
+    pub court: String,
+    pub decided_at: Instant,
+    pub defendant: Person,
+    pub counts: Vec<Count>,
+    pub outcomes: Vec<Outcome>,
+    pub sentence: Sentence,
+    pub appeal_deadline: Date,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodyChange {
+    pub person: Person,
+    pub custody: Custody,
+}
+
+/// The body, whose shape the envelope's `type` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    OffenceReported(OffenceReported),
+    PersonCharged(PersonCharged),
+    PersonArrested(PersonArrested),
+    IndictmentFiled(IndictmentFiled),
+    ChargesWithdrawn(ChargesWithdrawn),
+    HearingScheduled(HearingScheduled),
+    RemandOrdered(RemandOrdered),
+    VerdictIssued(VerdictIssued),
+    CustodyAdmitted(CustodyChange),
+    CustodyReleased(CustodyChange),
+}
+
+impl Body {
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Body::OffenceReported(_) => MessageType::OffenceReported,
+            Body::PersonCharged(_) => MessageType::PersonCharged,
+            Body::PersonArrested(_) => MessageType::PersonArrested,
+            Body::IndictmentFiled(_) => MessageType::IndictmentFiled,
+            Body::ChargesWithdrawn(_) => MessageType::ChargesWithdrawn,
+            Body::HearingScheduled(_) => MessageType::HearingScheduled,
+            Body::RemandOrdered(_) => MessageType::RemandOrdered,
+            Body::VerdictIssued(_) => MessageType::VerdictIssued,
+            Body::CustodyAdmitted(_) => MessageType::CustodyAdmitted,
+            Body::CustodyReleased(_) => MessageType::CustodyReleased,
+        }
+    }
+
+    /// Reads a body of the given type from JSON.
+    pub fn from_json(t: MessageType, v: serde_json::Value) -> Result<Self, serde_json::Error> {
+        use serde_json::from_value as f;
+        Ok(match t {
+            MessageType::OffenceReported => Body::OffenceReported(f(v)?),
+            MessageType::PersonCharged => Body::PersonCharged(f(v)?),
+            MessageType::PersonArrested => Body::PersonArrested(f(v)?),
+            MessageType::IndictmentFiled => Body::IndictmentFiled(f(v)?),
+            MessageType::ChargesWithdrawn => Body::ChargesWithdrawn(f(v)?),
+            MessageType::HearingScheduled => Body::HearingScheduled(f(v)?),
+            MessageType::RemandOrdered => Body::RemandOrdered(f(v)?),
+            MessageType::VerdictIssued => Body::VerdictIssued(f(v)?),
+            MessageType::CustodyAdmitted => Body::CustodyAdmitted(f(v)?),
+            MessageType::CustodyReleased => Body::CustodyReleased(f(v)?),
+        })
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = match self {
+            Body::OffenceReported(b) => serde_json::to_value(b),
+            Body::PersonCharged(b) => serde_json::to_value(b),
+            Body::PersonArrested(b) => serde_json::to_value(b),
+            Body::IndictmentFiled(b) => serde_json::to_value(b),
+            Body::ChargesWithdrawn(b) => serde_json::to_value(b),
+            Body::HearingScheduled(b) => serde_json::to_value(b),
+            Body::RemandOrdered(b) => serde_json::to_value(b),
+            Body::VerdictIssued(b) => serde_json::to_value(b),
+            Body::CustodyAdmitted(b) | Body::CustodyReleased(b) => serde_json::to_value(b),
+        };
+        r.expect("body types serialise to JSON")
+    }
+
+    /// Every person the body names, in document order.
+    pub fn persons(&self) -> Vec<&Person> {
+        match self {
+            Body::OffenceReported(b) => b.persons.iter().collect(),
+            Body::PersonCharged(b) => vec![&b.person],
+            Body::PersonArrested(b) => vec![&b.person],
+            Body::IndictmentFiled(b) => b.defendants.iter().collect(),
+            Body::ChargesWithdrawn(b) => vec![&b.person],
+            Body::HearingScheduled(b) => b.persons.iter().collect(),
+            Body::RemandOrdered(b) => vec![&b.person],
+            Body::VerdictIssued(b) => vec![&b.defendant],
+            Body::CustodyAdmitted(b) | Body::CustodyReleased(b) => vec![&b.person],
+        }
+    }
+}
+
+/// A canonical v1 message: stored form (with `id` and `received_at`) or submission form (without).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: Option<Uuid>,
+    pub sender: Option<String>,
+    pub source_document_id: String,
+    pub occurred_at: Instant,
+    pub received_at: Option<Instant>,
+    pub purpose: Purpose,
+    pub classification: Classification,
+    pub case: CaseRefs,
+    pub correlation_id: String,
+    pub body: Body,
+}
+
+impl Message {
+    pub fn message_type(&self) -> MessageType {
+        self.body.message_type()
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("messages serialise to JSON")
+    }
+
+    /// Compact JSON bytes, as stored and delivered to canonical recipients.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("messages serialise to JSON")
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<B> {
+    schema: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
+    #[serde(rename = "type")]
+    message_type: MessageType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sender: Option<String>,
+    source_document_id: String,
+    occurred_at: Instant,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    received_at: Option<Instant>,
+    purpose: Purpose,
+    classification: Classification,
+    case: CaseRefs,
+    correlation_id: String,
+    body: B,
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Envelope {
+            schema: crate::SCHEMA_V1.to_string(),
+            id: self.id,
+            message_type: self.message_type(),
+            sender: self.sender.clone(),
+            source_document_id: self.source_document_id.clone(),
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            purpose: self.purpose,
+            classification: self.classification,
+            case: self.case.clone(),
+            correlation_id: self.correlation_id.clone(),
+            body: self.body.to_json(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let e = Envelope::<serde_json::Value>::deserialize(d)?;
+        if e.schema != crate::SCHEMA_V1 {
+            return Err(D::Error::custom(format!(
+                "schema must be {}",
+                crate::SCHEMA_V1
+            )));
+        }
+        let body = Body::from_json(e.message_type, e.body)
+            .map_err(|err| D::Error::custom(format!("body: {err}")))?;
+        Ok(Message {
+            id: e.id,
+            sender: e.sender,
+            source_document_id: e.source_document_id,
+            occurred_at: e.occurred_at,
+            received_at: e.received_at,
+            purpose: e.purpose,
+            classification: e.classification,
+            case: e.case,
+            correlation_id: e.correlation_id,
+            body,
+        })
+    }
+}
