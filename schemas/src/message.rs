@@ -433,23 +433,6 @@ impl Body {
         }
     }
 
-    /// Reads a body of the given type from JSON.
-    pub fn from_json(t: MessageType, v: serde_json::Value) -> Result<Self, serde_json::Error> {
-        use serde_json::from_value as f;
-        Ok(match t {
-            MessageType::OffenceReported => Body::OffenceReported(f(v)?),
-            MessageType::PersonCharged => Body::PersonCharged(f(v)?),
-            MessageType::PersonArrested => Body::PersonArrested(f(v)?),
-            MessageType::IndictmentFiled => Body::IndictmentFiled(f(v)?),
-            MessageType::ChargesWithdrawn => Body::ChargesWithdrawn(f(v)?),
-            MessageType::HearingScheduled => Body::HearingScheduled(f(v)?),
-            MessageType::RemandOrdered => Body::RemandOrdered(f(v)?),
-            MessageType::VerdictIssued => Body::VerdictIssued(f(v)?),
-            MessageType::CustodyAdmitted => Body::CustodyAdmitted(f(v)?),
-            MessageType::CustodyReleased => Body::CustodyReleased(f(v)?),
-        })
-    }
-
     pub fn to_json(&self) -> serde_json::Value {
         let r = match self {
             Body::OffenceReported(b) => serde_json::to_value(b),
@@ -552,18 +535,29 @@ impl Serialize for Message {
     }
 }
 
-impl<'de> Deserialize<'de> for Message {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let e = Envelope::<serde_json::Value>::deserialize(d)?;
+impl Message {
+    /// Reads a message from JSON, naming the path of the first value the types refuse
+    /// (`body.persons[0].cpr`). The schema check runs before this and reports every structural
+    /// fault; this catches what only the types know (a CPR number's date, a real calendar date).
+    pub fn from_value(v: serde_json::Value) -> Result<Message, crate::Violation> {
+        let fail = |prefix: &str, e: serde_path_to_error::Error<serde_json::Error>| {
+            let path = e.path().to_string();
+            let path = match (prefix, path.as_str()) {
+                ("", p) => p.to_string(),
+                (pre, ".") => pre.to_string(),
+                (pre, p) => format!("{pre}.{p}"),
+            };
+            crate::Violation::new(path, e.into_inner().to_string())
+        };
+        let e: Envelope<serde_json::Value> =
+            serde_path_to_error::deserialize(v).map_err(|e| fail("", e))?;
         if e.schema != crate::SCHEMA_V1 {
-            return Err(D::Error::custom(format!(
-                "schema must be {}",
-                crate::SCHEMA_V1
-            )));
+            return Err(crate::Violation::new(
+                "schema",
+                format!("must be {}", crate::SCHEMA_V1),
+            ));
         }
-        let body = Body::from_json(e.message_type, e.body)
-            .map_err(|err| D::Error::custom(format!("body: {err}")))?;
+        let body = Body::from_json_tracked(e.message_type, e.body).map_err(|e| fail("body", e))?;
         Ok(Message {
             id: e.id,
             sender: e.sender,
@@ -576,5 +570,34 @@ impl<'de> Deserialize<'de> for Message {
             correlation_id: e.correlation_id,
             body,
         })
+    }
+}
+
+impl Body {
+    fn from_json_tracked(
+        t: MessageType,
+        v: serde_json::Value,
+    ) -> Result<Self, serde_path_to_error::Error<serde_json::Error>> {
+        use serde_path_to_error::deserialize as f;
+        Ok(match t {
+            MessageType::OffenceReported => Body::OffenceReported(f(v)?),
+            MessageType::PersonCharged => Body::PersonCharged(f(v)?),
+            MessageType::PersonArrested => Body::PersonArrested(f(v)?),
+            MessageType::IndictmentFiled => Body::IndictmentFiled(f(v)?),
+            MessageType::ChargesWithdrawn => Body::ChargesWithdrawn(f(v)?),
+            MessageType::HearingScheduled => Body::HearingScheduled(f(v)?),
+            MessageType::RemandOrdered => Body::RemandOrdered(f(v)?),
+            MessageType::VerdictIssued => Body::VerdictIssued(f(v)?),
+            MessageType::CustodyAdmitted => Body::CustodyAdmitted(f(v)?),
+            MessageType::CustodyReleased => Body::CustodyReleased(f(v)?),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Message::from_value(v)
+            .map_err(|e| serde::de::Error::custom(format!("{}: {}", e.path, e.message)))
     }
 }

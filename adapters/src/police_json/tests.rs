@@ -1,0 +1,674 @@
+use std::path::PathBuf;
+
+use jxg_schema::message::*;
+use jxg_schema::values::*;
+use jxg_schema::{MasterData, Message};
+use proptest::prelude::*;
+use serde_json::Value;
+
+use super::fields::{self, LawRefError};
+use super::{decode, encode_with};
+use crate::{Context, Rejection};
+
+fn shared(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/samples")
+        .join(rel)
+}
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(shared(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+fn json(rel: &str) -> Value {
+    serde_json::from_slice(&read(rel)).unwrap()
+}
+fn md() -> MasterData {
+    MasterData::embedded()
+}
+
+#[test]
+fn inbound_samples_decode_to_their_canonical_messages() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    for (police, canonical) in [
+        (
+            "police/valid/anmeldelse-1.json",
+            "canonical/valid/offence.reported.json",
+        ),
+        (
+            "police/valid/sigtelse-1.json",
+            "canonical/valid/person.charged.json",
+        ),
+        (
+            "police/valid/anholdelse-1.json",
+            "canonical/valid/person.arrested.json",
+        ),
+    ] {
+        let mut m = decode(&read(police), &ctx).unwrap_or_else(|e| panic!("{police}: {e}"));
+        m.sender = Some("police".into());
+        let mut expected = json(canonical);
+        let o = expected.as_object_mut().unwrap();
+        o.remove("id");
+        o.remove("received_at");
+        assert_eq!(m.to_json(), expected, "{police}");
+    }
+}
+
+/// What the shipped policies remove before a message reaches the police.
+fn minimised_for_police(mut v: Value) -> Value {
+    v["body"].as_object_mut().unwrap().remove("narrative");
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                if o.get("address_protected") == Some(&Value::Bool(true)) {
+                    o.remove("address");
+                }
+                o.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+#[test]
+fn outbound_samples_are_what_the_canonical_messages_encode_to() {
+    let md = md();
+    for (canonical, police) in [
+        (
+            "canonical/valid/indictment.filed.json",
+            "police/valid/tiltale-1.json",
+        ),
+        (
+            "canonical/valid/charges.withdrawn.json",
+            "police/valid/opgivelse-1.json",
+        ),
+        (
+            "canonical/valid/hearing.scheduled.json",
+            "police/valid/retsmoede-1.json",
+        ),
+        (
+            "canonical/valid/remand.ordered.json",
+            "police/valid/varetaegt-1.json",
+        ),
+        (
+            "canonical/valid/verdict.issued.json",
+            "police/valid/dom-1.json",
+        ),
+        (
+            "canonical/valid/verdict.issued-suspended.json",
+            "police/valid/dom-2.json",
+        ),
+        (
+            "canonical/valid/custody.admitted.json",
+            "police/valid/indsat-1.json",
+        ),
+        (
+            "canonical/valid/custody.released.json",
+            "police/valid/loesladt-1.json",
+        ),
+    ] {
+        let m: Message = serde_json::from_value(minimised_for_police(json(canonical))).unwrap();
+        let out: Value = serde_json::from_slice(&encode_with(&m, &md).unwrap()).unwrap();
+        let mut expected = json(police);
+        if m.id.is_none() {
+            // as submitted: the document id is the one the gateway assigns on receipt
+            expected["dokumentid"] = Value::from(m.source_document_id.clone());
+        }
+        assert_eq!(out, expected, "{canonical} → {police}");
+    }
+}
+
+#[test]
+fn every_invalid_sample_names_exactly_its_defect() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    let manifest = json("police/invalid/manifest.json");
+    let entries = manifest.as_array().unwrap();
+    assert_eq!(entries.len(), 18);
+    for e in entries {
+        let file = e["file"].as_str().unwrap();
+        let bytes = read(&format!("police/invalid/{file}"));
+        let err = decode(&bytes, &ctx).expect_err(file);
+        let want: Vec<&str> = e["convert_paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        match &err.rejection {
+            Rejection::Malformed { message } => {
+                assert!(want.is_empty(), "{file}: {message}");
+                assert_eq!(e["status"], 400, "{file}");
+                assert!(message.contains("line 33, column 3"), "{file}: {message}");
+            }
+            Rejection::Invalid(v) => {
+                assert!(!want.is_empty(), "{file}");
+                for w in &want {
+                    assert!(v.iter().any(|x| x.path == *w), "{file}: want {w}, got {v}");
+                }
+                for x in v.iter() {
+                    assert!(
+                        want.contains(&x.path.as_str()),
+                        "{file}: unexpected {} ({})",
+                        x.path,
+                        x.message
+                    );
+                }
+                let text = v.to_string();
+                for secret in [
+                    "310290",
+                    "290200",
+                    "0104909995",
+                    "010490-9995",
+                    "Jens",
+                    "Hansen",
+                    "Blågårdsgade",
+                ] {
+                    assert!(
+                        !text.contains(secret),
+                        "{file}: error leaks personal data: {text}"
+                    );
+                }
+            }
+        }
+        if file == "unknown-law.json" {
+            assert!(err.to_string().contains("Dyrevelfærdslovens § 28"), "{err}");
+        }
+        if file == "unparseable-law-reference.json" {
+            assert!(err.to_string().contains("\"Strfl. §\""), "{err}");
+        }
+    }
+}
+
+#[test]
+fn law_references_are_read_in_every_listed_spelling() {
+    let md = md();
+    let cases = [
+        ("Strfl. § 276", "straffeloven", "276", None),
+        ("Strfl § 276", "straffeloven", "276", None),
+        ("STRFL 276", "straffeloven", "276", None),
+        ("straffelovens § 276", "straffeloven", "276", None),
+        ("§ 276 i straffeloven", "straffeloven", "276", None),
+        ("Strfl.§276", "straffeloven", "276", None),
+        ("Strfl. § 244a", "straffeloven", "244a", None),
+        ("Strfl. § 244A", "straffeloven", "244a", None),
+        ("§ 244a i straffeloven", "straffeloven", "244a", None),
+        ("Strfl. § 276, stk. 1", "straffeloven", "276", Some(1)),
+        ("Fl. § 53", "faerdselsloven", "53", None),
+        (
+            "færdselslovens § 53, stk. 1",
+            "faerdselsloven",
+            "53",
+            Some(1),
+        ),
+        ("Lef. § 1", "euforiserende-stoffer", "1", None),
+        (
+            "lov om euforiserende stoffer § 3",
+            "euforiserende-stoffer",
+            "3",
+            None,
+        ),
+        ("Vbl. § 10", "vaabenloven", "10", None),
+        ("våbenlovens § 10", "vaabenloven", "10", None),
+        (
+            "  strfl  .  §  276 ,  stk . 2 ",
+            "straffeloven",
+            "276",
+            Some(2),
+        ),
+    ];
+    for (text, law, section, sub) in cases {
+        let r = fields::parse_law_ref(text, &md).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        assert_eq!(
+            (r.law.as_str(), r.section.as_str(), r.subsection),
+            (law, section, sub),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        fields::parse_law_ref("Dyrevelfærdslovens § 28", &md),
+        Err(LawRefError::UnknownLaw)
+    );
+    assert_eq!(
+        fields::parse_law_ref("Strfl. §", &md),
+        Err(LawRefError::Unreadable)
+    );
+    assert_eq!(
+        fields::parse_law_ref("§ 28 i dyreværnsloven", &md),
+        Err(LawRefError::UnknownLaw)
+    );
+    assert_eq!(
+        fields::parse_law_ref("Strfl. § 276, stk.", &md),
+        Err(LawRefError::Unreadable)
+    );
+    let r = fields::parse_law_ref("straffelovens § 244, stk. 1", &md).unwrap();
+    assert_eq!(
+        fields::format_law_ref(&r, &md).unwrap(),
+        "Strfl. § 244, stk. 1"
+    );
+}
+
+#[test]
+fn amounts_durations_and_flags_follow_the_danish_conventions() {
+    for (text, minor) in [
+        ("1.500,00", 150000),
+        ("1500,00", 150000),
+        ("1.500", 150000),
+        ("1500", 150000),
+        ("0,50", 50),
+        ("1.234.567,89", 123456789),
+    ] {
+        assert_eq!(fields::parse_amount(text), Ok(minor), "{text}");
+    }
+    for bad in ["5,000.00", "1.50", "1,5", "", "1.5000", ",00", "1 500"] {
+        assert!(fields::parse_amount(bad).is_err(), "{bad}");
+    }
+    assert_eq!(fields::format_amount(500000), "5.000,00");
+    assert_eq!(fields::format_amount(150), "1,50");
+    assert_eq!(fields::parse_duration("2 uger"), Ok(IsoDuration::Days(14)));
+    assert_eq!(fields::parse_duration("1 aar"), Ok(IsoDuration::Years(1)));
+    assert!(fields::parse_duration("6 months").is_err());
+    assert_eq!(
+        fields::format_duration(IsoDuration::Months(1)).unwrap(),
+        "1 maaned"
+    );
+    assert_eq!(
+        fields::format_duration(IsoDuration::Days(60)).unwrap(),
+        "60 dage"
+    );
+    assert!(fields::parse_flag("Ja").is_err());
+}
+
+// ---- property tests ----------------------------------------------------------------------
+
+fn instant() -> impl Strategy<Value = Instant> {
+    // minutes only: police times carry no seconds
+    (1_700_000_000i64 / 60..1_900_000_000i64 / 60)
+        .prop_map(|m| Instant::from_utc(chrono::DateTime::from_timestamp(m * 60, 0).unwrap()))
+}
+fn date() -> impl Strategy<Value = Date> {
+    (1930i32..2030, 1u32..=12, 1u32..=28)
+        .prop_map(|(y, m, d)| Date(chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap()))
+}
+fn text() -> impl Strategy<Value = String> {
+    "[A-Za-zÆØÅæøå0-9][A-Za-zÆØÅæøå0-9 ,.:-]{0,40}"
+}
+fn cpr() -> impl Strategy<Value = Cpr> {
+    prop_oneof![
+        Just("0104909995"),
+        Just("0108629996"),
+        Just("0201609995"),
+        Just("0201919990"),
+        Just("0707614285")
+    ]
+    .prop_map(|s| s.parse().unwrap())
+}
+fn person() -> impl Strategy<Value = Person> {
+    (
+        prop_oneof![
+            cpr().prop_map(|c| (Some(c), None)),
+            date().prop_map(|d| (None, Some(d)))
+        ],
+        text(),
+        text(),
+        prop::sample::select(Role::ALL.to_vec()),
+        prop::option::of(text()),
+        any::<bool>(),
+    )
+        .prop_map(
+            |((cpr, birth_date), given_name, family_name, role, address, address_protected)| {
+                Person {
+                    cpr,
+                    given_name,
+                    family_name,
+                    birth_date,
+                    role,
+                    address,
+                    address_protected,
+                }
+            },
+        )
+}
+fn law_ref() -> impl Strategy<Value = LawRef> {
+    (
+        prop::sample::select(vec![
+            "straffeloven",
+            "faerdselsloven",
+            "euforiserende-stoffer",
+            "vaabenloven",
+        ]),
+        "[1-9][0-9]{0,2}[a-z]?",
+        prop::option::of(1u16..10),
+    )
+        .prop_map(|(law, section, subsection)| LawRef {
+            law: law.into(),
+            section: section.parse().unwrap(),
+            subsection,
+        })
+}
+fn counts() -> impl Strategy<Value = Vec<Count>> {
+    prop::collection::vec(
+        (
+            law_ref(),
+            text(),
+            prop::option::of((instant(), prop::option::of(0i64..100_000))),
+            prop::option::of(text()),
+        ),
+        1..4,
+    )
+    .prop_map(|cs| {
+        cs.into_iter()
+            .enumerate()
+            .map(|(i, (law_ref, description, times, place))| {
+                let (from, to) = match times {
+                    Some((f, d)) => (
+                        Some(f),
+                        d.map(|d| Instant::from_utc(f.utc() + chrono::Duration::minutes(d))),
+                    ),
+                    None => (None, None),
+                };
+                Count {
+                    no: i as u16 + 1,
+                    law_ref,
+                    description,
+                    committed_from: from,
+                    committed_to: to,
+                    place,
+                }
+            })
+            .collect()
+    })
+}
+fn duration() -> impl Strategy<Value = IsoDuration> {
+    prop_oneof![
+        (1u32..400).prop_map(IsoDuration::Days),
+        (1u32..60).prop_map(IsoDuration::Months),
+        (1u32..20).prop_map(IsoDuration::Years)
+    ]
+}
+fn sentence() -> impl Strategy<Value = Sentence> {
+    (
+        prop::sample::select(SentenceKind::ALL.to_vec()),
+        prop::option::of(duration()),
+        any::<bool>(),
+        prop::option::of(duration()),
+        prop::collection::vec(
+            prop_oneof![
+                Just(Condition::Supervision),
+                Just(Condition::Treatment),
+                Just(Condition::ElectronicMonitoring),
+                (30u16..=300).prop_map(Condition::CommunityServiceHours)
+            ],
+            0..3,
+        ),
+        prop::option::of(0i64..100_000_000),
+        prop::option::of((1u32..200, 0i64..1_000_000)),
+    )
+        .prop_map(
+            |(kind, duration, suspended, probation, conditions, fine, df)| Sentence {
+                kind,
+                duration,
+                suspended,
+                probation,
+                conditions,
+                fine: fine.map(Money::dkk),
+                day_fines: df.map(|(count, rate)| DayFines {
+                    count,
+                    rate: Money::dkk(rate),
+                }),
+            },
+        )
+}
+fn institution() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["NORDSJ", "KBHFAENG", "ENNERMRK", "VADEHAV"]).prop_map(String::from)
+}
+fn court() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["KBH", "GLO", "AAR", "HR", "OLR"]).prop_map(String::from)
+}
+
+/// Bodies of the types the police receive, holding only what police-json carries.
+fn police_body() -> impl Strategy<Value = Body> {
+    prop_oneof![
+        (
+            court(),
+            prop::collection::vec(person(), 1..3),
+            counts(),
+            prop::option::of(sentence()),
+            instant(),
+            prop::option::of(text())
+        )
+            .prop_map(
+                |(court, defendants, counts, requested_sentence, filed_at, narrative)| {
+                    Body::IndictmentFiled(IndictmentFiled {
+                        court,
+                        defendants,
+                        counts,
+                        requested_sentence,
+                        filed_at,
+                        narrative,
+                    })
+                }
+            ),
+        (
+            person(),
+            counts(),
+            text(),
+            instant(),
+            prop::option::of(court())
+        )
+            .prop_map(|(person, counts, reason, withdrawn_at, court)| {
+                Body::ChargesWithdrawn(ChargesWithdrawn {
+                    person,
+                    counts,
+                    reason,
+                    withdrawn_at,
+                    court,
+                })
+            }),
+        (
+            court(),
+            instant(),
+            prop::sample::select(HearingKind::ALL.to_vec()),
+            prop::option::of(text()),
+            prop::collection::vec(person(), 1..3),
+            any::<bool>()
+        )
+            .prop_map(
+                |(court, starts_at, kind, room, persons, defendant_in_custody)| {
+                    Body::HearingScheduled(HearingScheduled {
+                        hearing: Hearing {
+                            court,
+                            starts_at,
+                            kind,
+                            room,
+                        },
+                        persons,
+                        defendant_in_custody,
+                    })
+                }
+            ),
+        (
+            person(),
+            instant(),
+            institution(),
+            date(),
+            any::<bool>(),
+            court()
+        )
+            .prop_map(|(person, at, inst, until, isolation, court)| {
+                Body::RemandOrdered(RemandOrdered {
+                    person,
+                    custody: Custody {
+                        event: CustodyEvent::Remanded,
+                        at,
+                        place: None,
+                        institution: Some(inst),
+                        until: Some(until),
+                        reason: None,
+                    },
+                    isolation,
+                    court,
+                })
+            }),
+        (
+            court(),
+            instant(),
+            person(),
+            counts(),
+            sentence(),
+            date(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(court, decided_at, defendant, counts, sentence, appeal_deadline, guilty)| {
+                    let outcomes = counts
+                        .iter()
+                        .map(|c| Outcome {
+                            count_no: c.no,
+                            outcome: if guilty {
+                                OutcomeKind::Guilty
+                            } else {
+                                OutcomeKind::Acquitted
+                            },
+                        })
+                        .collect();
+                    Body::VerdictIssued(VerdictIssued {
+                        court,
+                        decided_at,
+                        defendant,
+                        counts,
+                        outcomes,
+                        sentence,
+                        appeal_deadline,
+                    })
+                }
+            ),
+        (person(), instant(), institution()).prop_map(|(person, at, inst)| Body::CustodyAdmitted(
+            CustodyChange {
+                person,
+                custody: Custody {
+                    event: CustodyEvent::Admitted,
+                    at,
+                    place: None,
+                    institution: Some(inst),
+                    until: None,
+                    reason: None
+                }
+            }
+        )),
+        (
+            person(),
+            instant(),
+            prop::option::of(institution()),
+            prop::sample::select(ReleaseReason::ALL.to_vec())
+        )
+            .prop_map(|(person, at, inst, reason)| {
+                Body::CustodyReleased(CustodyChange {
+                    person,
+                    custody: Custody {
+                        event: CustodyEvent::Released,
+                        at,
+                        place: None,
+                        institution: inst,
+                        until: None,
+                        reason: Some(reason),
+                    },
+                })
+            }),
+    ]
+}
+
+fn case() -> impl Strategy<Value = CaseRefs> {
+    (
+        prop::sample::select(vec![
+            "1470-76543-00012-26",
+            "1461-53010-00291-26",
+            "1471-34120-00061-26",
+        ]),
+        prop::option::of(Just("AM-2026-004711")),
+        prop::option::of(Just("SS-1234/2026-KBH")),
+    )
+        .prop_map(|(j, p, c)| CaseRefs {
+            police_journal: Some(j.parse().unwrap()),
+            prosecution_case: p.map(|p| p.parse().unwrap()),
+            court_case: c.map(|c| c.parse().unwrap()),
+        })
+}
+
+/// The type's own time is what police-json writes as `oprettet`.
+fn own_time(b: &Body) -> Option<Instant> {
+    match b {
+        Body::IndictmentFiled(b) => Some(b.filed_at),
+        Body::ChargesWithdrawn(b) => Some(b.withdrawn_at),
+        Body::VerdictIssued(b) => Some(b.decided_at),
+        _ => None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn canonical_to_police_json_and_back_is_the_identity(body in police_body(), case in case(), occurred in instant()) {
+        let md = md();
+        let m = Message {
+            id: Some(uuid::Uuid::now_v7()),
+            sender: Some("courts".into()),
+            source_document_id: "X-1".into(),
+            occurred_at: own_time(&body).unwrap_or(occurred),
+            received_at: None,
+            purpose: body.message_type().default_purpose(),
+            classification: Classification::Confidential,
+            correlation_id: case.correlation_id().unwrap(),
+            case,
+            body,
+        };
+        let bytes = encode_with(&m, &md).unwrap();
+        let back = decode(&bytes, &Context { master_data: &md })
+            .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&bytes)));
+        prop_assert_eq!(&back.body, &m.body);
+        prop_assert_eq!(&back.case, &m.case);
+        prop_assert_eq!(back.occurred_at, m.occurred_at);
+    }
+
+    #[test]
+    fn decode_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let md = md();
+        let _ = decode(&bytes, &Context { master_data: &md });
+    }
+
+    #[test]
+    fn decode_never_panics_on_damaged_samples(pos in 0usize..1500, byte in any::<u8>(), which in 0usize..6) {
+        let files = ["anmeldelse-1.json", "sigtelse-1.json", "anholdelse-1.json", "dom-2.json", "varetaegt-1.json", "loesladt-1.json"];
+        let mut bytes = read(&format!("police/valid/{}", files[which]));
+        let pos = pos % bytes.len();
+        bytes[pos] = byte;
+        let md = md();
+        let _ = decode(&bytes, &Context { master_data: &md });
+    }
+
+    #[test]
+    fn decode_never_panics_on_wrong_json_values(which in 0usize..3, path_pick in any::<prop::sample::Index>(), v in prop_oneof![
+        Just(Value::Null), Just(Value::Bool(true)), any::<i64>().prop_map(Value::from), ".{0,20}".prop_map(Value::from),
+        Just(serde_json::json!([])), Just(serde_json::json!({})), Just(serde_json::json!([1, "x", null]))
+    ]) {
+        let files = ["anmeldelse-1.json", "anholdelse-1.json", "dom-2.json"];
+        let mut doc = json(&format!("police/valid/{}", files[which]));
+        let mut ptrs = Vec::new();
+        fn walk(v: &Value, at: String, out: &mut Vec<String>) {
+            out.push(at.clone());
+            match v {
+                Value::Object(o) => o.iter().for_each(|(k, x)| walk(x, format!("{at}/{k}"), out)),
+                Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| walk(x, format!("{at}/{i}"), out)),
+                _ => {}
+            }
+        }
+        walk(&doc, String::new(), &mut ptrs);
+        let p = path_pick.get(&ptrs).clone();
+        *doc.pointer_mut(&p).unwrap() = v;
+        let md = md();
+        let _ = decode(&serde_json::to_vec(&doc).unwrap(), &Context { master_data: &md });
+    }
+}

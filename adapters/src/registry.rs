@@ -1,0 +1,40 @@
+//! Formats by name. Adding a format is one module and one line in [`ADAPTERS`].
+
+use jxg_schema::{MasterData, Message};
+
+use crate::{DecodeError, EncodeError};
+
+/// What an adapter may consult: reference data, never the outside world.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub master_data: &'a MasterData,
+}
+
+/// One exchange format, both directions.
+pub trait Adapter: Sync + Send {
+    /// The format's name in configuration and on the command line (`police-json`).
+    fn name(&self) -> &'static str;
+    /// The media type of documents in this format.
+    fn media_type(&self) -> &'static str;
+    /// The authority whose native format this is (the default sender for `jxg convert`).
+    fn native_authority(&self) -> Option<&'static str>;
+    /// Bytes to canonical (submission form: no `id`, no `received_at`, no `sender`).
+    fn decode(&self, bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError>;
+    /// Canonical to bytes.
+    fn encode(&self, message: &Message, ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError>;
+}
+
+static ADAPTERS: &[&dyn Adapter] = &[
+    &crate::canonical::Canonical,
+    &crate::police_json::PoliceJson,
+];
+
+/// The adapter for a format name.
+pub fn get(name: &str) -> Option<&'static dyn Adapter> {
+    ADAPTERS.iter().copied().find(|a| a.name() == name)
+}
+
+/// Every format name this build knows.
+pub fn names() -> Vec<&'static str> {
+    ADAPTERS.iter().map(|a| a.name()).collect()
+}
