@@ -1,1 +1,47 @@
-fn main() {}
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use jxg_gateway::cli::{CertsCommand, Cli, Command};
+use jxg_gateway::config::Config;
+use jxg_gateway::{server, telemetry};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Certs {
+            command: CertsCommand::Init { config, dir, force },
+        } => jxg_gateway::cli::certs_init(&config, &dir, force),
+        Command::Convert {
+            from,
+            to,
+            sender,
+            file,
+        } => jxg_gateway::cli::convert(&from, &to, sender, &file),
+        Command::Validate { file } => jxg_gateway::cli::validate(&file),
+    };
+    std::process::exit(code);
+}
+
+fn serve(path: &std::path::Path) -> i32 {
+    telemetry::init_logging();
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jxg serve: {e}");
+            return 1;
+        }
+    };
+    let result = actix_web::rt::System::new().block_on(async move {
+        let store = server::open_store(&config)?;
+        server::serve(config, store).await
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("jxg serve: {e}");
+            1
+        }
+    }
+}

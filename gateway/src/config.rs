@@ -1,0 +1,346 @@
+//! Configuration: one TOML file, validated whole (every error at once) before anything is opened.
+//! Paths are relative to the file. Unknown keys are errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole gateway configuration (`gateway.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener addresses. Port 0 picks a free port; the bound addresses are logged at start.
+    #[serde(default)]
+    pub listeners: Listeners,
+    /// TLS files of both listeners: the sector CA that client certificates must chain to, and the
+    /// gateway's own certificate and key.
+    #[serde(default)]
+    pub tls: Tls,
+    /// The gateway's signing key (ES256, PKCS#8 PEM, not readable by group or others).
+    #[serde(default)]
+    pub signing: Signing,
+    /// The message store.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Request and inbox limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// A folder replacing the embedded master data (the four JSON files of `schemas/master-data/`).
+    #[serde(default)]
+    pub master_data: Option<PathBuf>,
+    /// The registered authorities.
+    #[serde(default, rename = "authority")]
+    pub authorities: Vec<Authority>,
+    /// The folder the configuration file is in; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    /// Authority API (mutual TLS). Default `127.0.0.1:8443`.
+    #[serde(default = "default_authority_addr")]
+    pub authority: SocketAddr,
+    /// Admin API (mutual TLS). Default `127.0.0.1:9443`.
+    #[serde(default = "default_admin_addr")]
+    pub admin: SocketAddr,
+    /// How long in-flight requests may take to finish on SIGTERM, in seconds. Default 30.
+    #[serde(default = "default_drain")]
+    pub drain_timeout_seconds: u64,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self {
+            authority: default_authority_addr(),
+            admin: default_admin_addr(),
+            drain_timeout_seconds: default_drain(),
+        }
+    }
+}
+
+fn default_authority_addr() -> SocketAddr {
+    "127.0.0.1:8443".parse().expect("literal address")
+}
+fn default_admin_addr() -> SocketAddr {
+    "127.0.0.1:9443".parse().expect("literal address")
+}
+fn default_drain() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM file of the sector CA. Default `certs/dev/ca.pem`.
+    #[serde(default = "default_ca")]
+    pub ca: PathBuf,
+    /// PEM certificate of the gateway. Default `certs/dev/gateway.pem`.
+    #[serde(default = "default_cert")]
+    pub cert: PathBuf,
+    /// PEM private key of the gateway. Default `certs/dev/gateway-key.pem`.
+    #[serde(default = "default_key")]
+    pub key: PathBuf,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Self {
+            ca: default_ca(),
+            cert: default_cert(),
+            key: default_key(),
+        }
+    }
+}
+fn default_ca() -> PathBuf {
+    "certs/dev/ca.pem".into()
+}
+fn default_cert() -> PathBuf {
+    "certs/dev/gateway.pem".into()
+}
+fn default_key() -> PathBuf {
+    "certs/dev/gateway-key.pem".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signing {
+    /// PKCS#8 PEM ES256 key. Default `certs/dev/signing-key.pem`.
+    #[serde(default = "default_signing_key")]
+    pub key: PathBuf,
+}
+
+impl Default for Signing {
+    fn default() -> Self {
+        Self {
+            key: default_signing_key(),
+        }
+    }
+}
+fn default_signing_key() -> PathBuf {
+    "certs/dev/signing-key.pem".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The sled folder. Default `data`.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// sled's page cache in MiB (sled's own default is 1 GiB). Default 64.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: default_store_path(),
+            cache_mb: default_cache_mb(),
+        }
+    }
+}
+fn default_store_path() -> PathBuf {
+    "data".into()
+}
+fn default_cache_mb() -> u64 {
+    64
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted request body in bytes. Default 1 MiB.
+    #[serde(default = "default_body")]
+    pub body_bytes: usize,
+    /// Seconds an offered inbox item stays hidden before it is offered again. Default 30.
+    #[serde(default = "default_visibility")]
+    pub inbox_visibility_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: default_body(),
+            inbox_visibility_seconds: default_visibility(),
+        }
+    }
+}
+fn default_body() -> usize {
+    1024 * 1024
+}
+fn default_visibility() -> u64 {
+    30
+}
+
+/// How messages reach an authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// The authority pulls from `GET /v1/inbox`.
+    Pull,
+}
+
+/// One registered authority.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authority {
+    /// Lowercase slug: `police`, `prosecution`, `courts`, `prison`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The certificate identity: SAN URI `urn:jxg:authority:<id>`.
+    pub certificate: String,
+    /// The adapter that encodes messages for it (`police-json`, `canonical`, …).
+    pub format: String,
+    /// How it receives messages.
+    pub delivery: Delivery,
+    /// Clearances it holds, e.g. `protected-address`. Default none.
+    #[serde(default)]
+    pub clearances: Vec<String>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (names the key and line).
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    /// The configuration parsed but breaks rules; every problem is listed.
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut c = Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })?;
+        c.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if c.base.as_os_str().is_empty() {
+            c.base = PathBuf::from(".");
+        }
+        c.validate().map_err(ConfigError::Invalid)?;
+        Ok(c)
+    }
+
+    /// Parses TOML text without validating.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Every rule broken, at once.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errs = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for a in &self.authorities {
+            if !seen.insert(a.id.as_str()) {
+                errs.push(format!("authority {} is registered twice", a.id));
+            }
+            let slug_ok = !a.id.is_empty()
+                && a.id.len() <= 32
+                && a.id.starts_with(|c: char| c.is_ascii_lowercase())
+                && a.id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !slug_ok {
+                errs.push(format!("authority id {:?} must be a lowercase slug", a.id));
+            }
+            if a.certificate != format!("urn:jxg:authority:{}", a.id) {
+                errs.push(format!(
+                    "authority {}: certificate must be urn:jxg:authority:{}",
+                    a.id, a.id
+                ));
+            }
+            if jxg_adapters::registry::get(&a.format).is_none() {
+                errs.push(format!(
+                    "authority {}: format {:?} has no adapter (known: {})",
+                    a.id,
+                    a.format,
+                    jxg_adapters::registry::names().join(", ")
+                ));
+            }
+            for c in &a.clearances {
+                if c != "protected-address" {
+                    errs.push(format!("authority {}: unknown clearance {c:?}", a.id));
+                }
+            }
+        }
+        if self.authorities.is_empty() {
+            errs.push("no authority is registered".into());
+        }
+        if self.limits.body_bytes == 0 || self.limits.body_bytes > 64 * 1024 * 1024 {
+            errs.push("limits.body_bytes must be between 1 and 64 MiB".into());
+        }
+        if self.limits.inbox_visibility_seconds == 0 {
+            errs.push("limits.inbox_visibility_seconds must be at least 1".into());
+        }
+        if self.store.cache_mb == 0 {
+            errs.push("store.cache_mb must be at least 1".into());
+        }
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    /// A path from the file, resolved against the file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    pub fn authority(&self, id: &str) -> Option<&Authority> {
+        self.authorities.iter().find(|a| a.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_development_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.toml");
+        let c = Config::load(&path).unwrap();
+        let ids: Vec<&str> = c.authorities.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["police", "prosecution", "courts", "prison"]);
+        assert_eq!(c.listeners.authority.port(), 8443);
+        assert_eq!(c.listeners.admin.port(), 9443);
+    }
+
+    #[test]
+    fn unknown_keys_and_every_rule_are_reported() {
+        let e = Config::parse("[store]\npath = \"x\"\nbogus = 1\n").unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let c = Config::parse(
+            r#"
+            [[authority]]
+            id = "Police"
+            name = "x"
+            certificate = "urn:jxg:authority:other"
+            format = "cobol"
+            delivery = "pull"
+            clearances = ["everything"]
+            "#,
+        )
+        .unwrap();
+        let errs = c.validate().unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+    }
+}

@@ -1,0 +1,86 @@
+//! The one place that reads client certificates. A leaf certificate becomes a [`Peer`] once per
+//! connection, by its SAN URI `urn:jxg:authority:<id>` or `urn:jxg:admin:<role>`; nothing else
+//! in the gateway sees a certificate.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use actix_web::dev::Extensions;
+use x509_parser::extensions::GeneralName;
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// A registered authority.
+    Authority(String),
+    /// An operator or auditor.
+    Admin(AdminRole),
+    /// A certificate of the sector CA that maps to no registered authority or role.
+    Unmapped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRole {
+    Operator,
+    Auditor,
+}
+
+/// The registered authority ids.
+#[derive(Debug, Clone)]
+pub struct Registry(pub Arc<BTreeSet<String>>);
+
+/// Maps a leaf certificate (DER) to a peer.
+pub fn identify(der: &[u8], registry: &Registry) -> Peer {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Peer::Unmapped;
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Peer::Unmapped;
+    };
+    let uris: Vec<&str> = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::URI(u) => Some(*u),
+            _ => None,
+        })
+        .collect();
+    let mut found = uris.iter().filter_map(|u| {
+        if let Some(id) = u.strip_prefix("urn:jxg:authority:") {
+            registry
+                .0
+                .contains(id)
+                .then(|| Peer::Authority(id.to_string()))
+        } else {
+            match *u {
+                "urn:jxg:admin:operator" => Some(Peer::Admin(AdminRole::Operator)),
+                "urn:jxg:admin:auditor" => Some(Peer::Admin(AdminRole::Auditor)),
+                _ => None,
+            }
+        }
+    });
+    match (found.next(), found.next()) {
+        // a certificate maps to exactly one authority or role
+        (Some(p), None) => p,
+        _ => Peer::Unmapped,
+    }
+}
+
+/// `HttpServer::on_connect`: identify the peer of a new TLS connection once.
+pub fn on_connect(
+    registry: Registry,
+) -> impl Fn(&dyn std::any::Any, &mut Extensions) + Send + Sync + Clone + 'static {
+    move |conn, ext| {
+        use actix_tls::accept::rustls_0_23::TlsStream;
+        let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() else {
+            return;
+        };
+        let (_, session) = tls.get_ref();
+        let peer = match session.peer_certificates().and_then(|c| c.first()) {
+            Some(leaf) => identify(leaf.as_ref(), &registry),
+            None => Peer::Unmapped,
+        };
+        ext.insert(peer);
+    }
+}

@@ -1,0 +1,416 @@
+//! The authority listener: routes, the caller's identity, and request reading (content type,
+//! size) before the pipeline runs. Checks run in api.md's order: certificate (401/403), content
+//! type (415), size (413), well-formedness (400), the right to send (403), validation (422).
+
+pub mod identity;
+pub mod problem;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use jxg_adapters::canonical::Canonical;
+use jxg_adapters::registry;
+use jxg_schema::schema::Form;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::pipeline::{self, Answer, Pipeline};
+use crate::telemetry::Metrics;
+use identity::Peer;
+use problem::Problem;
+
+/// Shared state of the listeners.
+pub struct AppState {
+    pub pipeline: Pipeline,
+    pub metrics: Metrics,
+    /// Set on SIGTERM: new requests answer 503 while in-flight ones finish.
+    pub draining: AtomicBool,
+}
+
+/// The authenticated authority of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
+impl FromRequest for Caller {
+    type Error = Problem;
+    type Future = std::future::Ready<Result<Self, Problem>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(match req.conn_data::<Peer>() {
+            Some(Peer::Authority(id)) => Ok(Caller(id.clone())),
+            Some(Peer::Admin(_)) => Err(Problem::forbidden(
+                "an admin certificate cannot use the authority API",
+            )),
+            Some(Peer::Unmapped) => {
+                tracing::warn!("certificate maps to no registered authority");
+                Err(Problem::forbidden(
+                    "the certificate maps to no registered authority",
+                ))
+            }
+            None => Err(Problem::unauthenticated()),
+        })
+    }
+}
+
+/// The authority API, as `main` serves it and tests mount it.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/police/v1/dokumenter")
+            .route(web::post().to(post_police))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/messages")
+            .route(web::post().to(post_canonical))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/messages/{id}")
+            .route(web::get().to(get_message))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/inbox")
+            .route(web::get().to(get_inbox))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/v1/inbox/{id}/ack")
+            .route(web::post().to(post_ack))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/.well-known/jwks.json")
+            .route(web::get().to(jwks))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(openapi))
+            .default_service(web::to(not_allowed)),
+    );
+}
+
+pub async fn not_allowed() -> HttpResponse {
+    actix_web::ResponseError::error_response(&Problem::method_not_allowed())
+}
+
+pub async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&Problem::not_found("no such path"))
+}
+
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.pipeline.signer.jwks())
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::openapi::AUTHORITY)
+}
+
+fn refuse_while_draining(state: &AppState) -> Result<(), Problem> {
+    if state.draining.load(Ordering::SeqCst) {
+        return Err(Problem::unavailable("the gateway is shutting down"));
+    }
+    Ok(())
+}
+
+/// `application/json`, with no charset or `utf-8`.
+fn require_json(req: &HttpRequest) -> Result<(), Problem> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut parts = ct.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("").to_ascii_lowercase();
+    if media != "application/json" {
+        return Err(Problem::unsupported_media(
+            "the body must be application/json",
+        ));
+    }
+    for p in parts {
+        if let Some((k, v)) = p.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("charset")
+                && !v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            {
+                return Err(Problem::unsupported_media("the body must be UTF-8"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the body, refusing it as soon as it passes the limit.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, Problem> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Problem::too_large(limit));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| Problem::bad_request("the body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(Problem::too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn traceparent(req: &HttpRequest) -> Option<String> {
+    let v = req.headers().get("traceparent")?.to_str().ok()?;
+    // version-traceid-parentid-flags, lowercase hex
+    let ok = v.len() == 55
+        && v.split('-').map(str::len).eq([2, 32, 16, 2])
+        && v.bytes()
+            .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    ok.then(|| v.to_string())
+}
+
+fn answer(
+    state: &AppState,
+    who: &str,
+    r: Result<Answer, Problem>,
+) -> Result<HttpResponse, Problem> {
+    match r {
+        Ok(Answer::Accepted(body)) => {
+            state.metrics.accepted(who);
+            Ok(HttpResponse::Accepted().json(body))
+        }
+        Ok(Answer::Duplicate(body)) => Ok(HttpResponse::Ok()
+            .insert_header(("JXG-Duplicate", "true"))
+            .json(body)),
+        Err(p) => {
+            state.metrics.rejected(who, p.status);
+            Err(p)
+        }
+    }
+}
+
+async fn post_police(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let r = police(&state, &caller, &req, payload).await;
+    answer(&state, &caller.0, r)
+}
+
+async fn police(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Answer, Problem> {
+    refuse_while_draining(state)?;
+    require_json(req)?;
+    let p = &state.pipeline;
+    let body = read_body(req, payload, p.config.limits.body_bytes).await?;
+    let adapter = registry::get("police-json").expect("police-json is registered");
+    let m = pipeline::decode_document(adapter, &body, &p.master_data)
+        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
+    p.accept(&caller.0, m, &body, traceparent(req)).await
+}
+
+async fn post_canonical(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let r = canonical(&state, &caller, &req, payload).await;
+    answer(&state, &caller.0, r)
+}
+
+async fn canonical(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Answer, Problem> {
+    refuse_while_draining(state)?;
+    require_json(req)?;
+    let p = &state.pipeline;
+    let body = read_body(req, payload, p.config.limits.body_bytes).await?;
+    let v = jxg_adapters::canonical::parse_json(&body)
+        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
+    if let Some(named) = v.get("sender") {
+        if named.as_str() != Some(caller.0.as_str()) {
+            return Err(Problem::forbidden(
+                "the message names another sender than the certificate's authority",
+            ));
+        }
+    }
+    if let Some(t) = v
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse().ok())
+    {
+        p.policy
+            .may_send(&caller.0, t)
+            .map_err(|r| Problem::forbidden(r.reason))?;
+    }
+    let assigned: Vec<jxg_schema::Violation> = ["id", "received_at"]
+        .into_iter()
+        .filter(|k| v.get(*k).is_some())
+        .map(|k| {
+            jxg_schema::Violation::new(k, "is assigned by the gateway and must not be submitted")
+        })
+        .collect();
+    if !assigned.is_empty() {
+        return Err(Problem::invalid(assigned));
+    }
+    let ctx = jxg_adapters::Context {
+        master_data: &p.master_data,
+    };
+    let m = Canonical::decode_value(v, Form::Submission, &ctx)
+        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
+    p.accept(&caller.0, m, &body, traceparent(req)).await
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, Problem> {
+    raw.parse()
+        .map_err(|_| Problem::not_found("no such message"))
+}
+
+async fn get_message(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_id(&path)?;
+    let store = &state.pipeline.store;
+    // only the sender learns that a message exists
+    let m = store
+        .message(&id)?
+        .filter(|m| m.sender == caller.0)
+        .ok_or_else(|| Problem::not_found("no such message"))?;
+    let mut recipients: Vec<Value> = store
+        .deliveries(&id)?
+        .iter()
+        .map(|e| {
+            let acked = e
+                .acked_at
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| jxg_schema::values::Instant::from_utc(t).to_string());
+            json!({
+                "recipient": e.recipient,
+                "status": if acked.is_some() { "delivered" } else { "queued" },
+                "attempts": 0,
+                "next_attempt_at": null,
+                "last_error": null,
+                "delivered_at": acked,
+                "acked_at": acked,
+            })
+        })
+        .collect();
+    recipients.extend(m.skipped.iter().map(|s| {
+        json!({"recipient": s.recipient, "status": "skipped", "attempts": 0, "next_attempt_at": null,
+               "last_error": s.reason, "delivered_at": null, "acked_at": null})
+    }));
+    Ok(HttpResponse::Ok().json(json!({"id": m.id, "type": m.message_type, "received_at": m.received_at, "recipients": recipients})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboxQuery {
+    limit: Option<usize>,
+    wait: Option<u64>,
+}
+
+async fn get_inbox(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, Problem> {
+    let q = web::Query::<InboxQuery>::from_query(req.query_string()).map_err(|_| {
+        Problem::bad_request("query parameters are limit (1-500) and wait (0-30 seconds)")
+    })?;
+    let limit = q.limit.unwrap_or(100);
+    let wait = q.wait.unwrap_or(0);
+    if !(1..=500).contains(&limit) || wait > 30 {
+        return Err(Problem::bad_request(
+            "limit is 1-500 and wait is 0-30 seconds",
+        ));
+    }
+    let p = &state.pipeline;
+    let visibility = Duration::from_secs(p.config.limits.inbox_visibility_seconds);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let signal = p.store.inbox_signal();
+    let items = loop {
+        let notified = signal.notified();
+        let items = p.store.take_inbox(&caller.0, limit, visibility)?;
+        if !items.is_empty() || tokio::time::Instant::now() >= deadline {
+            break items;
+        }
+        // wake on a new entry, or re-check when a hidden entry's visibility may have passed
+        let _ = tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + Duration::from_secs(1)),
+            notified,
+        )
+        .await;
+    };
+    let items: Vec<Value> = items
+        .iter()
+        .map(|e| {
+            let bytes = e.content();
+            let mut o = json!({
+                "id": e.message_id,
+                "type": e.message_type,
+                "format": e.format,
+                "signature": e.signature,
+                "correlation_id": e.correlation_id,
+                "received_at": e.received_at,
+            });
+            match String::from_utf8(bytes) {
+                Ok(text) => o["content"] = Value::from(text),
+                Err(_) => o["content_base64"] = Value::from(e.content_b64.clone()),
+            }
+            if let Some(t) = &e.traceparent {
+                o["traceparent"] = Value::from(t.clone());
+            }
+            o
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+async fn post_ack(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let id = parse_id(&path)?;
+    let store = &state.pipeline.store;
+    let now = jxg_schema::values::Instant::now().unix_seconds();
+    match store.ack(&caller.0, &id, now)? {
+        None => Err(Problem::not_found("no such message in this inbox")),
+        Some(_) => {
+            store.durable().await?;
+            Ok(HttpResponse::Ok().json(json!({"id": id, "status": "acked"})))
+        }
+    }
+}
+
+/// The state the app needs, shared by both listeners.
+pub type State = web::Data<AppState>;
+
+pub fn shared(state: AppState) -> State {
+    web::Data::from(Arc::new(state))
+}

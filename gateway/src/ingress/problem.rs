@@ -1,0 +1,160 @@
+//! The one place errors become HTTP answers: RFC 9457 `application/problem+json`. Bodies never
+//! hold a CPR number, a name or an address; an unexpected error is a generic 500.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use jxg_schema::Violation;
+use serde_json::json;
+
+/// At most this many violations are listed, then one entry says how many more.
+const MAX_ERRORS: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: u16,
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub errors: Vec<Violation>,
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(
+        status: u16,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: vec![],
+            retry_after: None,
+        }
+    }
+    pub fn with_errors(mut self, errors: Vec<Violation>) -> Self {
+        self.errors = errors;
+        self
+    }
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            401,
+            "unauthenticated",
+            "No client certificate",
+            "a client certificate of the sector CA is required",
+        )
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(403, "forbidden", "Not allowed", detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(404, "not-found", "Not found", detail)
+    }
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            "this path does not take that method",
+        )
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(409, "conflict", "Idempotency key reused", detail)
+    }
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "too-large",
+            "Body too large",
+            format!("the body is over the limit of {limit} bytes"),
+        )
+    }
+    pub fn unsupported_media(detail: impl Into<String>) -> Self {
+        Self::new(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail,
+        )
+    }
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(400, "malformed", "Malformed document", detail)
+    }
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(400, "bad-request", "Bad request", detail)
+    }
+    pub fn invalid(errors: Vec<Violation>) -> Self {
+        let n = errors.len();
+        Self::new(
+            422,
+            "invalid",
+            "Invalid document",
+            format!("{n} violation(s) found"),
+        )
+        .with_errors(errors)
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        let mut p = Self::new(503, "unavailable", "Service unavailable", detail);
+        p.retry_after = Some(5);
+        p
+    }
+    /// Something nobody expected: logged with the request id, never shown.
+    pub fn internal(request_id: &str) -> Self {
+        Self::new(
+            500,
+            "internal",
+            "Internal error",
+            format!("an unexpected error; quote request {request_id}"),
+        )
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut errors: Vec<serde_json::Value> = self
+            .errors
+            .iter()
+            .take(MAX_ERRORS)
+            .map(|e| json!({"path": e.path, "message": e.message}))
+            .collect();
+        if self.errors.len() > MAX_ERRORS {
+            errors.push(json!({"path": "", "message": format!("{} more violations not listed", self.errors.len() - MAX_ERRORS)}));
+        }
+        json!({
+            "type": format!("urn:jxg:problem:{}", self.slug),
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": format!("urn:uuid:{}", uuid::Uuid::now_v7()),
+            "errors": errors,
+        })
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.slug)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut r = HttpResponse::build(self.status_code());
+        r.content_type("application/problem+json");
+        if let Some(s) = self.retry_after {
+            r.insert_header(("Retry-After", s.to_string()));
+        }
+        r.body(self.body().to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for Problem {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        Problem::unavailable("the store is unavailable; nothing was accepted")
+    }
+}

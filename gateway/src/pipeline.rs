@@ -1,0 +1,210 @@
+//! The path of one message after decoding: validate → authorize → route → per recipient
+//! (minimise → encode → sign) → store durably → receipt.
+
+use std::sync::Arc;
+
+use jxg_adapters::registry::{self, Adapter};
+use jxg_adapters::{Context, DecodeError, Rejection};
+use jxg_schema::values::Instant;
+use jxg_schema::{MasterData, Message, validate};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::ingress::problem::Problem;
+use crate::policy::Policy;
+use crate::routing;
+use crate::signing::{DeliveryClaims, Signer, sha256_b64};
+use crate::store::{AcceptOutcome, Acceptance, OutboxEntry, Skipped, Store, StoredMessage};
+
+/// What the caller is told.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// 202: accepted now.
+    Accepted(Value),
+    /// 200 with `JXG-Duplicate: true`: the first answer again.
+    Duplicate(Value),
+}
+
+/// Decode and full validation, as the gateway and `jxg convert` both run it.
+pub fn decode_document(
+    adapter: &dyn Adapter,
+    bytes: &[u8],
+    md: &MasterData,
+) -> Result<Message, DecodeError> {
+    let m = adapter.decode(bytes, &Context { master_data: md })?;
+    let errs = validate::semantic(&m, md);
+    errs.into_result(m)
+        .map_err(|v| DecodeError::invalid(None, v))
+}
+
+/// Turns a decode failure into its answer, checking first that the sender may send the type
+/// (a type it may only receive is 403 whatever else is wrong with the document).
+pub fn rejection(e: DecodeError, sender: &str, policy: &Policy) -> Problem {
+    if let Some(t) = e.message_type {
+        if let Err(r) = policy.may_send(sender, t) {
+            return Problem::forbidden(r.reason);
+        }
+    }
+    match e.rejection {
+        Rejection::Malformed { message } => Problem::malformed(message),
+        Rejection::Invalid(v) => Problem::invalid(v.0),
+        _ => Problem::malformed("the document could not be read"),
+    }
+}
+
+/// The gateway's state for the pipeline.
+pub struct Pipeline {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub signer: Signer,
+    pub master_data: MasterData,
+    pub policy: Policy,
+}
+
+impl Pipeline {
+    fn adapter_for(&self, recipient: &str) -> Option<(&'static dyn Adapter, &str)> {
+        let a = self.config.authority(recipient)?;
+        Some((registry::get(&a.format)?, a.format.as_str()))
+    }
+
+    /// Accepts a decoded message from `sender`: every later stage, then a durable commit.
+    pub async fn accept(
+        &self,
+        sender: &str,
+        mut m: Message,
+        body: &[u8],
+        traceparent: Option<String>,
+    ) -> Result<Answer, Problem> {
+        let t = m.message_type();
+        self.policy
+            .may_send(sender, t)
+            .map_err(|r| Problem::forbidden(r.reason))?;
+        let body_sha256 = sha256_b64(body);
+        if let Some((rec, first)) = self.store.idempotency(sender, &m.source_document_id)? {
+            return self.duplicate(rec.body_sha256 == body_sha256, first).await;
+        }
+        let id = Uuid::now_v7();
+        let received_at = Instant::now();
+        m.id = Some(id);
+        m.received_at = Some(received_at);
+        m.sender = Some(sender.to_string());
+        let seq = self.store.next_seq()?;
+        let mut entries = Vec::new();
+        let mut skipped = Vec::new();
+        for recipient in routing::default_recipients(&m) {
+            if self.config.authority(recipient).is_none() {
+                skipped.push(Skipped {
+                    recipient: recipient.into(),
+                    reason: "not registered".into(),
+                });
+                continue;
+            }
+            if let Err(r) = self.policy.may_receive(recipient, &m) {
+                skipped.push(Skipped {
+                    recipient: recipient.into(),
+                    reason: format!("{}: {}", r.rule, r.reason),
+                });
+                continue;
+            }
+            let view = self.policy.minimise(recipient, &m);
+            let Some((adapter, format)) = self.adapter_for(recipient) else {
+                skipped.push(Skipped {
+                    recipient: recipient.into(),
+                    reason: "no adapter for its format".into(),
+                });
+                continue;
+            };
+            let bytes = match adapter.encode(
+                &view,
+                &Context {
+                    master_data: &self.master_data,
+                },
+            ) {
+                Ok(b) => b,
+                Err(e) => {
+                    skipped.push(Skipped {
+                        recipient: recipient.into(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let claims = DeliveryClaims {
+                message_id: &id.to_string(),
+                message_type: t.as_str(),
+                recipient,
+                issued_at: received_at.unix_seconds(),
+            };
+            let signature = self.signer.detached(&bytes, claims).map_err(|e| {
+                tracing::error!(error = %e, "signing failed");
+                Problem::unavailable("signing failed; nothing was accepted")
+            })?;
+            use base64::Engine;
+            entries.push(OutboxEntry {
+                message_id: id,
+                seq,
+                recipient: recipient.to_string(),
+                format: format.to_string(),
+                media_type: adapter.media_type().to_string(),
+                message_type: t.as_str().to_string(),
+                correlation_id: m.correlation_id.clone(),
+                received_at: received_at.to_string(),
+                content_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                signature,
+                traceparent: traceparent.clone(),
+                acked_at: None,
+            });
+        }
+        let claims = json!({
+            "id": id.to_string(),
+            "source_document_id": m.source_document_id,
+            "sender": sender,
+            "type": t.as_str(),
+            "received_at": received_at.to_string(),
+            "body_sha256": body_sha256,
+        });
+        let receipt = self.signer.receipt(&claims).map_err(|e| {
+            tracing::error!(error = %e, "signing failed");
+            Problem::unavailable("signing failed; nothing was accepted")
+        })?;
+        let response = json!({"id": id.to_string(), "status": "accepted", "type": t.as_str(), "receipt": receipt});
+        let stored = StoredMessage {
+            id,
+            seq,
+            sender: sender.to_string(),
+            message_type: t.as_str().to_string(),
+            source_document_id: m.source_document_id.clone(),
+            received_at: received_at.to_string(),
+            correlation_id: m.correlation_id.clone(),
+            body_sha256,
+            response: response.clone(),
+            canonical: String::from_utf8(m.to_bytes()).expect("JSON is UTF-8"),
+            skipped,
+            traceparent,
+        };
+        match self.store.accept(Acceptance {
+            message: stored,
+            entries,
+        })? {
+            AcceptOutcome::Accepted => {
+                self.store.durable().await?;
+                tracing::info!(message_id = %id, sender, r#type = t.as_str(), "accepted");
+                Ok(Answer::Accepted(response))
+            }
+            AcceptOutcome::Duplicate(first) => self.duplicate(true, first).await,
+            AcceptOutcome::Conflict => self.duplicate(false, Value::Null).await,
+        }
+    }
+
+    async fn duplicate(&self, same_body: bool, first: Value) -> Result<Answer, Problem> {
+        if !same_body {
+            return Err(Problem::conflict(
+                "this document id was used before with different content",
+            ));
+        }
+        // the first answer may still be waiting for its flush: never confirm it before that
+        self.store.durable().await?;
+        Ok(Answer::Duplicate(first))
+    }
+}

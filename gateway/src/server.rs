@@ -1,0 +1,151 @@
+//! `jxg serve`: validate the configuration, open keys and store, bind both listeners, and shut
+//! down cleanly on SIGTERM (new requests 503, in-flight ones finish, final flush, exit 0).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use jxg_schema::MasterData;
+
+use crate::config::Config;
+use crate::ingress::identity::{self, Registry};
+use crate::ingress::{self, AppState};
+use crate::pipeline::Pipeline;
+use crate::policy::Policy;
+use crate::signing::Signer;
+use crate::store::{SledStore, Store};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("master data: {0}")]
+    MasterData(#[from] jxg_schema::master_data::MasterDataError),
+    #[error("cannot listen: {0}")]
+    Bind(std::io::Error),
+}
+
+/// Builds the shared state from a validated configuration and an opened store.
+pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, StartError> {
+    let signer = Signer::load(&config.resolve(&config.signing.key))?;
+    let master_data = match &config.master_data {
+        Some(dir) => MasterData::load_dir(&config.resolve(dir))?,
+        None => MasterData::embedded(),
+    };
+    let clearances: BTreeMap<String, Vec<String>> = config
+        .authorities
+        .iter()
+        .map(|a| (a.id.clone(), a.clearances.clone()))
+        .collect();
+    Ok(AppState {
+        pipeline: Pipeline {
+            config,
+            store,
+            signer,
+            master_data,
+            policy: Policy::new(clearances),
+        },
+        metrics: Default::default(),
+        draining: AtomicBool::new(false),
+    })
+}
+
+/// Opens the configured sled store.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    Ok(Arc::new(SledStore::open(
+        &config.resolve(&config.store.path),
+        config.store.cache_mb,
+    )?))
+}
+
+/// Serves until SIGTERM or SIGINT.
+pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = crate::tls::server_config(
+        &config.resolve(&config.tls.ca),
+        &config.resolve(&config.tls.cert),
+        &config.resolve(&config.tls.key),
+    )?;
+    let registry = Registry(Arc::new(
+        config
+            .authorities
+            .iter()
+            .map(|a| a.id.clone())
+            .collect::<BTreeSet<_>>(),
+    ));
+    let drain = Duration::from_secs(config.listeners.drain_timeout_seconds);
+    let authority_listener =
+        TcpListener::bind(config.listeners.authority).map_err(StartError::Bind)?;
+    let admin_listener = TcpListener::bind(config.listeners.admin).map_err(StartError::Bind)?;
+    let (authority_addr, admin_addr) = (
+        authority_listener.local_addr().map_err(StartError::Bind)?,
+        admin_listener.local_addr().map_err(StartError::Bind)?,
+    );
+    let state = ingress::shared(build_state(config, store)?);
+
+    let s = state.clone();
+    let authority = HttpServer::new(move || {
+        App::new()
+            .app_data(s.clone())
+            .configure(ingress::configure)
+            .default_service(web::to(ingress::not_found))
+    })
+    .on_connect(identity::on_connect(registry.clone()))
+    .disable_signals()
+    .shutdown_timeout(drain.as_secs())
+    .listen_rustls_0_23(authority_listener, tls.clone())
+    .map_err(StartError::Bind)?
+    .run();
+    let s = state.clone();
+    let admin = HttpServer::new(move || {
+        App::new()
+            .app_data(s.clone())
+            .configure(crate::admin::configure)
+            .default_service(web::to(ingress::not_found))
+    })
+    .on_connect(identity::on_connect(registry))
+    .disable_signals()
+    .workers(1)
+    .shutdown_timeout(drain.as_secs())
+    .listen_rustls_0_23(admin_listener, tls)
+    .map_err(StartError::Bind)?
+    .run();
+
+    tracing::info!(authority = %authority_addr, admin = %admin_addr, "listening");
+    let (h1, h2) = (authority.handle(), admin.handle());
+    let s = state.clone();
+    actix_web::rt::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: new requests get 503, in-flight requests finish");
+        s.draining.store(true, Ordering::SeqCst);
+        // in-flight commits finish; then the listeners close
+        tokio::join!(h1.stop(true), h2.stop(true));
+    });
+    let (a, b) = tokio::join!(authority, admin);
+    a.map_err(StartError::Bind)?;
+    b.map_err(StartError::Bind)?;
+    state.pipeline.store.durable().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

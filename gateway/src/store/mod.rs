@@ -1,0 +1,178 @@
+//! The message store: messages, per-recipient outbox (the inbox of a pull recipient),
+//! idempotency keys.
+//!
+//! # Durability
+//! [`Store::accept`] writes a message, its idempotency key and every outbox entry in one
+//! transaction; [`Store::durable`] resolves only after an fsync that started after those writes.
+//! The gateway answers 202 only after both. Many writers share one fsync (group commit): a flush
+//! thread takes every waiter queued while the previous flush ran and covers them all with the next.
+//!
+//! # Ordering
+//! Every accepted message takes the next value of one monotonic sequence (it survives restarts).
+//! A recipient's inbox offers its pending entries in sequence order, at most one per case
+//! (`correlation_id`) at a time: an entry offered and not yet acknowledged holds back later entries
+//! of the same case until it is acknowledged or its visibility timeout passes.
+//!
+//! # On-disk layout (sled, one tree each)
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `messages` | message id (16 bytes) | [`StoredMessage`] (JSON) |
+//! | `idempotency` | sender `\0` source document id | [`IdempotencyRecord`] (JSON) |
+//! | `outbox` | recipient `\0` seq (u64 BE) | [`OutboxEntry`] (JSON) |
+//! | `pending` | recipient `\0` seq (u64 BE) | empty: present while the entry awaits its ack |
+//! | `by_message` | message id `\0` recipient | outbox key |
+//!
+//! The seam is free of sled: a second implementation (NATS JetStream) only has to keep the same
+//! promises.
+
+mod group_commit;
+mod sled_store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+pub use group_commit::{Flush, FlushStats};
+pub use sled_store::SledStore;
+
+/// A failure of the store; the request answers 503 and nothing is accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Disk or database failure.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be read back.
+    #[error("store record unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// A recipient that routing proposed but that gets nothing, and why (audited later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub recipient: String,
+    pub reason: String,
+}
+
+/// An accepted message's metadata and canonical form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredMessage {
+    pub id: Uuid,
+    pub seq: u64,
+    pub sender: String,
+    pub message_type: String,
+    pub source_document_id: String,
+    pub received_at: String,
+    pub correlation_id: String,
+    /// base64url SHA-256 of the exact request body.
+    pub body_sha256: String,
+    /// The 202 answer, returned again for a duplicate.
+    pub response: Value,
+    /// The canonical message (stored form), JSON text.
+    pub canonical: String,
+    pub skipped: Vec<Skipped>,
+    /// W3C trace context the message came with.
+    #[serde(default)]
+    pub traceparent: Option<String>,
+}
+
+/// One message for one recipient, encoded and signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub message_id: Uuid,
+    pub seq: u64,
+    pub recipient: String,
+    pub format: String,
+    pub media_type: String,
+    pub message_type: String,
+    pub correlation_id: String,
+    pub received_at: String,
+    /// The exact bytes delivered, base64.
+    pub content_b64: String,
+    /// Detached JWS of those bytes.
+    pub signature: String,
+    pub traceparent: Option<String>,
+    /// Unix seconds of the acknowledgement, once acked.
+    pub acked_at: Option<i64>,
+}
+
+impl OutboxEntry {
+    pub fn content(&self) -> Vec<u8> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.content_b64)
+            .unwrap_or_default()
+    }
+}
+
+/// What an idempotency key remembers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub message_id: Uuid,
+    pub body_sha256: String,
+}
+
+/// Everything one accepted message writes.
+#[derive(Debug, Clone)]
+pub struct Acceptance {
+    pub message: StoredMessage,
+    pub entries: Vec<OutboxEntry>,
+}
+
+/// What [`Store::accept`] did.
+#[derive(Debug, Clone)]
+pub enum AcceptOutcome {
+    /// Written (not yet durable: await [`Store::durable`]).
+    Accepted,
+    /// The sender's key was taken by a message with the same body: its first answer.
+    Duplicate(Value),
+    /// The sender's key was taken by a message with a different body.
+    Conflict,
+}
+
+/// What [`Store::ack`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckOutcome {
+    Acked,
+    AlreadyAcked,
+}
+
+/// The storage seam.
+pub trait Store: Send + Sync + 'static {
+    /// The sequence number the next accepted message takes.
+    fn next_seq(&self) -> Result<u64, StoreError>;
+    /// The record behind a sender's idempotency key.
+    fn idempotency(
+        &self,
+        sender: &str,
+        key: &str,
+    ) -> Result<Option<(IdempotencyRecord, Value)>, StoreError>;
+    /// Writes a message and its outbox entries atomically, unless the key is taken.
+    fn accept(&self, a: Acceptance) -> Result<AcceptOutcome, StoreError>;
+    /// Resolves once every write made before the call is on disk.
+    fn durable(&self) -> BoxFuture<'static, Result<(), StoreError>>;
+    fn message(&self, id: &Uuid) -> Result<Option<StoredMessage>, StoreError>;
+    /// The message's outbox entries, one per recipient.
+    fn deliveries(&self, id: &Uuid) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Up to `limit` entries waiting for `recipient`, oldest first, one per case; each is hidden
+    /// for `visibility` unless acknowledged.
+    fn take_inbox(
+        &self,
+        recipient: &str,
+        limit: usize,
+        visibility: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Marks `recipient`'s entry of message `id` acknowledged; `None` when there is none.
+    fn ack(&self, recipient: &str, id: &Uuid, at: i64) -> Result<Option<AckOutcome>, StoreError>;
+    /// Notified whenever entries are added or released.
+    fn inbox_signal(&self) -> Arc<Notify>;
+    /// Flush counts, for `/metrics` and the durability tests.
+    fn flush_stats(&self) -> FlushStats;
+    /// Every pending entry, for start-up checks and tests.
+    fn pending_count(&self) -> Result<usize, StoreError>;
+}
