@@ -1,7 +1,7 @@
 //! The `jxg` command line (api.md, "Command line").
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use jxg_adapters::canonical::Canonical;
@@ -133,7 +133,7 @@ pub fn convert(from: &str, to: &str, sender: Option<String>, file: &Option<PathB
 }
 
 /// `jxg validate`; returns the exit code.
-pub fn validate(file: &PathBuf) -> i32 {
+pub fn validate(file: &Path) -> i32 {
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
         Err(e) => {
@@ -152,7 +152,7 @@ pub fn validate(file: &PathBuf) -> i32 {
 }
 
 /// `jxg certs init`; returns the exit code.
-pub fn certs_init(config: &PathBuf, dir: &PathBuf, force: bool) -> i32 {
+pub fn certs_init(config: &Path, dir: &Path, force: bool) -> i32 {
     let c = match Config::load(config) {
         Ok(c) => c,
         Err(e) => {

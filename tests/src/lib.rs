@@ -1,1 +1,290 @@
+//! Harness for the end-to-end tests: a temporary configuration and PKI, the real `jxg` binary,
+//! and real mutual-TLS clients.
+#![forbid(unsafe_code)]
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::Value;
+
+/// `../shared/samples/<rel>`.
+pub fn sample(rel: &str) -> Vec<u8> {
+    let p = samples_dir().join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+pub fn samples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples")
+}
+
+/// The `jxg` binary cargo built for this workspace.
+pub fn jxg_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/jxg");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` first (make test does)",
+        p.display()
+    );
+    p
+}
+
+/// A temporary gateway home: configuration, certificates, store.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    /// A configuration with port-0 listeners and a fresh development PKI.
+    pub fn new() -> Self {
+        Self::with_limits("")
+    }
+
+    /// As [`Home::new`], with extra TOML lines in `[limits]`.
+    pub fn with_limits(limits: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.toml"))
+                .unwrap();
+        let mut cfg = shipped
+            .replace("127.0.0.1:8443", "127.0.0.1:0")
+            .replace("127.0.0.1:9443", "127.0.0.1:0")
+            .replace("drain_timeout_seconds = 30", "drain_timeout_seconds = 5");
+        if !limits.is_empty() {
+            cfg = cfg.replace("[limits]\n", &format!("[limits]\n{limits}\n"));
+            cfg = dedupe_keys(&cfg);
+        }
+        std::fs::write(dir.path().join("gateway.toml"), cfg).unwrap();
+        let out = Command::new(jxg_bin())
+            .current_dir(dir.path())
+            .args([
+                "certs",
+                "init",
+                "--config",
+                "gateway.toml",
+                "--dir",
+                "certs/dev",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "certs init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cert(&self, name: &str) -> (String, String) {
+        let d = self.path().join("certs/dev");
+        (
+            std::fs::read_to_string(d.join(format!("{name}.pem"))).unwrap(),
+            std::fs::read_to_string(d.join(format!("{name}-key.pem"))).unwrap(),
+        )
+    }
+
+    pub fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.path().join("certs/dev/ca.pem")).unwrap()
+    }
+
+    /// Starts `jxg serve` on this home.
+    pub fn start(&self) -> Gateway {
+        Gateway::start(self)
+    }
+}
+
+impl Default for Home {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Keeps the last value of each key in `[limits]` (test overrides come first).
+fn dedupe_keys(cfg: &str) -> String {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut in_limits = false;
+    for line in cfg.lines() {
+        if line.starts_with('[') {
+            in_limits = line.trim() == "[limits]";
+        }
+        if in_limits {
+            if let Some((k, _)) = line.split_once('=') {
+                if !seen.insert(k.trim().to_string()) {
+                    continue;
+                }
+            }
+        }
+        out.push(line);
+    }
+    out.join("\n") + "\n"
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    pub child: Child,
+    pub authority: String,
+    pub admin: String,
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    fn start(home: &Home) -> Self {
+        let mut child = Command::new(jxg_bin())
+            .current_dir(home.path())
+            .args(["serve", "--config", "gateway.toml"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let f = &v["fields"];
+                    if f["message"] == "listening" {
+                        let _ = tx.send((
+                            f["authority"].as_str().unwrap().to_string(),
+                            f["admin"].as_str().unwrap().to_string(),
+                        ));
+                    }
+                }
+                l.lock().unwrap().push(line);
+            }
+        });
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        let (authority, admin) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the gateway did not start: {:?}", log.lock().unwrap()));
+        Self {
+            child,
+            authority,
+            admin,
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.authority)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.admin)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn roots(ca_pem: &str) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    roots
+}
+
+/// A client holding `cert`/`key` (or none), trusting `ca_pem`.
+pub fn client(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots(ca_pem));
+    let tls = match identity {
+        Some((cert, key)) => {
+            let chain: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .map(|c| c.unwrap())
+                    .collect();
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// A client for a registered authority (or role) of `home`.
+pub fn client_for(home: &Home, name: &str) -> reqwest::Client {
+    let (c, k) = home.cert(name);
+    client(&home.ca_pem(), Some((&c, &k)))
+}
+
+/// Verifies a compact JWS against a JWKS; returns payload and header.
+pub fn verify_compact(jws: &str, jwks: &Value) -> Result<(Vec<u8>, Value), String> {
+    let header: Value = {
+        let h = jws.split('.').next().ok_or("no header")?;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?
+    };
+    let kid = header["kid"].as_str().ok_or("no kid")?;
+    let key = jwks["keys"]
+        .as_array()
+        .ok_or("no keys")?
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .ok_or("unknown kid")?;
+    let jwk =
+        josekit::jwk::Jwk::from_map(key.as_object().unwrap().clone()).map_err(|e| e.to_string())?;
+    let verifier = josekit::jws::ES256
+        .verifier_from_jwk(&jwk)
+        .map_err(|e| e.to_string())?;
+    let (payload, _) =
+        josekit::jws::deserialize_compact(jws, &verifier).map_err(|e| e.to_string())?;
+    Ok((payload, header))
+}
+
+/// Verifies a detached JWS (`header..signature`) over `bytes`.
+pub fn verify_detached(detached: &str, bytes: &[u8], jwks: &Value) -> Result<Value, String> {
+    let (head, sig) = detached.split_once("..").ok_or("not a detached JWS")?;
+    let full = format!("{head}.{}.{sig}", URL_SAFE_NO_PAD.encode(bytes));
+    verify_compact(&full, jwks).map(|(_, h)| h)
+}
+
+/// A police document with its `dokumentid` replaced.
+pub fn with_dokumentid(sample_rel: &str, id: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&sample(sample_rel)).unwrap();
+    v["dokumentid"] = Value::from(id);
+    serde_json::to_vec(&v).unwrap()
+}

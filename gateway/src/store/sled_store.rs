@@ -57,6 +57,9 @@ impl Flush for SledFlush {
     }
 }
 
+/// Wraps the store's flush (tests observe or hold flushes with it).
+pub type WrapFlush = dyn Fn(Arc<dyn Flush>) -> Arc<dyn Flush>;
+
 /// sled behind the [`Store`] seam.
 pub struct SledStore {
     db: sled::Db,
@@ -80,7 +83,7 @@ impl SledStore {
     pub fn open_with(
         path: &Path,
         cache_mb: u64,
-        wrap: Option<&dyn Fn(Arc<dyn Flush>) -> Arc<dyn Flush>>,
+        wrap: Option<&WrapFlush>,
     ) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)

@@ -1,0 +1,40 @@
+# jxg — the justice exchange gateway. `make help` lists the targets.
+SHELL := /bin/bash
+CARGO ?= cargo
+CONFIG ?= gateway.toml
+CERTS ?= certs/dev
+JXG := target/debug/jxg
+
+.PHONY: help run test build certs lint fmt broker clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## build every crate (debug)
+	$(CARGO) build --workspace --all-targets
+
+$(CERTS)/ca.pem:
+	$(CARGO) run -q -p jxg-gateway --bin jxg -- certs init --config $(CONFIG) --dir $(CERTS)
+
+certs: $(CERTS)/ca.pem ## make the development certificates and keys (once; never overwrites)
+
+run: certs ## start the gateway on gateway.toml (authority API :8443, admin :9443, store ./data)
+	$(CARGO) run -q -p jxg-gateway --bin jxg -- serve --config $(CONFIG)
+
+broker: ## make sure RabbitMQ answers on 127.0.0.1:5672 (starts it where installed)
+	@scripts/ensure-broker.sh
+
+test: broker ## run every test: unit, property, schema, end-to-end with the real binary
+	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace --no-fail-fast
+
+lint: ## formatting and clippy, as before every commit
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+clean: ## remove build output, the development store and certificates
+	$(CARGO) clean
+	rm -rf data $(CERTS)

@@ -1,0 +1,254 @@
+//! Nothing acknowledged is lost: a 202 leaves only after the fsync that covers it, and a
+//! SIGKILL under load loses and duplicates nothing that got one.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use jxg_gateway::config::Config;
+use jxg_gateway::store::{Flush, SledStore, Store, StoreError};
+use jxg_tests::*;
+use serde_json::Value;
+
+/// An anmeldelse of its own case (so inbox order does not serialise the check).
+fn report(n: usize, tag: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&sample("police/valid/anmeldelse-1.json")).unwrap();
+    v["dokumentid"] = Value::from(format!("{tag}-{n}"));
+    v["journalnr"] = Value::from(format!("1470-76543-{:05}-26", n % 100_000));
+    serde_json::to_vec(&v).unwrap()
+}
+
+async fn drain_inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let r: Value = c
+            .get(gw.url("/v1/inbox?limit=500"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = r["items"].as_array().unwrap().clone();
+        if items.is_empty() {
+            return ids;
+        }
+        for i in items {
+            let id = i["id"].as_str().unwrap().to_string();
+            let a = c
+                .post(gw.url(&format!("/v1/inbox/{id}/ack")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(a.status(), 200);
+            ids.push(id);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigkill_under_concurrent_load_loses_and_duplicates_nothing_acknowledged() {
+    let home = Home::new();
+    let mut gw = home.start();
+    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let c = client_for(&home, "police");
+        let url = gw.url("/police/v1/dokumenter");
+        let (accepted, count) = (accepted.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200 {
+                let n = t * 1000 + i;
+                let r = c
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .body(report(n, "KILL"))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 202 => {
+                        let v: Value = match r.json().await {
+                            Ok(v) => v,
+                            Err(_) => return,
+                        };
+                        accepted
+                            .lock()
+                            .unwrap()
+                            .push(v["id"].as_str().unwrap().to_string());
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(r) => panic!("unexpected {}", r.status()),
+                    Err(_) => return, // the gateway died
+                }
+            }
+        }));
+    }
+    // kill while the senders are mid-flight
+    while count.load(Ordering::SeqCst) < 150 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gw.kill();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let accepted: Vec<String> = accepted.lock().unwrap().clone();
+    assert!(accepted.len() >= 150);
+    let gw = home.start();
+    let got = drain_inbox(&client_for(&home, "prosecution"), &gw).await;
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(
+        unique.len(),
+        got.len(),
+        "an inbox item was offered twice after acknowledgement"
+    );
+    for id in &accepted {
+        assert!(unique.contains(id), "message {id} got a 202 and was lost");
+    }
+}
+
+/// A flush that waits for the test to open a gate, and counts.
+struct GatedFlush {
+    inner: Arc<dyn Flush>,
+    open: Mutex<bool>,
+    cv: Condvar,
+    started: AtomicU64,
+    done: AtomicU64,
+}
+
+impl Flush for GatedFlush {
+    fn flush(&self) -> Result<(), StoreError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.cv.wait(open).unwrap();
+        }
+        drop(open);
+        let r = self.inner.flush();
+        self.done.fetch_add(1, Ordering::SeqCst);
+        r
+    }
+}
+
+impl GatedFlush {
+    fn set(&self, open: bool) {
+        *self.open.lock().unwrap() = open;
+        self.cv.notify_all();
+    }
+}
+
+#[tokio::test]
+async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_share_flushes() {
+    let home = Home::new();
+    let mut config = Config::load(&home.path().join("gateway.toml")).unwrap();
+    let gate: Arc<Mutex<Option<Arc<GatedFlush>>>> = Arc::new(Mutex::new(None));
+    let store_path = home.path().join("data");
+    let g = gate.clone();
+    let store: Arc<dyn Store> = Arc::new(
+        SledStore::open_with(
+            &store_path,
+            16,
+            Some(&move |inner| {
+                let f = Arc::new(GatedFlush {
+                    inner,
+                    open: Mutex::new(true),
+                    cv: Condvar::new(),
+                    started: AtomicU64::new(0),
+                    done: AtomicU64::new(0),
+                });
+                *g.lock().unwrap() = Some(f.clone());
+                f as Arc<dyn Flush>
+            }),
+        )
+        .unwrap(),
+    );
+    let gate = gate.lock().unwrap().clone().unwrap();
+    // an in-process gateway on a fixed free port, serving the real app over real TLS
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    config.listeners.authority = format!("127.0.0.1:{port}").parse().unwrap();
+    config.listeners.admin = format!("127.0.0.1:{admin}").parse().unwrap();
+    let running = Arc::new(AtomicBool::new(true));
+    std::thread::spawn(move || {
+        actix_web::rt::System::new()
+            .block_on(jxg_gateway::server::serve(config, store))
+            .unwrap();
+    });
+    let police = client_for(&home, "police");
+    let url = format!("https://127.0.0.1:{port}/police/v1/dokumenter");
+    for _ in 0..200 {
+        if police
+            .get(format!("https://127.0.0.1:{port}/v1/inbox"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    gate.set(false);
+    let before = gate.done.load(Ordering::SeqCst);
+    let send = |n: usize| {
+        let (c, u) = (police.clone(), url.clone());
+        tokio::spawn(async move {
+            c.post(u)
+                .header("Content-Type", "application/json")
+                .body(report(n, "GATE"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let mut pending: Vec<_> = (0..20).map(send).collect();
+    // every request is written and waiting on a flush that has not finished: none may answer
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        gate.started.load(Ordering::SeqCst) > 0,
+        "a flush must have been asked for"
+    );
+    for p in &pending {
+        assert!(!p.is_finished(), "a 202 left before its flush finished");
+    }
+    gate.set(true);
+    for p in pending.drain(..) {
+        assert_eq!(p.await.unwrap(), 202);
+    }
+    let flushes = gate.done.load(Ordering::SeqCst) - before;
+    assert!(
+        (1..=3).contains(&flushes),
+        "20 concurrent commits took {flushes} flushes"
+    );
+    running.store(false, Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_keeps_what_was_accepted() {
+    let home = Home::new();
+    let mut gw = home.start();
+    let police = client_for(&home, "police");
+    let r = police
+        .post(gw.url("/police/v1/dokumenter"))
+        .header("Content-Type", "application/json")
+        .body(report(1, "TERM"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let status = gw.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let gw = home.start();
+    let got = drain_inbox(&client_for(&home, "prosecution"), &gw).await;
+    assert_eq!(got.len(), 1);
+}

@@ -1,0 +1,127 @@
+//! Mutual TLS: who may connect, and that a certificate decides the sender.
+
+use jxg_gateway::certs::{self, Validity};
+use jxg_tests::*;
+use serde_json::Value;
+
+async fn status(c: &reqwest::Client, url: &str) -> Result<u16, String> {
+    c.get(url)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn connections_without_a_valid_certificate_of_the_sector_ca_are_refused() {
+    let home = Home::new();
+    let gw = home.start();
+    let url = gw.url("/v1/inbox");
+    // the control: a registered authority gets in
+    assert_eq!(status(&client_for(&home, "police"), &url).await, Ok(200));
+    // no certificate
+    let none = client(&home.ca_pem(), None);
+    assert!(
+        !matches!(status(&none, &url).await, Ok(200)),
+        "no client certificate got in"
+    );
+    // a certificate from another CA
+    let other = certs::new_ca("another CA", Validity::days(30)).unwrap();
+    let stranger = certs::issue(
+        &other.cert_pem,
+        &other.key_pem,
+        "police",
+        "urn:jxg:authority:police",
+        false,
+        Validity::days(30),
+    )
+    .unwrap();
+    let c = client(
+        &home.ca_pem(),
+        Some((&stranger.cert_pem, &stranger.key_pem)),
+    );
+    assert!(
+        !matches!(status(&c, &url).await, Ok(200)),
+        "a foreign CA's certificate got in"
+    );
+    // an expired certificate of the right CA
+    let (ca, ca_key) = home.cert("ca");
+    let now = time::OffsetDateTime::now_utc();
+    let expired = Validity {
+        not_before: now - time::Duration::days(30),
+        not_after: now - time::Duration::days(1),
+    };
+    let old = certs::issue(
+        &ca,
+        &ca_key,
+        "police",
+        "urn:jxg:authority:police",
+        false,
+        expired,
+    )
+    .unwrap();
+    let c = client(&home.ca_pem(), Some((&old.cert_pem, &old.key_pem)));
+    assert!(
+        !matches!(status(&c, &url).await, Ok(200)),
+        "an expired certificate got in"
+    );
+    // a valid certificate that maps to no registered authority
+    let unknown = certs::issue(
+        &ca,
+        &ca_key,
+        "x",
+        "urn:jxg:authority:tax",
+        false,
+        Validity::days(30),
+    )
+    .unwrap();
+    let c = client(&home.ca_pem(), Some((&unknown.cert_pem, &unknown.key_pem)));
+    assert_eq!(status(&c, &url).await, Ok(403));
+}
+
+#[tokio::test]
+async fn a_certificate_of_one_authority_cannot_send_as_another() {
+    let home = Home::new();
+    let gw = home.start();
+    let prison = client_for(&home, "prison");
+    let mut m: Value =
+        serde_json::from_slice(&sample("canonical/valid/custody.released.json")).unwrap();
+    m["sender"] = Value::from("police");
+    let r = prison
+        .post(gw.url("/v1/messages"))
+        .header("Content-Type", "application/json")
+        .body(m.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // the police certificate cannot post the prison's message either (sender omitted)
+    let police = client_for(&home, "police");
+    let r = police
+        .post(gw.url("/v1/messages"))
+        .header("Content-Type", "application/json")
+        .body(sample("canonical/valid/custody.released.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // and a police document posted with the prison's certificate is the prison's, so refused
+    let r = prison
+        .post(gw.url("/police/v1/dokumenter"))
+        .header("Content-Type", "application/json")
+        .body(sample("police/valid/anmeldelse-1.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let prosecution = client_for(&home, "prosecution");
+    let items: Value = prosecution
+        .get(gw.url("/v1/inbox"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(items["items"].as_array().unwrap().is_empty());
+}

@@ -1,0 +1,329 @@
+//! The police path: every sample through the real gateway, into every recipient's inbox.
+
+use jxg_tests::*;
+use serde_json::Value;
+
+async fn post_police(c: &reqwest::Client, gw: &Gateway, body: Vec<u8>) -> reqwest::Response {
+    c.post(gw.url("/police/v1/dokumenter"))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn jwks(c: &reqwest::Client, gw: &Gateway) -> Value {
+    c.get(gw.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<Value> {
+    let r: Value = c
+        .get(gw.url("/v1/inbox?limit=500"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["items"].as_array().unwrap().clone()
+}
+
+async fn ack(c: &reqwest::Client, gw: &Gateway, id: &str) {
+    let r = c
+        .post(gw.url(&format!("/v1/inbox/{id}/ack")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn valid_police_documents_reach_every_recipient_signed_in_its_format() {
+    let home = Home::new();
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let keys = jwks(&police, &gw).await;
+    let cases = [
+        (
+            "police/valid/anmeldelse-1.json",
+            "canonical/valid/offence.reported.json",
+            vec!["prosecution"],
+        ),
+        (
+            "police/valid/sigtelse-1.json",
+            "canonical/valid/person.charged.json",
+            vec!["prosecution"],
+        ),
+        (
+            "police/valid/anholdelse-1.json",
+            "canonical/valid/person.arrested.json",
+            vec!["prosecution", "courts"],
+        ),
+    ];
+    for (doc, canonical, recipients) in cases {
+        let body = sample(doc);
+        let r = post_police(&police, &gw, body.clone()).await;
+        assert_eq!(r.status(), 202, "{doc}");
+        let answer: Value = r.json().await.unwrap();
+        let id = answer["id"].as_str().unwrap().to_string();
+        let (claims, header) = verify_compact(answer["receipt"].as_str().unwrap(), &keys).unwrap();
+        assert_eq!(header["typ"], "jxg-receipt+jwt");
+        let claims: Value = serde_json::from_slice(&claims).unwrap();
+        assert_eq!(claims["id"], id.as_str());
+        assert_eq!(claims["sender"], "police");
+        use base64::Engine;
+        use sha2::Digest;
+        let digest =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&body));
+        assert_eq!(claims["body_sha256"], digest.as_str());
+        let expected: Value = serde_json::from_slice(&sample(canonical)).unwrap();
+        for recipient in recipients {
+            let c = client_for(&home, recipient);
+            let items = inbox(&c, &gw).await;
+            let item = items
+                .iter()
+                .find(|i| i["id"] == id.as_str())
+                .unwrap_or_else(|| panic!("{doc} not in {recipient}'s inbox"));
+            assert_eq!(item["format"], "canonical");
+            let content = item["content"].as_str().unwrap();
+            let h = verify_detached(
+                item["signature"].as_str().unwrap(),
+                content.as_bytes(),
+                &keys,
+            )
+            .unwrap();
+            assert_eq!(h["typ"], "jxg+jws");
+            assert_eq!(h["jxg_recipient"], recipient);
+            assert_eq!(h["jxg_id"], id.as_str());
+            let delivered: Value = serde_json::from_str(content).unwrap();
+            assert_eq!(delivered["case"], expected["case"], "{doc}");
+            assert_eq!(delivered["id"], id.as_str());
+            // the protected address never leaves the gateway; the narrative goes to prosecution
+            if doc.ends_with("anmeldelse-1.json") {
+                assert_eq!(
+                    delivered["body"]["narrative"],
+                    expected["body"]["narrative"]
+                );
+                assert!(delivered["body"]["persons"][1].get("address").is_none());
+                let mut e = expected["body"].clone();
+                e["persons"][1].as_object_mut().unwrap().remove("address");
+                assert_eq!(delivered["body"], e);
+            } else {
+                assert_eq!(delivered["body"], expected["body"], "{doc} → {recipient}");
+            }
+            // a tampered byte fails verification
+            let mut tampered = content.as_bytes().to_vec();
+            tampered[10] ^= 1;
+            assert!(
+                verify_detached(item["signature"].as_str().unwrap(), &tampered, &keys).is_err()
+            );
+            ack(&c, &gw, &id).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn outbound_only_types_are_forbidden_and_invalid_samples_name_their_path() {
+    let home = Home::new();
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let r = post_police(&police, &gw, sample("police/valid/dom-1.json")).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let manifest: Value = serde_json::from_slice(&sample("police/invalid/manifest.json")).unwrap();
+    for e in manifest.as_array().unwrap() {
+        let file = e["file"].as_str().unwrap();
+        let body = sample(&format!("police/invalid/{file}"));
+        let r = post_police(&police, &gw, body).await;
+        assert_eq!(
+            r.status().as_u16() as u64,
+            e["status"].as_u64().unwrap(),
+            "{file}"
+        );
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{file}"
+        );
+        let p: Value = r.json().await.unwrap();
+        let got: Vec<&str> = p["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["path"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = e["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        for w in &want {
+            assert!(got.contains(w), "{file}: want {w} in {got:?}");
+        }
+        if e["status"] == 422 {
+            assert!(
+                got.iter().all(|g| want.contains(g)),
+                "{file}: unexpected paths {got:?}"
+            );
+        }
+        let text = p.to_string();
+        for secret in [
+            "310290",
+            "290200",
+            "Jens Peter",
+            "Hansen",
+            "Østergaard",
+            "Jægersborggade",
+        ] {
+            assert!(!text.contains(secret), "{file}: {text}");
+        }
+    }
+    // nothing of the refused documents was stored
+    let prosecution = client_for(&home, "prosecution");
+    assert!(inbox(&prosecution, &gw).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_prisons_admission_reaches_the_police_as_indsat() {
+    let home = Home::new();
+    let gw = home.start();
+    let prison = client_for(&home, "prison");
+    let r = prison
+        .post(gw.url("/v1/messages"))
+        .header("Content-Type", "application/json")
+        .body(sample("canonical/valid/custody.admitted.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let police = client_for(&home, "police");
+    let keys = jwks(&police, &gw).await;
+    let items = inbox(&police, &gw).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["format"], "police-json");
+    let content = items[0]["content"].as_str().unwrap();
+    verify_detached(
+        items[0]["signature"].as_str().unwrap(),
+        content.as_bytes(),
+        &keys,
+    )
+    .unwrap();
+    let got: Value = serde_json::from_str(content).unwrap();
+    let mut want: Value = serde_json::from_slice(&sample("police/valid/indsat-1.json")).unwrap();
+    want["dokumentid"] = Value::from(id.clone());
+    assert_eq!(got, want);
+    // status for the sender: police and prosecution queued; the police's turns delivered on ack
+    ack(&police, &gw, &id).await;
+    let s: Value = prison
+        .get(gw.url(&format!("/v1/messages/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let by: std::collections::BTreeMap<&str, &str> = s["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["recipient"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        [("police", "delivered"), ("prosecution", "queued")].into()
+    );
+    // only the sender sees it
+    let other = police
+        .get(gw.url(&format!("/v1/messages/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+}
+
+#[tokio::test]
+async fn a_resubmitted_document_gets_its_first_receipt_and_changed_content_409() {
+    let home = Home::new();
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let body = sample("police/valid/sigtelse-1.json");
+    let first = post_police(&police, &gw, body.clone()).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again = post_police(&police, &gw, body.clone()).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["JXG-Duplicate"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    let mut changed: Value = serde_json::from_slice(&body).unwrap();
+    changed["fritekst"] = Value::from("Ændret tekst");
+    let r = post_police(&police, &gw, serde_json::to_vec(&changed).unwrap()).await;
+    assert_eq!(r.status(), 409);
+    let prosecution = client_for(&home, "prosecution");
+    assert_eq!(
+        inbox(&prosecution, &gw).await.len(),
+        1,
+        "one message, not two"
+    );
+}
+
+#[tokio::test]
+async fn request_checks_answer_in_the_documented_order() {
+    let home = Home::with_limits("body_bytes = 4096");
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let r = police
+        .post(gw.url("/police/v1/dokumenter"))
+        .header("Content-Type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let big = vec![b' '; 5000];
+    let r = police
+        .post(gw.url("/police/v1/dokumenter"))
+        .header("Content-Type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = police
+        .get(gw.url("/police/v1/dokumenter"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let r = police.get(gw.url("/nowhere")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // a canonical sender may not assign the gateway's fields
+    let prison = client_for(&home, "prison");
+    let mut m: Value =
+        serde_json::from_slice(&sample("canonical/valid/custody.released.json")).unwrap();
+    m["id"] = Value::from("01a23aea-e7b8-74c0-9f56-04fc43e2ec2d");
+    let r = prison
+        .post(gw.url("/v1/messages"))
+        .header("Content-Type", "application/json")
+        .body(m.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}
