@@ -313,6 +313,15 @@ async fn request_checks_answer_in_the_documented_order() {
     let r = police.get(gw.url("/nowhere")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // the listener describes itself; the admin listener answers any sector certificate
+    let doc: Value = police.get(gw.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["paths"].get("/police/v1/dokumenter").is_some());
+    let operator = client_for(&home, "operator");
+    assert_eq!(operator.get(gw.admin_url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(operator.get(gw.admin_url("/readyz")).send().await.unwrap().status(), 200);
+    let metrics = operator.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("jxg_messages_rejected_total{authority=\"police\",status=\"415\"} 1"), "{metrics}");
+    assert_eq!(operator.get(gw.url("/v1/inbox")).send().await.unwrap().status(), 403);
     // a canonical sender may not assign the gateway's fields
     let prison = client_for(&home, "prison");
     let mut m: Value =
