@@ -4,9 +4,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
+use jxg_adapters::Context;
 use jxg_adapters::canonical::Canonical;
 use jxg_adapters::registry;
-use jxg_adapters::{Context, Rejection};
 use jxg_schema::MasterData;
 
 use crate::config::Config;
@@ -80,14 +80,6 @@ fn print_problem(p: Problem) -> i32 {
     1
 }
 
-fn rejection_problem(r: Rejection) -> Problem {
-    match r {
-        Rejection::Malformed { message } => Problem::malformed(message),
-        Rejection::Invalid(v) => Problem::invalid(v.0),
-        _ => Problem::malformed("the document could not be read"),
-    }
-}
-
 /// `jxg convert`; returns the exit code.
 pub fn convert(from: &str, to: &str, sender: Option<String>, file: &Option<PathBuf>) -> i32 {
     let (Some(src), Some(dst)) = (registry::get(from), registry::get(to)) else {
@@ -104,7 +96,7 @@ pub fn convert(from: &str, to: &str, sender: Option<String>, file: &Option<PathB
     let md = MasterData::embedded();
     let mut m = match crate::pipeline::decode_document(src, &bytes, &md) {
         Ok(m) => m,
-        Err(e) => return print_problem(rejection_problem(e.rejection)),
+        Err(e) => return print_problem(Problem::from_rejection(e.rejection)),
     };
     if src.name() != "canonical" || sender.is_some() {
         m.sender = sender.or_else(|| src.native_authority().map(String::from));
@@ -147,7 +139,7 @@ pub fn validate(file: &Path) -> i32 {
             println!("valid: {} {}", m.message_type(), m.source_document_id);
             0
         }
-        Err(e) => print_problem(rejection_problem(e.rejection)),
+        Err(e) => print_problem(Problem::from_rejection(e.rejection)),
     }
 }
 

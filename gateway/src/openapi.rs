@@ -20,7 +20,12 @@ mod tests {
     fn described(doc: &str) -> BTreeSet<String> {
         let v: serde_json::Value = serde_json::from_str(doc).expect("OpenAPI files are JSON");
         assert_eq!(v["openapi"], "3.1.0");
-        v["paths"].as_object().expect("paths").keys().cloned().collect()
+        v["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .cloned()
+            .collect()
     }
 
     #[test]
@@ -28,6 +33,9 @@ mod tests {
         let authority = registered(include_str!("ingress/mod.rs"));
         assert!(authority.len() >= 7, "{authority:?}");
         assert_eq!(authority, described(super::AUTHORITY));
-        assert_eq!(registered(include_str!("admin.rs")), described(super::ADMIN));
+        assert_eq!(
+            registered(include_str!("admin.rs")),
+            described(super::ADMIN)
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use jxg_adapters::registry::{self, Adapter};
-use jxg_adapters::{Context, DecodeError, Rejection};
+use jxg_adapters::{Context, DecodeError};
 use jxg_schema::values::Instant;
 use jxg_schema::{MasterData, Message, validate};
 use serde_json::{Value, json};
@@ -46,11 +46,7 @@ pub fn rejection(e: DecodeError, sender: &str, policy: &Policy) -> Problem {
             return Problem::forbidden(r.reason);
         }
     }
-    match e.rejection {
-        Rejection::Malformed { message } => Problem::malformed(message),
-        Rejection::Invalid(v) => Problem::invalid(v.0),
-        _ => Problem::malformed("the document could not be read"),
-    }
+    Problem::from_rejection(e.rejection)
 }
 
 /// The gateway's state for the pipeline.

@@ -2,7 +2,7 @@
 //! SIGKILL under load loses and duplicates nothing that got one.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -177,7 +177,6 @@ async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_sh
         .port();
     config.listeners.authority = format!("127.0.0.1:{port}").parse().unwrap();
     config.listeners.admin = format!("127.0.0.1:{admin}").parse().unwrap();
-    let running = Arc::new(AtomicBool::new(true));
     std::thread::spawn(move || {
         actix_web::rt::System::new()
             .block_on(jxg_gateway::server::serve(config, store))
@@ -230,7 +229,6 @@ async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_sh
         (1..=3).contains(&flushes),
         "20 concurrent commits took {flushes} flushes"
     );
-    running.store(false, Ordering::SeqCst);
 }
 
 #[tokio::test]

@@ -314,14 +314,55 @@ async fn request_checks_answer_in_the_documented_order() {
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     // the listener describes itself; the admin listener answers any sector certificate
-    let doc: Value = police.get(gw.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = police
+        .get(gw.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["paths"].get("/police/v1/dokumenter").is_some());
     let operator = client_for(&home, "operator");
-    assert_eq!(operator.get(gw.admin_url("/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(operator.get(gw.admin_url("/readyz")).send().await.unwrap().status(), 200);
-    let metrics = operator.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("jxg_messages_rejected_total{authority=\"police\",status=\"415\"} 1"), "{metrics}");
-    assert_eq!(operator.get(gw.url("/v1/inbox")).send().await.unwrap().status(), 403);
+    assert_eq!(
+        operator
+            .get(gw.admin_url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        operator
+            .get(gw.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = operator
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("jxg_messages_rejected_total{authority=\"police\",status=\"415\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        operator
+            .get(gw.url("/v1/inbox"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
     // a canonical sender may not assign the gateway's fields
     let prison = client_for(&home, "prison");
     let mut m: Value =
@@ -335,4 +376,83 @@ async fn request_checks_answer_in_the_documented_order() {
         .await
         .unwrap();
     assert_eq!(r.status(), 422);
+}
+
+#[tokio::test]
+async fn an_inbox_offers_one_message_per_case_in_order_until_it_is_acknowledged() {
+    let home = Home::new();
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        // three documents of one case, and one of another case
+        let r = post_police(
+            &police,
+            &gw,
+            with_dokumentid("police/valid/anmeldelse-1.json", &format!("ORDER-{n}")),
+        )
+        .await;
+        assert_eq!(r.status(), 202);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let other = post_police(&police, &gw, sample("police/valid/sigtelse-1.json")).await;
+    let other = other.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prosecution = client_for(&home, "prosecution");
+    let offered = |items: Vec<Value>| {
+        items
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        offered(inbox(&prosecution, &gw).await),
+        [ids[0].clone(), other.clone()]
+    );
+    // offered and not acknowledged: hidden, and it holds its case back
+    assert!(inbox(&prosecution, &gw).await.is_empty());
+    ack(&prosecution, &gw, &ids[0]).await;
+    ack(&prosecution, &gw, &ids[0]).await; // idempotent
+    assert_eq!(offered(inbox(&prosecution, &gw).await), [ids[1].clone()]);
+    ack(&prosecution, &gw, &ids[1]).await;
+    assert_eq!(offered(inbox(&prosecution, &gw).await), [ids[2].clone()]);
+    let r = prosecution
+        .post(gw.url("/v1/inbox/01a2226f-21ab-728e-8c78-215d4820ca91/ack"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn an_unacknowledged_item_is_offered_again_after_the_visibility_timeout() {
+    let home = Home::with_limits("inbox_visibility_seconds = 1");
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    assert_eq!(
+        post_police(&police, &gw, sample("police/valid/sigtelse-1.json"))
+            .await
+            .status(),
+        202
+    );
+    let prosecution = client_for(&home, "prosecution");
+    let first = inbox(&prosecution, &gw).await;
+    assert_eq!(first.len(), 1);
+    // long-poll: answered when the lease ends, well within the wait
+    let again: Value = prosecution
+        .get(gw.url("/v1/inbox?wait=10"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["items"][0]["id"], first[0]["id"]);
 }

@@ -101,6 +101,15 @@ impl Problem {
         p.retry_after = Some(5);
         p
     }
+    /// A document an adapter refused: 400 when it could not be read, 422 with every violation.
+    pub fn from_rejection(r: jxg_adapters::Rejection) -> Self {
+        match r {
+            jxg_adapters::Rejection::Malformed { message } => Self::malformed(message),
+            jxg_adapters::Rejection::Invalid(v) => Self::invalid(v.0),
+            _ => Self::malformed("the document could not be read"),
+        }
+    }
+
     /// Something nobody expected: logged with the request id, never shown.
     pub fn internal(request_id: &str) -> Self {
         Self::new(
