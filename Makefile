@@ -5,7 +5,7 @@ CONFIG ?= gateway.toml
 CERTS ?= certs/dev
 JXG := target/debug/jxg
 
-.PHONY: help run test build certs lint fmt broker clean
+.PHONY: help run test build certs lint fmt broker tools clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,7 +24,12 @@ run: certs ## start the gateway on gateway.toml (authority API :8443, admin :944
 broker: ## make sure RabbitMQ answers on 127.0.0.1:5672 (starts it where installed)
 	@scripts/ensure-broker.sh
 
-test: broker ## run every test: unit, property, schema, end-to-end with the real binary
+tools: ## install what the tests call besides cargo: xmllint (Debian's libxml2-utils)
+	@command -v xmllint >/dev/null || { echo "installing libxml2-utils for xmllint"; \
+	  (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null || \
+	  { echo "xmllint is missing and could not be installed: apt-get install libxml2-utils" >&2; exit 1; }; }
+
+test: broker tools ## run every test: unit, property, schema, end-to-end with the real binary
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 

@@ -10,6 +10,12 @@ pub enum Rejection {
         /// What is wrong and where (line and column for text formats).
         message: String,
     },
+    /// In a text encoding the format does not take: HTTP 415.
+    #[error("unsupported encoding: {message}")]
+    Encoding {
+        /// Which encoding, and which are taken.
+        message: String,
+    },
     /// Well-formed but breaking the format's rules: HTTP 422, every violation with its path.
     #[error("invalid: {0}")]
     Invalid(Violations),

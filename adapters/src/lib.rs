@@ -6,9 +6,12 @@
 #![forbid(unsafe_code)]
 
 pub mod canonical;
+pub mod court_xml;
 mod error;
 pub mod police_json;
 pub mod registry;
+#[cfg(test)]
+mod testgen;
 
 pub use error::{DecodeError, EncodeError, Rejection};
 pub use registry::{Adapter, Context};
