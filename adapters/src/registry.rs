@@ -27,6 +27,7 @@ pub trait Adapter: Sync + Send {
 static ADAPTERS: &[&dyn Adapter] = &[
     &crate::canonical::Canonical,
     &crate::police_json::PoliceJson,
+    &crate::court_xml::CourtXml,
 ];
 
 /// The adapter for a format name.

@@ -29,6 +29,9 @@ pub struct Config {
     /// A folder replacing the embedded master data (the four JSON files of `schemas/master-data/`).
     #[serde(default)]
     pub master_data: Option<PathBuf>,
+    /// Push delivery: retries, backoff, concurrency, circuit breaker.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// The registered authorities.
     #[serde(default, rename = "authority")]
     pub authorities: Vec<Authority>,
@@ -181,6 +184,69 @@ fn default_visibility() -> u64 {
 pub enum Delivery {
     /// The authority pulls from `GET /v1/inbox`.
     Pull,
+    /// The gateway POSTs each document to the authority's `webhook`.
+    Push,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// First retry delay in milliseconds; each further retry doubles it (full jitter). Default 1000.
+    #[serde(default = "default_retry_base")]
+    pub retry_base_ms: u64,
+    /// Longest retry delay in milliseconds. Default 300000 (5 minutes).
+    #[serde(default = "default_retry_cap")]
+    pub retry_cap_ms: u64,
+    /// Attempts before a delivery is dead-lettered. Default 12.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Deliveries in flight at once per recipient. Default 4.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Seconds one push may take before it counts as failed. Default 30.
+    #[serde(default = "default_push_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Consecutive failures that open a recipient's circuit breaker. Default 5.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// Milliseconds an open breaker waits before one probe. Default 30000.
+    #[serde(default = "default_breaker_cooldown")]
+    pub breaker_cooldown_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            retry_base_ms: default_retry_base(),
+            retry_cap_ms: default_retry_cap(),
+            max_attempts: default_max_attempts(),
+            concurrency: default_concurrency(),
+            request_timeout_seconds: default_push_timeout(),
+            breaker_failures: default_breaker_failures(),
+            breaker_cooldown_ms: default_breaker_cooldown(),
+        }
+    }
+}
+fn default_retry_base() -> u64 {
+    1000
+}
+fn default_retry_cap() -> u64 {
+    300_000
+}
+fn default_max_attempts() -> u32 {
+    12
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_push_timeout() -> u64 {
+    30
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_cooldown() -> u64 {
+    30_000
 }
 
 /// One registered authority.
@@ -197,6 +263,9 @@ pub struct Authority {
     pub format: String,
     /// How it receives messages.
     pub delivery: Delivery,
+    /// The HTTPS URL documents are POSTed to, for `delivery = "push"`.
+    #[serde(default)]
+    pub webhook: Option<String>,
     /// Clearances it holds, e.g. `protected-address`. Default none.
     #[serde(default)]
     pub clearances: Vec<String>,
@@ -275,6 +344,14 @@ impl Config {
                     jxg_adapters::registry::names().join(", ")
                 ));
             }
+            match (a.delivery, &a.webhook) {
+                (Delivery::Push, None) => errs.push(format!("authority {}: push delivery needs a webhook", a.id)),
+                (Delivery::Push, Some(w)) if !w.starts_with("https://") => {
+                    errs.push(format!("authority {}: the webhook must be an https:// URL", a.id))
+                }
+                (Delivery::Pull, Some(_)) => errs.push(format!("authority {}: a webhook is only for push delivery", a.id)),
+                _ => {}
+            }
             for c in &a.clearances {
                 if c != "protected-address" {
                     errs.push(format!("authority {}: unknown clearance {c:?}", a.id));
@@ -289,6 +366,13 @@ impl Config {
         }
         if self.limits.inbox_visibility_seconds == 0 {
             errs.push("limits.inbox_visibility_seconds must be at least 1".into());
+        }
+        let d = &self.delivery;
+        if d.retry_base_ms == 0 || d.retry_cap_ms < d.retry_base_ms {
+            errs.push("delivery.retry_base_ms must be at least 1 and at most delivery.retry_cap_ms".into());
+        }
+        if d.max_attempts == 0 || d.concurrency == 0 || d.breaker_failures == 0 || d.request_timeout_seconds == 0 {
+            errs.push("delivery.max_attempts, concurrency, breaker_failures and request_timeout_seconds must be at least 1".into());
         }
         if self.store.cache_mb == 0 {
             errs.push("store.cache_mb must be at least 1".into());

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod ingress;
 pub mod openapi;
 pub mod pipeline;

@@ -150,6 +150,11 @@ impl Pipeline {
                 signature,
                 traceparent: traceparent.clone(),
                 acked_at: None,
+                state: Default::default(),
+                attempts: 0,
+                next_attempt_at_ms: None,
+                last_error: None,
+                delivered_at: None,
             });
         }
         let claims = json!({

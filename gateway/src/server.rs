@@ -122,6 +122,7 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
     .map_err(StartError::Bind)?
     .run();
 
+    let workers = crate::delivery::start(&state)?;
     tracing::info!(authority = %authority_addr, admin = %admin_addr, "listening");
     let (h1, h2) = (authority.handle(), admin.handle());
     let s = state.clone();
@@ -135,6 +136,9 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
     let (a, b) = tokio::join!(authority, admin);
     a.map_err(StartError::Bind)?;
     b.map_err(StartError::Bind)?;
+    // deliveries in flight finish (their workers stop taking new ones), bounded by the drain timeout
+    state.draining.store(true, Ordering::SeqCst);
+    let _ = tokio::time::timeout(drain, futures_util::future::join_all(workers)).await;
     state.pipeline.store.durable().await?;
     tracing::info!("stopped");
     Ok(())

@@ -284,6 +284,29 @@ fn amounts_durations_and_flags_follow_the_danish_conventions() {
 
 use crate::testgen::*;
 
+/// Whether every instant of the message reads back from its Danish local time.
+fn local_times_are_unambiguous(m: &Message) -> bool {
+    fn walk(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s
+                .parse::<Instant>()
+                .map(|t| danish_time::to_instant(danish_time::to_local(t)) == Some(t))
+                .unwrap_or(true),
+            Value::Array(a) => a.iter().all(walk),
+            Value::Object(o) => o.values().all(walk),
+            _ => true,
+        }
+    }
+    walk(&m.to_json())
+}
+
+#[test]
+fn the_repeated_autumn_hour_reads_back_as_its_first_pass() {
+    let second_pass: Instant = "2026-10-25T01:30:00Z".parse().unwrap();
+    assert_eq!(fields::format_local_time(second_pass), "25-10-2026 02:30");
+    assert_eq!(fields::parse_local_time("25-10-2026 02:30").unwrap().to_string(), "2026-10-25T00:30:00Z");
+}
+
 /// The type's own time is what police-json writes as `oprettet`.
 fn own_time(b: &Body) -> Option<Instant> {
     match b {
@@ -312,6 +335,9 @@ proptest! {
             case,
             body,
         };
+        // police times are local without an offset: the second pass of the autumn hour reads back
+        // as the first (police-json.md), so such instants are outside what the format carries
+        prop_assume!(local_times_are_unambiguous(&m));
         let bytes = encode_with(&m, &md).unwrap();
         let back = decode(&bytes, &Context { master_data: &md })
             .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&bytes)));

@@ -65,6 +65,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/courts/v1/dokumenter")
+            .route(web::post().to(post_courts))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/v1/messages")
             .route(web::post().to(post_canonical))
             .default_service(web::to(not_allowed)),
@@ -228,6 +233,65 @@ async fn police(
     p.accept(&caller.0, m, &body, traceparent(req)).await
 }
 
+/// `application/xml` or `text/xml`; a `charset` must agree with the XML declaration.
+fn require_xml(req: &HttpRequest, body: &[u8]) -> Result<(), Problem> {
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut parts = ct.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("").to_ascii_lowercase();
+    if media != "application/xml" && media != "text/xml" {
+        return Err(Problem::unsupported_media("the body must be application/xml or text/xml"));
+    }
+    let declared = match jxg_adapters::court_xml::tree::declared_encoding(body) {
+        Ok(e) => e,
+        Err(jxg_adapters::court_xml::tree::FrameError::Encoding(m)) => return Err(Problem::unsupported_media(m)),
+        // not well-formed: the adapter answers 400 with the details
+        Err(_) => return Ok(()),
+    };
+    for p in parts {
+        if let Some((k, v)) = p.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("charset") {
+                let charset = v.trim().trim_matches('"').to_ascii_uppercase();
+                let same = match declared {
+                    jxg_adapters::court_xml::tree::Encoding::Utf8 => charset == "UTF-8" || charset == "UTF8",
+                    jxg_adapters::court_xml::tree::Encoding::Latin1 => charset == "ISO-8859-1" || charset == "LATIN1",
+                };
+                if !same {
+                    return Err(Problem::unsupported_media(format!(
+                        "the charset (Content-Type says {charset}, the declaration {})",
+                        declared.label()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn post_courts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let r = courts(&state, &caller, &req, payload).await;
+    answer(&state, &caller.0, r)
+}
+
+async fn courts(state: &AppState, caller: &Caller, req: &HttpRequest, payload: web::Payload) -> Result<Answer, Problem> {
+    refuse_while_draining(state)?;
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    if !ct.starts_with("application/xml") && !ct.starts_with("text/xml") {
+        return Err(Problem::unsupported_media("the body must be application/xml or text/xml"));
+    }
+    let p = &state.pipeline;
+    let body = read_body(req, payload, p.config.limits.body_bytes).await?;
+    require_xml(req, &body)?;
+    let adapter = registry::get("court-xml").expect("court-xml is registered");
+    let m = pipeline::decode_document(adapter, &body, &p.master_data)
+        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
+    p.accept(&caller.0, m, &body, traceparent(req)).await
+}
+
 async fn post_canonical(
     state: web::Data<AppState>,
     caller: Caller,
@@ -301,22 +365,19 @@ async fn get_message(
         .message(&id)?
         .filter(|m| m.sender == caller.0)
         .ok_or_else(|| Problem::not_found("no such message"))?;
+    let seconds = |t: Option<i64>| t.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| jxg_schema::values::Instant::from_utc(t).to_string());
     let mut recipients: Vec<Value> = store
         .deliveries(&id)?
         .iter()
         .map(|e| {
-            let acked = e
-                .acked_at
-                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                .map(|t| jxg_schema::values::Instant::from_utc(t).to_string());
             json!({
                 "recipient": e.recipient,
-                "status": if acked.is_some() { "delivered" } else { "queued" },
-                "attempts": 0,
-                "next_attempt_at": null,
-                "last_error": null,
-                "delivered_at": acked,
-                "acked_at": acked,
+                "status": e.state.as_str(),
+                "attempts": e.attempts,
+                "next_attempt_at": e.next_attempt_at_ms.and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                "last_error": e.last_error,
+                "delivered_at": seconds(e.delivered_at),
+                "acked_at": seconds(e.acked_at),
             })
         })
         .collect();
@@ -350,6 +411,10 @@ async fn get_inbox(
         ));
     }
     let p = &state.pipeline;
+    if p.config.authority(&caller.0).is_some_and(|a| a.delivery != crate::config::Delivery::Pull) {
+        // documents are pushed to this authority: its inbox stays empty, so nothing arrives twice
+        return Ok(HttpResponse::Ok().json(json!({"items": []})));
+    }
     let visibility = Duration::from_secs(p.config.limits.inbox_visibility_seconds);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let signal = p.store.inbox_signal();

@@ -106,6 +106,7 @@ impl Problem {
         match r {
             jxg_adapters::Rejection::Malformed { message } => Self::malformed(message),
             jxg_adapters::Rejection::Invalid(v) => Self::invalid(v.0),
+            jxg_adapters::Rejection::Encoding { message } => Self::unsupported_media(message),
             _ => Self::malformed("the document could not be read"),
         }
     }

@@ -97,8 +97,53 @@ pub struct OutboxEntry {
     /// Detached JWS of those bytes.
     pub signature: String,
     pub traceparent: Option<String>,
-    /// Unix seconds of the acknowledgement, once acked.
+    /// Unix seconds of the acknowledgement, once acked (pull).
     pub acked_at: Option<i64>,
+    /// Where delivery stands.
+    #[serde(default)]
+    pub state: DeliveryState,
+    /// Delivery attempts made (push).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Unix milliseconds before which no further attempt is made.
+    #[serde(default)]
+    pub next_attempt_at_ms: Option<i64>,
+    /// The last attempt's error (never a body: status codes and transport errors only).
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Unix seconds of delivery (push: the recipient's 2xx; pull: the ack).
+    #[serde(default)]
+    pub delivered_at: Option<i64>,
+}
+
+/// Where one recipient's delivery of one message stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Waiting for its first attempt, or for a pull recipient to take it.
+    #[default]
+    Queued,
+    /// An attempt failed; another is due at `next_attempt_at_ms`.
+    Retrying,
+    /// The recipient has it.
+    Delivered,
+    /// Given up after a permanent failure or the last attempt; waits for an operator.
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+    /// Delivered and dead entries no longer wait, nor hold their case back.
+    pub fn is_final(&self) -> bool {
+        matches!(self, DeliveryState::Delivered | DeliveryState::Dead)
+    }
 }
 
 impl OutboxEntry {
@@ -167,6 +212,11 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         visibility: Duration,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// The oldest waiting entry of each case for `recipient`, oldest first: the entries a push
+    /// worker may attempt now (later entries of a case wait for the one before them).
+    fn heads(&self, recipient: &str, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Writes an entry's delivery state; a final state removes it from the waiting entries.
+    fn record_delivery(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
     /// Marks `recipient`'s entry of message `id` acknowledged; `None` when there is none.
     fn ack(&self, recipient: &str, id: &Uuid, at: i64) -> Result<Option<AckOutcome>, StoreError>;
     /// Notified whenever entries are added or released.

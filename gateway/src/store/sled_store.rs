@@ -113,6 +113,25 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// The oldest waiting entry of each case for `recipient`, with its key, oldest first.
+    fn case_heads(&self, recipient: &str) -> Result<Vec<(Vec<u8>, OutboxEntry)>, StoreError> {
+        let mut prefix = recipient.as_bytes().to_vec();
+        prefix.push(0);
+        let mut seen_cases = HashSet::new();
+        let mut out = Vec::new();
+        for kv in self.pending.scan_prefix(&prefix) {
+            let (key, _) = kv.map_err(io)?;
+            let Some(raw) = self.outbox.get(&key).map_err(io)? else { continue };
+            let entry: OutboxEntry = decode(&raw)?;
+            if seen_cases.insert(entry.correlation_id.clone()) {
+                out.push((key.to_vec(), entry));
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Store for SledStore {
     fn next_seq(&self) -> Result<u64, StoreError> {
         self.db.generate_id().map_err(io)
@@ -229,38 +248,48 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn take_inbox(
-        &self,
-        recipient: &str,
-        limit: usize,
-        visibility: Duration,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut prefix = recipient.as_bytes().to_vec();
-        prefix.push(0);
+    fn take_inbox(&self, recipient: &str, limit: usize, visibility: Duration) -> Result<Vec<OutboxEntry>, StoreError> {
         let now = Instant::now();
         let mut leases = self.leases.lock().map_err(|_| io("lease table poisoned"))?;
-        let mut seen_cases = HashSet::new();
         let mut out = Vec::new();
-        for kv in self.pending.scan_prefix(&prefix) {
+        for (key, entry) in self.case_heads(recipient)? {
             if out.len() >= limit {
                 break;
             }
-            let (key, _) = kv.map_err(io)?;
-            let Some(raw) = self.outbox.get(&key).map_err(io)? else {
-                continue;
-            };
-            let entry: OutboxEntry = decode(&raw)?;
-            // the oldest unacknowledged entry of a case holds the later ones back
-            if !seen_cases.insert(entry.correlation_id.clone()) {
+            // an offered, unacknowledged entry stays hidden and holds its case back
+            if leases.get(&key).is_some_and(|until| *until > now) {
                 continue;
             }
-            if leases.get(key.as_ref()).is_some_and(|until| *until > now) {
-                continue;
-            }
-            leases.insert(key.to_vec(), now + visibility);
+            leases.insert(key, now + visibility);
             out.push(entry);
         }
         Ok(out)
+    }
+
+    fn heads(&self, recipient: &str, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        Ok(self.case_heads(recipient)?.into_iter().take(limit).map(|(_, e)| e).collect())
+    }
+
+    fn record_delivery(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        let key = outbox_key(&entry.recipient, entry.seq);
+        let value = encode(entry);
+        let done = entry.state.is_final();
+        (&self.outbox, &self.pending)
+            .transaction(|(outbox, pending)| {
+                outbox.insert(key.as_slice(), value.as_slice())?;
+                if done {
+                    pending.remove(key.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => io(e),
+            })?;
+        if done {
+            self.signal.notify_waiters();
+        }
+        Ok(())
     }
 
     fn ack(&self, recipient: &str, id: &Uuid, at: i64) -> Result<Option<AckOutcome>, StoreError> {
@@ -279,6 +308,8 @@ impl Store for SledStore {
             return Ok(Some(AckOutcome::AlreadyAcked));
         }
         entry.acked_at = Some(at);
+        entry.delivered_at = Some(at);
+        entry.state = DeliveryState::Delivered;
         let value = encode(&entry);
         (&self.outbox, &self.pending)
             .transaction(|(outbox, pending)| {

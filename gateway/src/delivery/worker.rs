@@ -1,0 +1,212 @@
+//! The delivery worker of one recipient.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{Outcome, PushTransport, Transport};
+use crate::config::{Config, Delivery, DeliveryConfig};
+use crate::ingress::State;
+use crate::store::{DeliveryState, OutboxEntry, Store};
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Exponential backoff with full jitter: a random delay in [0, min(cap, base·2^(attempt-1))].
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base_ms: u64,
+    pub cap_ms: u64,
+}
+
+impl Backoff {
+    pub fn ceiling(&self, attempt: u32) -> u64 {
+        let exp = self.base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(40));
+        exp.min(self.cap_ms)
+    }
+    pub fn delay_ms(&self, attempt: u32) -> u64 {
+        let mut b = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+        u64::from_le_bytes(b) % (self.ceiling(attempt) + 1)
+    }
+}
+
+/// Starts a worker for every recipient delivered by push. Returns their handles.
+pub fn start(state: &State) -> Result<Vec<actix_web::rt::task::JoinHandle<()>>, crate::tls::TlsError> {
+    let config: &Config = &state.pipeline.config;
+    let mut handles = Vec::new();
+    for a in config.authorities.iter().filter(|a| a.delivery == Delivery::Push) {
+        let url = a.webhook.as_deref().expect("validated: push has a webhook");
+        let transport = PushTransport::new(
+            url,
+            &config.resolve(&config.tls.ca),
+            &config.resolve(&config.tls.cert),
+            &config.resolve(&config.tls.key),
+            Duration::from_secs(config.delivery.request_timeout_seconds),
+        )?;
+        let worker = Worker {
+            recipient: a.id.clone(),
+            transport: Arc::new(transport),
+            store: state.pipeline.store.clone(),
+            cfg: config.delivery.clone(),
+            state: state.clone(),
+        };
+        handles.push(actix_web::rt::spawn(worker.run()));
+    }
+    Ok(handles)
+}
+
+struct Worker {
+    recipient: String,
+    transport: Arc<dyn Transport>,
+    store: Arc<dyn Store>,
+    cfg: DeliveryConfig,
+    state: State,
+}
+
+/// The circuit breaker of one recipient.
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until_ms: Option<i64>,
+}
+
+impl Worker {
+    async fn run(self) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u64, bool)>();
+        let mut in_flight: HashSet<(u64, uuid::Uuid)> = HashSet::new();
+        let mut breaker = Breaker::default();
+        let backoff = Backoff { base_ms: self.cfg.retry_base_ms, cap_ms: self.cfg.retry_cap_ms };
+        let signal = self.store.inbox_signal();
+        loop {
+            let draining = self.state.draining.load(Ordering::SeqCst);
+            if draining && in_flight.is_empty() {
+                return;
+            }
+            let notified = signal.notified();
+            let now = now_ms();
+            let mut next_due: Option<i64> = None;
+            let open = breaker.open_until_ms.is_some_and(|t| t > now);
+            if !draining && !open {
+                // half-open after the cool-down: one probe at a time
+                let probing = breaker.failures >= self.cfg.breaker_failures;
+                let slots = if probing { 1usize.saturating_sub(in_flight.len()) } else { self.cfg.concurrency.saturating_sub(in_flight.len()) };
+                let heads = match self.store.heads(&self.recipient, 10_000) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::error!(recipient = %self.recipient, error = %e, "cannot read the outbox");
+                        Vec::new()
+                    }
+                };
+                let mut started = 0;
+                for e in heads {
+                    if in_flight.contains(&(e.seq, e.message_id)) {
+                        continue;
+                    }
+                    let due = e.next_attempt_at_ms.unwrap_or(0);
+                    if due > now {
+                        next_due = Some(next_due.map_or(due, |n: i64| n.min(due)));
+                        continue;
+                    }
+                    if started >= slots {
+                        next_due = Some(now);
+                        break;
+                    }
+                    started += 1;
+                    in_flight.insert((e.seq, e.message_id));
+                    let (transport, store, tx, max) = (self.transport.clone(), self.store.clone(), tx.clone(), self.cfg.max_attempts);
+                    actix_web::rt::spawn(async move {
+                        let seq = e.seq;
+                        let ok = attempt(transport.as_ref(), store.as_ref(), e, max, backoff).await;
+                        let _ = tx.send((seq, ok));
+                    });
+                }
+            }
+            if let Some(t) = breaker.open_until_ms.filter(|t| *t > now) {
+                next_due = Some(next_due.map_or(t, |n| n.min(t)));
+            }
+            let wait = next_due.map(|t| (t - now).clamp(0, 1000) as u64).unwrap_or(1000);
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                Some((seq, ok)) = rx.recv() => {
+                    in_flight.retain(|(s, _)| *s != seq);
+                    if ok {
+                        breaker = Breaker::default();
+                    } else {
+                        breaker.failures += 1;
+                        if breaker.failures >= self.cfg.breaker_failures {
+                            breaker.open_until_ms = Some(now_ms() + self.cfg.breaker_cooldown_ms as i64);
+                            tracing::warn!(recipient = %self.recipient, failures = breaker.failures, "circuit breaker open");
+                        }
+                    }
+                    while let Ok((seq, ok)) = rx.try_recv() {
+                        in_flight.retain(|(s, _)| *s != seq);
+                        if ok { breaker = Breaker::default(); } else { breaker.failures += 1; }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One attempt and its durable record. Returns whether the recipient took it.
+async fn attempt(transport: &dyn Transport, store: &dyn Store, mut e: OutboxEntry, max: u32, backoff: Backoff) -> bool {
+    let outcome = transport.deliver(&e).await;
+    e.attempts += 1;
+    let now = now_ms();
+    let ok = outcome == Outcome::Delivered;
+    match outcome {
+        Outcome::Delivered => {
+            e.state = DeliveryState::Delivered;
+            e.delivered_at = Some(now / 1000);
+            e.next_attempt_at_ms = None;
+        }
+        Outcome::Permanent(why) => {
+            e.state = DeliveryState::Dead;
+            e.last_error = Some(why);
+            e.next_attempt_at_ms = None;
+        }
+        Outcome::Retry(why) if e.attempts >= max => {
+            e.state = DeliveryState::Dead;
+            e.last_error = Some(why);
+            e.next_attempt_at_ms = None;
+        }
+        Outcome::Retry(why) => {
+            e.state = DeliveryState::Retrying;
+            e.last_error = Some(why);
+            e.next_attempt_at_ms = Some(now + backoff.delay_ms(e.attempts) as i64);
+        }
+    }
+    tracing::info!(message_id = %e.message_id, recipient = %e.recipient, attempt = e.attempts, state = e.state.as_str(), "delivery attempt");
+    if let Err(err) = store.record_delivery(&e) {
+        tracing::error!(error = %err, "cannot record a delivery attempt");
+        return false;
+    }
+    if let Err(err) = store.durable().await {
+        tracing::error!(error = %err, "cannot flush a delivery attempt");
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitters_below_it() {
+        let b = Backoff { base_ms: 100, cap_ms: 1000 };
+        assert_eq!([1, 2, 3, 4, 5, 60].map(|a| b.ceiling(a)), [100, 200, 400, 800, 1000, 1000]);
+        for a in 1..10 {
+            for _ in 0..50 {
+                assert!(b.delay_ms(a) <= b.ceiling(a));
+            }
+        }
+        let spread: HashSet<u64> = (0..50).map(|_| b.delay_ms(5)).collect();
+        assert!(spread.len() > 10, "full jitter spreads the delays");
+    }
+}
