@@ -345,11 +345,17 @@ impl Config {
                 ));
             }
             match (a.delivery, &a.webhook) {
-                (Delivery::Push, None) => errs.push(format!("authority {}: push delivery needs a webhook", a.id)),
-                (Delivery::Push, Some(w)) if !w.starts_with("https://") => {
-                    errs.push(format!("authority {}: the webhook must be an https:// URL", a.id))
+                (Delivery::Push, None) => {
+                    errs.push(format!("authority {}: push delivery needs a webhook", a.id))
                 }
-                (Delivery::Pull, Some(_)) => errs.push(format!("authority {}: a webhook is only for push delivery", a.id)),
+                (Delivery::Push, Some(w)) if !w.starts_with("https://") => errs.push(format!(
+                    "authority {}: the webhook must be an https:// URL",
+                    a.id
+                )),
+                (Delivery::Pull, Some(_)) => errs.push(format!(
+                    "authority {}: a webhook is only for push delivery",
+                    a.id
+                )),
                 _ => {}
             }
             for c in &a.clearances {
@@ -369,9 +375,16 @@ impl Config {
         }
         let d = &self.delivery;
         if d.retry_base_ms == 0 || d.retry_cap_ms < d.retry_base_ms {
-            errs.push("delivery.retry_base_ms must be at least 1 and at most delivery.retry_cap_ms".into());
+            errs.push(
+                "delivery.retry_base_ms must be at least 1 and at most delivery.retry_cap_ms"
+                    .into(),
+            );
         }
-        if d.max_attempts == 0 || d.concurrency == 0 || d.breaker_failures == 0 || d.request_timeout_seconds == 0 {
+        if d.max_attempts == 0
+            || d.concurrency == 0
+            || d.breaker_failures == 0
+            || d.request_timeout_seconds == 0
+        {
             errs.push("delivery.max_attempts, concurrency, breaker_failures and request_timeout_seconds must be at least 1".into());
         }
         if self.store.cache_mb == 0 {

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `jxg` binary, real certificates, real mutual TLS.
 
 mod cli;
+mod courts;
 mod durability;
 mod identity;
 mod police;

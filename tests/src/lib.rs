@@ -288,3 +288,210 @@ pub fn with_dokumentid(sample_rel: &str, id: &str) -> Vec<u8> {
     v["dokumentid"] = Value::from(id);
     serde_json::to_vec(&v).unwrap()
 }
+
+impl Home {
+    /// Rewrites `gateway.toml` before the gateway starts.
+    pub fn edit_config(&self, f: impl FnOnce(String) -> String) {
+        let p = self.path().join("gateway.toml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, f(text)).unwrap();
+    }
+
+    /// Has the gateway push to `authority`'s webhook at `url`.
+    pub fn push_to(&self, authority: &str, url: &str) {
+        self.edit_config(|text| {
+            let blocks: Vec<String> = text
+                .split("[[authority]]")
+                .map(|b| {
+                    if b.contains(&format!("id = \"{authority}\"")) {
+                        b.replace(
+                            "delivery = \"pull\"",
+                            &format!("delivery = \"push\"\nwebhook = \"{url}\""),
+                        )
+                    } else {
+                        b.to_string()
+                    }
+                })
+                .collect();
+            blocks.join("[[authority]]")
+        });
+    }
+
+    /// Sets `[delivery]` keys (`("retry_base_ms", "20")`, …).
+    pub fn delivery(&self, settings: &[(&str, &str)]) {
+        self.edit_config(|text| {
+            text.lines()
+                .map(|l| {
+                    match settings
+                        .iter()
+                        .find(|(k, _)| l.starts_with(&format!("{k} =")))
+                    {
+                        Some((k, v)) => format!("{k} = {v}"),
+                        None => l.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        });
+    }
+}
+
+/// How a test webhook answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// 200 to everything.
+    Ok,
+    /// This status for the next `n` requests, then 200.
+    FailTimes(usize, u16),
+    /// Always this status.
+    Always(u16),
+}
+
+/// One request a webhook took.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub message_id: String,
+    pub signature: String,
+    pub content_type: String,
+    pub traceparent: Option<String>,
+    pub body: Vec<u8>,
+    pub status: u16,
+}
+
+/// A real HTTPS webhook that requires a client certificate of the sector CA.
+pub struct Webhook {
+    pub url: String,
+    pub requests: Arc<std::sync::Mutex<Vec<Received>>>,
+    pub mode: Arc<std::sync::Mutex<Mode>>,
+}
+
+impl Webhook {
+    pub fn start(home: &Home, mode: Mode) -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let (ca, ca_key) = home.cert("ca");
+        let dir = home.path().join("webhook");
+        std::fs::create_dir_all(&dir).unwrap();
+        let issued = jxg_gateway::certs::issue(
+            &ca,
+            &ca_key,
+            "webhook",
+            "urn:jxg:test:webhook",
+            true,
+            jxg_gateway::certs::Validity::days(30),
+        )
+        .unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, issued.cert_pem).unwrap();
+        std::fs::write(&key, issued.key_pem).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let tls =
+            jxg_gateway::tls::server_config(&home.path().join("certs/dev/ca.pem"), &cert, &key)
+                .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}/jxg",
+            listener.local_addr().unwrap().port()
+        );
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mode = Arc::new(std::sync::Mutex::new(mode));
+        let (r, m) = (requests.clone(), mode.clone());
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                HttpServer::new(move || {
+                    let (r, m) = (r.clone(), m.clone());
+                    App::new().route(
+                        "/jxg",
+                        web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                            let (r, m) = (r.clone(), m.clone());
+                            async move {
+                                let status = {
+                                    let mut mode = m.lock().unwrap();
+                                    match *mode {
+                                        Mode::Ok => 200,
+                                        Mode::Always(s) => s,
+                                        Mode::FailTimes(0, _) => 200,
+                                        Mode::FailTimes(n, s) => {
+                                            *mode = Mode::FailTimes(n - 1, s);
+                                            s
+                                        }
+                                    }
+                                };
+                                let h = |n: &str| {
+                                    req.headers()
+                                        .get(n)
+                                        .and_then(|v| v.to_str().ok())
+                                        .map(String::from)
+                                };
+                                r.lock().unwrap().push(Received {
+                                    message_id: h("JXG-Message-Id").unwrap_or_default(),
+                                    signature: h("JXG-Signature").unwrap_or_default(),
+                                    content_type: h("Content-Type").unwrap_or_default(),
+                                    traceparent: h("traceparent"),
+                                    body: body.to_vec(),
+                                    status,
+                                });
+                                HttpResponse::build(
+                                    actix_web::http::StatusCode::from_u16(status).unwrap(),
+                                )
+                                .finish()
+                            }
+                        }),
+                    )
+                })
+                .workers(1)
+                .listen_rustls_0_23(listener, tls)
+                .unwrap()
+                .run()
+                .await
+                .unwrap();
+            });
+        });
+        Self {
+            url,
+            requests,
+            mode,
+        }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// The requests answered 2xx, in arrival order.
+    pub fn delivered(&self) -> Vec<Received> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .cloned()
+            .collect()
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    /// Waits (bounded) until `cond` holds; the bound is a liveness limit, not a speed target.
+    pub async fn wait_until(&self, what: &str, cond: impl Fn(&Self) -> bool) {
+        for _ in 0..600 {
+            if cond(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("gave up waiting for: {what} ({} requests)", self.attempts());
+    }
+}
+
+/// A canonical submission made from a stored-form sample: without `id` and `received_at`.
+pub fn submission(sample_rel: &str, source_document_id: &str) -> Value {
+    let mut v: Value = serde_json::from_slice(&sample(sample_rel)).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("id");
+    o.remove("received_at");
+    o.insert("source_document_id".into(), Value::from(source_document_id));
+    v
+}

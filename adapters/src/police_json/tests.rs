@@ -304,7 +304,12 @@ fn local_times_are_unambiguous(m: &Message) -> bool {
 fn the_repeated_autumn_hour_reads_back_as_its_first_pass() {
     let second_pass: Instant = "2026-10-25T01:30:00Z".parse().unwrap();
     assert_eq!(fields::format_local_time(second_pass), "25-10-2026 02:30");
-    assert_eq!(fields::parse_local_time("25-10-2026 02:30").unwrap().to_string(), "2026-10-25T00:30:00Z");
+    assert_eq!(
+        fields::parse_local_time("25-10-2026 02:30")
+            .unwrap()
+            .to_string(),
+        "2026-10-25T00:30:00Z"
+    );
 }
 
 /// The type's own time is what police-json writes as `oprettet`.

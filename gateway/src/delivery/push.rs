@@ -21,13 +21,22 @@ pub struct PushTransport {
 
 impl PushTransport {
     /// A client that presents `cert`/`key` and trusts the CA in `ca`.
-    pub fn new(url: &str, ca: &Path, cert: &Path, key: &Path, timeout: Duration) -> Result<Self, TlsError> {
+    pub fn new(
+        url: &str,
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        timeout: Duration,
+    ) -> Result<Self, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
         for c in load_certs(ca)? {
             roots.add(c).map_err(|e| TlsError::Rustls(e.to_string()))?;
         }
         let chain = load_certs(cert)?;
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File { path: key.display().to_string(), message: e.to_string() })?;
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::File {
+            path: key.display().to_string(),
+            message: e.to_string(),
+        })?;
         let tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Rustls(e.to_string()))?
@@ -41,7 +50,10 @@ impl PushTransport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| TlsError::Rustls(e.to_string()))?;
-        Ok(Self { client, url: url.to_string() })
+        Ok(Self {
+            client,
+            url: url.to_string(),
+        })
     }
 }
 
@@ -71,7 +83,11 @@ impl Transport for PushTransport {
                 Ok(r) => {
                     let s = r.status().as_u16();
                     let why = format!("HTTP {s}");
-                    if (400..500).contains(&s) && s != 408 && s != 429 { Outcome::Permanent(why) } else { Outcome::Retry(why) }
+                    if (400..500).contains(&s) && s != 408 && s != 429 {
+                        Outcome::Permanent(why)
+                    } else {
+                        Outcome::Retry(why)
+                    }
                 }
                 Err(e) if e.is_timeout() => Outcome::Retry("timed out".into()),
                 Err(e) if e.is_connect() => Outcome::Retry("connection failed".into()),

@@ -25,7 +25,9 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn ceiling(&self, attempt: u32) -> u64 {
-        let exp = self.base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(40));
+        let exp = self
+            .base_ms
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(40));
         exp.min(self.cap_ms)
     }
     pub fn delay_ms(&self, attempt: u32) -> u64 {
@@ -36,10 +38,16 @@ impl Backoff {
 }
 
 /// Starts a worker for every recipient delivered by push. Returns their handles.
-pub fn start(state: &State) -> Result<Vec<actix_web::rt::task::JoinHandle<()>>, crate::tls::TlsError> {
+pub fn start(
+    state: &State,
+) -> Result<Vec<actix_web::rt::task::JoinHandle<()>>, crate::tls::TlsError> {
     let config: &Config = &state.pipeline.config;
     let mut handles = Vec::new();
-    for a in config.authorities.iter().filter(|a| a.delivery == Delivery::Push) {
+    for a in config
+        .authorities
+        .iter()
+        .filter(|a| a.delivery == Delivery::Push)
+    {
         let url = a.webhook.as_deref().expect("validated: push has a webhook");
         let transport = PushTransport::new(
             url,
@@ -80,7 +88,10 @@ impl Worker {
         let (tx, mut rx) = mpsc::unbounded_channel::<(u64, bool)>();
         let mut in_flight: HashSet<(u64, uuid::Uuid)> = HashSet::new();
         let mut breaker = Breaker::default();
-        let backoff = Backoff { base_ms: self.cfg.retry_base_ms, cap_ms: self.cfg.retry_cap_ms };
+        let backoff = Backoff {
+            base_ms: self.cfg.retry_base_ms,
+            cap_ms: self.cfg.retry_cap_ms,
+        };
         let signal = self.store.inbox_signal();
         loop {
             let draining = self.state.draining.load(Ordering::SeqCst);
@@ -94,7 +105,11 @@ impl Worker {
             if !draining && !open {
                 // half-open after the cool-down: one probe at a time
                 let probing = breaker.failures >= self.cfg.breaker_failures;
-                let slots = if probing { 1usize.saturating_sub(in_flight.len()) } else { self.cfg.concurrency.saturating_sub(in_flight.len()) };
+                let slots = if probing {
+                    1usize.saturating_sub(in_flight.len())
+                } else {
+                    self.cfg.concurrency.saturating_sub(in_flight.len())
+                };
                 let heads = match self.store.heads(&self.recipient, 10_000) {
                     Ok(h) => h,
                     Err(e) => {
@@ -118,7 +133,12 @@ impl Worker {
                     }
                     started += 1;
                     in_flight.insert((e.seq, e.message_id));
-                    let (transport, store, tx, max) = (self.transport.clone(), self.store.clone(), tx.clone(), self.cfg.max_attempts);
+                    let (transport, store, tx, max) = (
+                        self.transport.clone(),
+                        self.store.clone(),
+                        tx.clone(),
+                        self.cfg.max_attempts,
+                    );
                     actix_web::rt::spawn(async move {
                         let seq = e.seq;
                         let ok = attempt(transport.as_ref(), store.as_ref(), e, max, backoff).await;
@@ -129,7 +149,9 @@ impl Worker {
             if let Some(t) = breaker.open_until_ms.filter(|t| *t > now) {
                 next_due = Some(next_due.map_or(t, |n| n.min(t)));
             }
-            let wait = next_due.map(|t| (t - now).clamp(0, 1000) as u64).unwrap_or(1000);
+            let wait = next_due
+                .map(|t| (t - now).clamp(0, 1000) as u64)
+                .unwrap_or(1000);
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
@@ -155,7 +177,13 @@ impl Worker {
 }
 
 /// One attempt and its durable record. Returns whether the recipient took it.
-async fn attempt(transport: &dyn Transport, store: &dyn Store, mut e: OutboxEntry, max: u32, backoff: Backoff) -> bool {
+async fn attempt(
+    transport: &dyn Transport,
+    store: &dyn Store,
+    mut e: OutboxEntry,
+    max: u32,
+    backoff: Backoff,
+) -> bool {
     let outcome = transport.deliver(&e).await;
     e.attempts += 1;
     let now = now_ms();
@@ -199,8 +227,14 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_jitters_below_it() {
-        let b = Backoff { base_ms: 100, cap_ms: 1000 };
-        assert_eq!([1, 2, 3, 4, 5, 60].map(|a| b.ceiling(a)), [100, 200, 400, 800, 1000, 1000]);
+        let b = Backoff {
+            base_ms: 100,
+            cap_ms: 1000,
+        };
+        assert_eq!(
+            [1, 2, 3, 4, 5, 60].map(|a| b.ceiling(a)),
+            [100, 200, 400, 800, 1000, 1000]
+        );
         for a in 1..10 {
             for _ in 0..50 {
                 assert!(b.delay_ms(a) <= b.ceiling(a));

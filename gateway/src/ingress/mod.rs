@@ -235,15 +235,23 @@ async fn police(
 
 /// `application/xml` or `text/xml`; a `charset` must agree with the XML declaration.
 fn require_xml(req: &HttpRequest, body: &[u8]) -> Result<(), Problem> {
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let mut parts = ct.split(';').map(str::trim);
     let media = parts.next().unwrap_or("").to_ascii_lowercase();
     if media != "application/xml" && media != "text/xml" {
-        return Err(Problem::unsupported_media("the body must be application/xml or text/xml"));
+        return Err(Problem::unsupported_media(
+            "the body must be application/xml or text/xml",
+        ));
     }
     let declared = match jxg_adapters::court_xml::tree::declared_encoding(body) {
         Ok(e) => e,
-        Err(jxg_adapters::court_xml::tree::FrameError::Encoding(m)) => return Err(Problem::unsupported_media(m)),
+        Err(jxg_adapters::court_xml::tree::FrameError::Encoding(m)) => {
+            return Err(Problem::unsupported_media(m));
+        }
         // not well-formed: the adapter answers 400 with the details
         Err(_) => return Ok(()),
     };
@@ -252,8 +260,12 @@ fn require_xml(req: &HttpRequest, body: &[u8]) -> Result<(), Problem> {
             if k.trim().eq_ignore_ascii_case("charset") {
                 let charset = v.trim().trim_matches('"').to_ascii_uppercase();
                 let same = match declared {
-                    jxg_adapters::court_xml::tree::Encoding::Utf8 => charset == "UTF-8" || charset == "UTF8",
-                    jxg_adapters::court_xml::tree::Encoding::Latin1 => charset == "ISO-8859-1" || charset == "LATIN1",
+                    jxg_adapters::court_xml::tree::Encoding::Utf8 => {
+                        charset == "UTF-8" || charset == "UTF8"
+                    }
+                    jxg_adapters::court_xml::tree::Encoding::Latin1 => {
+                        charset == "ISO-8859-1" || charset == "LATIN1"
+                    }
                 };
                 if !same {
                     return Err(Problem::unsupported_media(format!(
@@ -277,11 +289,23 @@ async fn post_courts(
     answer(&state, &caller.0, r)
 }
 
-async fn courts(state: &AppState, caller: &Caller, req: &HttpRequest, payload: web::Payload) -> Result<Answer, Problem> {
+async fn courts(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Answer, Problem> {
     refuse_while_draining(state)?;
-    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if !ct.starts_with("application/xml") && !ct.starts_with("text/xml") {
-        return Err(Problem::unsupported_media("the body must be application/xml or text/xml"));
+        return Err(Problem::unsupported_media(
+            "the body must be application/xml or text/xml",
+        ));
     }
     let p = &state.pipeline;
     let body = read_body(req, payload, p.config.limits.body_bytes).await?;
@@ -365,7 +389,10 @@ async fn get_message(
         .message(&id)?
         .filter(|m| m.sender == caller.0)
         .ok_or_else(|| Problem::not_found("no such message"))?;
-    let seconds = |t: Option<i64>| t.and_then(|t| chrono::DateTime::from_timestamp(t, 0)).map(|t| jxg_schema::values::Instant::from_utc(t).to_string());
+    let seconds = |t: Option<i64>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map(|t| jxg_schema::values::Instant::from_utc(t).to_string())
+    };
     let mut recipients: Vec<Value> = store
         .deliveries(&id)?
         .iter()
@@ -411,7 +438,10 @@ async fn get_inbox(
         ));
     }
     let p = &state.pipeline;
-    if p.config.authority(&caller.0).is_some_and(|a| a.delivery != crate::config::Delivery::Pull) {
+    if p.config
+        .authority(&caller.0)
+        .is_some_and(|a| a.delivery != crate::config::Delivery::Pull)
+    {
         // documents are pushed to this authority: its inbox stays empty, so nothing arrives twice
         return Ok(HttpResponse::Ok().json(json!({"items": []})));
     }

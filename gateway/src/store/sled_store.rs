@@ -122,7 +122,9 @@ impl SledStore {
         let mut out = Vec::new();
         for kv in self.pending.scan_prefix(&prefix) {
             let (key, _) = kv.map_err(io)?;
-            let Some(raw) = self.outbox.get(&key).map_err(io)? else { continue };
+            let Some(raw) = self.outbox.get(&key).map_err(io)? else {
+                continue;
+            };
             let entry: OutboxEntry = decode(&raw)?;
             if seen_cases.insert(entry.correlation_id.clone()) {
                 out.push((key.to_vec(), entry));
@@ -248,7 +250,12 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn take_inbox(&self, recipient: &str, limit: usize, visibility: Duration) -> Result<Vec<OutboxEntry>, StoreError> {
+    fn take_inbox(
+        &self,
+        recipient: &str,
+        limit: usize,
+        visibility: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         let now = Instant::now();
         let mut leases = self.leases.lock().map_err(|_| io("lease table poisoned"))?;
         let mut out = Vec::new();
@@ -267,7 +274,12 @@ impl Store for SledStore {
     }
 
     fn heads(&self, recipient: &str, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        Ok(self.case_heads(recipient)?.into_iter().take(limit).map(|(_, e)| e).collect())
+        Ok(self
+            .case_heads(recipient)?
+            .into_iter()
+            .take(limit)
+            .map(|(_, e)| e)
+            .collect())
     }
 
     fn record_delivery(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
