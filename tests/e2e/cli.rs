@@ -133,3 +133,62 @@ fn canonical_converts_to_police_json_and_validate_checks_both_forms() {
     assert_eq!(code, 1);
     assert!(err.contains("body.outcomes[1].count_no"), "{err}");
 }
+
+#[test]
+fn converted_court_samples_are_their_canonical_submissions() {
+    let v = submission_validator();
+    for (doc, canonical) in [
+        ("dom-1-latin1.xml", "verdict.issued.json"),
+        ("dom-2-utf8.xml", "verdict.issued-suspended.json"),
+        ("kendelse-varetaegt-1.xml", "remand.ordered.json"),
+        ("retsmoede-grundlovsforhoer-1.xml", "hearing.scheduled.json"),
+    ] {
+        let path = samples_dir().join("court/valid").join(doc);
+        let (code, out, err) = run(&[
+            "convert",
+            "--from",
+            "court-xml",
+            "--to",
+            "canonical",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{doc}: {err}");
+        let got: Value = serde_json::from_str(&out).unwrap();
+        assert!(v.iter_errors(&got).next().is_none(), "{doc}");
+        let mut want: Value =
+            serde_json::from_slice(&sample(&format!("canonical/valid/{canonical}"))).unwrap();
+        want.as_object_mut().unwrap().remove("id");
+        want.as_object_mut().unwrap().remove("received_at");
+        assert_eq!(got, want, "{doc}");
+    }
+    // and out again: the story indictment as the courts receive it
+    let path = samples_dir().join("canonical/valid/indictment.filed.json");
+    let (code, out, err) = run(&[
+        "convert",
+        "--from",
+        "canonical",
+        "--to",
+        "court-xml",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Anklageskrift"),
+        "{out}"
+    );
+    // a hostile document is refused by the same code path
+    let path = samples_dir().join("court/invalid/xxe-external-entity.xml");
+    let (code, _, err) = run(&[
+        "convert",
+        "--from",
+        "court-xml",
+        "--to",
+        "canonical",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("DOCTYPE") && !err.contains("root:x:0:0"),
+        "{err}"
+    );
+}

@@ -90,7 +90,11 @@ async fn valid_police_documents_reach_every_recipient_signed_in_its_format() {
                 .iter()
                 .find(|i| i["id"] == id.as_str())
                 .unwrap_or_else(|| panic!("{doc} not in {recipient}'s inbox"));
-            let format = if recipient == "courts" { "court-xml" } else { "canonical" };
+            let format = if recipient == "courts" {
+                "court-xml"
+            } else {
+                "canonical"
+            };
             assert_eq!(item["format"], format);
             let content = item["content"].as_str().unwrap();
             let h = verify_detached(
@@ -106,11 +110,18 @@ async fn valid_police_documents_reach_every_recipient_signed_in_its_format() {
             let md = jxg_schema::MasterData::embedded();
             let adapter = jxg_adapters::registry::get(format).unwrap();
             let read = adapter
-                .decode(content.as_bytes(), &jxg_adapters::Context { master_data: &md })
+                .decode(
+                    content.as_bytes(),
+                    &jxg_adapters::Context { master_data: &md },
+                )
                 .unwrap_or_else(|e| panic!("{doc} → {recipient}: {e}"));
             let delivered = read.to_json();
             assert_eq!(delivered["case"], expected["case"], "{doc}");
-            let carried_id = if format == "canonical" { delivered["id"].clone() } else { delivered["source_document_id"].clone() };
+            let carried_id = if format == "canonical" {
+                delivered["id"].clone()
+            } else {
+                delivered["source_document_id"].clone()
+            };
             assert_eq!(carried_id, id.as_str());
             // the protected address never leaves the gateway; the narrative goes to prosecution
             if doc.ends_with("anmeldelse-1.json") {
