@@ -10,6 +10,10 @@ pub enum Rejection {
         /// What is wrong and where (line and column for text formats).
         message: String,
     },
+    /// Not the format's layout, with the place of the fault (`record 3 (FO) field record
+    /// length`): HTTP 400.
+    #[error("wrong layout: {0}")]
+    Layout(Violations),
     /// In a text encoding the format does not take: HTTP 415.
     #[error("unsupported encoding: {message}")]
     Encoding {

@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod court_xml;
 mod error;
 pub mod police_json;
+pub mod prosecution_flat;
 pub mod registry;
 #[cfg(test)]
 mod testgen;

@@ -28,6 +28,7 @@ static ADAPTERS: &[&dyn Adapter] = &[
     &crate::canonical::Canonical,
     &crate::police_json::PoliceJson,
     &crate::court_xml::CourtXml,
+    &crate::prosecution_flat::ProsecutionFlat,
 ];
 
 /// The adapter for a format name.

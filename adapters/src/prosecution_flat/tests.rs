@@ -1,0 +1,467 @@
+use std::path::PathBuf;
+
+use jxg_schema::message::*;
+use jxg_schema::values::*;
+use jxg_schema::{MasterData, Message};
+use proptest::prelude::*;
+use serde_json::Value;
+
+use super::{decode, encode, encode_reporting, records};
+use crate::testgen::*;
+use crate::{Context, Rejection};
+
+fn shared(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/samples")
+        .join(rel)
+}
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(shared(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+fn json(rel: &str) -> Value {
+    serde_json::from_slice(&read(rel)).unwrap()
+}
+fn md() -> MasterData {
+    MasterData::embedded()
+}
+
+#[test]
+fn inbound_samples_decode_to_their_canonical_messages() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    for (flat, canonical) in [
+        (
+            "prosecution/valid/tilt-1.flat",
+            "canonical/valid/indictment.filed.json",
+        ),
+        (
+            "prosecution/valid/opgv-1.flat",
+            "canonical/valid/charges.withdrawn.json",
+        ),
+    ] {
+        let mut m = decode(&read(flat), &ctx).unwrap_or_else(|e| panic!("{flat}: {e}"));
+        m.sender = Some("prosecution".into());
+        let mut expected = json(canonical);
+        let o = expected.as_object_mut().unwrap();
+        o.remove("id");
+        o.remove("received_at");
+        assert_eq!(m.to_json(), expected, "{flat}");
+    }
+}
+
+/// What prosecution-flat cannot carry (its spec's list), removed from a canonical message.
+fn carried(mut v: Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                o.remove("address");
+                o.remove("committed_to");
+                if o.contains_key("cpr") {
+                    o.remove("birth_date");
+                }
+                o.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v["body"]);
+    if v["type"] != "indictment.filed" {
+        v["body"].as_object_mut().unwrap().remove("narrative");
+    }
+    if let Some(c) = v["body"].get_mut("custody") {
+        c.as_object_mut().unwrap().remove("place");
+    }
+    v
+}
+
+#[test]
+fn outbound_samples_are_what_the_canonical_messages_encode_to() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    for (canonical, flat) in [
+        (
+            "canonical/valid/verdict.issued.json",
+            "prosecution/valid/doma-1.flat",
+        ),
+        (
+            "canonical/valid/custody.released.json",
+            "prosecution/valid/loes-1.flat",
+        ),
+    ] {
+        let m: Message = serde_json::from_value(carried(json(canonical))).unwrap();
+        let out = encode(&m, &md).unwrap();
+        let sample = read(flat);
+        let ours = decode(&out, &ctx).unwrap_or_else(|e| panic!("{canonical}: {e}"));
+        let theirs = decode(&sample, &ctx).unwrap();
+        // counts from flat carry only the local date of committed_from
+        assert_eq!(ours.case, theirs.case, "{flat}");
+        assert_eq!(ours.body, theirs.body, "{flat}");
+        if m.id.is_some() {
+            assert_eq!(out, sample, "{flat}: byte for byte");
+        }
+    }
+}
+
+#[test]
+fn every_invalid_sample_names_its_record_and_field() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    let manifest = json("prosecution/invalid/manifest.json");
+    let entries = manifest.as_array().unwrap();
+    assert_eq!(entries.len(), 14);
+    for e in entries {
+        let file = e["file"].as_str().unwrap();
+        let err = decode(&read(&format!("prosecution/invalid/{file}")), &ctx).expect_err(file);
+        let record = e["record"].as_u64().unwrap();
+        let field = e["field"].as_str().unwrap();
+        let (class, v) = match &err.rejection {
+            Rejection::Layout(v) => (400, v),
+            Rejection::Invalid(v) => (422, v),
+            other => panic!("{file}: {other:?}"),
+        };
+        assert_eq!(class, e["class"].as_u64().unwrap(), "{file}: {v}");
+        let hit = v.iter().any(|x| {
+            x.path.starts_with(&format!("record {record} ("))
+                && x.path.ends_with(&format!("field {field}"))
+        });
+        assert!(hit, "{file}: want record {record} field {field}, got {v}");
+        let text = v.to_string();
+        for secret in ["0104909995", "Hansen", "Jens Peter"] {
+            assert!(!text.contains(secret), "{file}: {text}");
+        }
+    }
+}
+
+#[test]
+fn text_is_cut_and_folded_to_latin1_and_the_change_is_reported() {
+    let md = md();
+    let mut m: Message =
+        serde_json::from_value(carried(json("canonical/valid/custody.released.json"))).unwrap();
+    if let Body::CustodyReleased(b) = &mut m.body {
+        b.person.family_name = "Łukasiewicz-Kőrösi-Wiśniewska-Østergaard-Hansen".into();
+    }
+    let (bytes, alt) = encode_reporting(&m, &md).unwrap();
+    let back = decode(&bytes, &Context { master_data: &md }).unwrap();
+    let Body::CustodyReleased(b) = &back.body else {
+        panic!()
+    };
+    assert_eq!(b.person.family_name, "Lukasiewicz-Körösi-Wisniewska-Øster");
+    assert_eq!(alt.cut, ["record 2 (PE) field family name"]);
+    assert_eq!(alt.folded, ["record 2 (PE) field family name"]);
+    assert!(bytes.iter().all(|b| !(0x80..=0x9F).contains(b)));
+}
+
+#[test]
+fn records_are_checked_for_layout_before_fields() {
+    assert!(records::split(b"").is_err());
+    let tr = format!("TR000001{}", " ".repeat(120));
+    let e = records::split(tr.as_bytes()).unwrap_err();
+    assert_eq!(e.path, "record 1 (TR) field record type");
+}
+
+fn flat_text() -> impl Strategy<Value = String> {
+    "[A-Za-zÆØÅæøå0-9][A-Za-zÆØÅæøå0-9,.:-]{0,10}( [A-Za-zÆØÅæøå0-9,.:-]{1,10}){0,3}"
+}
+
+/// Counts as prosecution-flat carries them: a local date, no end.
+fn flat_counts() -> impl Strategy<Value = Vec<Count>> {
+    prop::collection::vec(
+        (
+            law_ref(),
+            flat_text(),
+            prop::option::of(date()),
+            prop::option::of(flat_text()),
+        ),
+        1..4,
+    )
+    .prop_map(|cs| {
+        cs.into_iter()
+            .enumerate()
+            .map(|(i, (law_ref, description, d, place))| Count {
+                no: i as u16 + 1,
+                law_ref,
+                description,
+                committed_from: d.map(|d| danish_time::start_of_day(d.0)),
+                committed_to: None,
+                place,
+            })
+            .collect()
+    })
+}
+
+fn flat_person() -> impl Strategy<Value = Person> {
+    person().prop_map(|mut p| {
+        p.address = None;
+        p.given_name = p
+            .given_name
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .take(30)
+            .collect::<String>()
+            + "a";
+        p.family_name = p
+            .family_name
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .take(30)
+            .collect::<String>()
+            + "b";
+        p
+    })
+}
+
+/// Bodies as prosecution-flat carries them, for every kind.
+fn flat_body() -> impl Strategy<Value = Body> {
+    let sentence = || {
+        sentence().prop_map(|mut s| {
+            s.conditions.truncate(2);
+            s
+        })
+    };
+    prop_oneof![
+        (
+            prop::collection::vec(flat_person(), 1..3),
+            flat_counts(),
+            prop::option::of(sentence()),
+            instant(),
+            prop::option::of(flat_text())
+        )
+            .prop_map(
+                |(defendants, counts, requested_sentence, filed_at, narrative)| {
+                    Body::IndictmentFiled(IndictmentFiled {
+                        court: "KBH".into(),
+                        defendants,
+                        counts,
+                        requested_sentence,
+                        filed_at,
+                        narrative,
+                    })
+                }
+            ),
+        (flat_person(), flat_counts(), flat_text(), instant()).prop_map(
+            |(person, counts, reason, withdrawn_at)| Body::ChargesWithdrawn(ChargesWithdrawn {
+                person,
+                counts,
+                reason,
+                withdrawn_at,
+                court: Some("KBH".into())
+            })
+        ),
+        (
+            flat_counts(),
+            prop::collection::vec(flat_person(), 1..4),
+            instant()
+        )
+            .prop_map(
+                |(counts, persons, at)| Body::OffenceReported(OffenceReported {
+                    police_district: "koebenhavn".into(),
+                    reported_at: at,
+                    counts,
+                    persons,
+                    narrative: None
+                })
+            ),
+        (flat_person(), flat_counts(), instant()).prop_map(|(person, counts, charged_at)| {
+            Body::PersonCharged(PersonCharged {
+                police_district: "koebenhavn".into(),
+                person,
+                counts,
+                charged_at,
+            })
+        }),
+        (flat_person(), instant(), flat_counts(), any::<bool>()).prop_map(
+            |(person, at, counts, requested)| Body::PersonArrested(PersonArrested {
+                police_district: "koebenhavn".into(),
+                person,
+                custody: Custody {
+                    event: CustodyEvent::Arrested,
+                    at,
+                    place: None,
+                    institution: None,
+                    until: None,
+                    reason: None
+                },
+                counts,
+                custody_hearing_requested: requested,
+                custody_hearing_deadline: Instant::from_utc(at.utc() + chrono::Duration::hours(24)),
+            })
+        ),
+        (
+            court(),
+            instant(),
+            prop::sample::select(HearingKind::ALL.to_vec()),
+            prop::option::of("[A-Za-z0-9]{1,10}"),
+            prop::collection::vec(flat_person(), 1..3),
+            any::<bool>()
+        )
+            .prop_map(
+                |(court, starts_at, kind, room, persons, c)| Body::HearingScheduled(
+                    HearingScheduled {
+                        hearing: Hearing {
+                            court,
+                            starts_at,
+                            kind,
+                            room
+                        },
+                        persons,
+                        defendant_in_custody: c
+                    }
+                )
+            ),
+        (
+            flat_person(),
+            instant(),
+            institution(),
+            date(),
+            any::<bool>()
+        )
+            .prop_map(|(person, at, inst, until, isolation)| Body::RemandOrdered(
+                RemandOrdered {
+                    person,
+                    custody: Custody {
+                        event: CustodyEvent::Remanded,
+                        at,
+                        place: None,
+                        institution: Some(inst),
+                        until: Some(until),
+                        reason: None
+                    },
+                    isolation,
+                    court: "KBH".into(),
+                }
+            )),
+        (flat_person(), instant(), flat_counts(), sentence(), date()).prop_map(
+            |(defendant, decided_at, counts, sentence, appeal_deadline)| {
+                let outcomes = counts
+                    .iter()
+                    .map(|c| Outcome {
+                        count_no: c.no,
+                        outcome: OutcomeKind::Guilty,
+                    })
+                    .collect();
+                Body::VerdictIssued(VerdictIssued {
+                    court: "KBH".into(),
+                    decided_at,
+                    defendant,
+                    counts,
+                    outcomes,
+                    sentence,
+                    appeal_deadline,
+                })
+            }
+        ),
+        (flat_person(), instant(), institution()).prop_map(|(person, at, inst)| {
+            Body::CustodyAdmitted(CustodyChange {
+                person,
+                custody: Custody {
+                    event: CustodyEvent::Admitted,
+                    at,
+                    place: None,
+                    institution: Some(inst),
+                    until: None,
+                    reason: None,
+                },
+            })
+        }),
+        (
+            flat_person(),
+            instant(),
+            prop::option::of(institution()),
+            prop::sample::select(ReleaseReason::ALL.to_vec())
+        )
+            .prop_map(|(person, at, inst, r)| {
+                Body::CustodyReleased(CustodyChange {
+                    person,
+                    custody: Custody {
+                        event: CustodyEvent::Released,
+                        at,
+                        place: None,
+                        institution: inst,
+                        until: None,
+                        reason: Some(r),
+                    },
+                })
+            }),
+    ]
+}
+
+fn own_time(b: &Body) -> Option<Instant> {
+    match b {
+        Body::IndictmentFiled(b) => Some(b.filed_at),
+        Body::ChargesWithdrawn(b) => Some(b.withdrawn_at),
+        Body::OffenceReported(b) => Some(b.reported_at),
+        Body::PersonCharged(b) => Some(b.charged_at),
+        Body::VerdictIssued(b) => Some(b.decided_at),
+        _ => None,
+    }
+}
+
+fn local_times_are_unambiguous(m: &Message) -> bool {
+    fn walk(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s
+                .parse::<Instant>()
+                .map(|t| danish_time::to_instant(danish_time::to_local(t)) == Some(t))
+                .unwrap_or(true),
+            Value::Array(a) => a.iter().all(walk),
+            Value::Object(o) => o.values().all(walk),
+            _ => true,
+        }
+    }
+    walk(&m.to_json())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn canonical_to_flat_and_back_is_the_identity_for_every_kind(body in flat_body(), occurred in instant()) {
+        let md = md();
+        let case = CaseRefs {
+            police_journal: Some("1470-76543-00012-26".parse().unwrap()),
+            prosecution_case: Some("AM-2026-004711".parse().unwrap()),
+            court_case: Some("SS-1234/2026-KBH".parse().unwrap()),
+        };
+        let mut body = body;
+        if let Body::HearingScheduled(h) = &mut body {
+            h.hearing.court = "KBH".into();
+        }
+        let m = Message {
+            id: Some(uuid::Uuid::now_v7()),
+            sender: None,
+            source_document_id: "X".into(),
+            occurred_at: own_time(&body).unwrap_or(occurred),
+            received_at: None,
+            purpose: body.message_type().default_purpose(),
+            classification: Classification::Confidential,
+            correlation_id: case.correlation_id().unwrap(),
+            case,
+            body,
+        };
+        prop_assume!(local_times_are_unambiguous(&m));
+        let (bytes, alt) = encode_reporting(&m, &md).unwrap();
+        prop_assert!(alt.cut.is_empty() && alt.folded.is_empty(), "{:?}", alt);
+        let back = decode(&bytes, &Context { master_data: &md })
+            .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&bytes)));
+        prop_assert_eq!(&back.body, &m.body);
+        prop_assert_eq!(&back.case, &m.case);
+        prop_assert_eq!(back.occurred_at, m.occurred_at);
+    }
+
+    #[test]
+    fn decode_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1200)) {
+        let md = md();
+        let _ = decode(&bytes, &Context { master_data: &md });
+    }
+
+    #[test]
+    fn decode_never_panics_on_damaged_samples(pos in 0usize..1300, byte in any::<u8>(), which in 0usize..4) {
+        let files = ["tilt-1.flat", "opgv-1.flat", "doma-1.flat", "loes-1.flat"];
+        let mut bytes = read(&format!("prosecution/valid/{}", files[which]));
+        let pos = pos % bytes.len();
+        bytes[pos] = byte;
+        let md = md();
+        let _ = decode(&bytes, &Context { master_data: &md });
+    }
+}
