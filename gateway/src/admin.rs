@@ -53,6 +53,11 @@ async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     if let Err(e) = state.pipeline.store.pending_count() {
         reasons.push(format!("store: {e}"));
     }
+    if let Some(b) = &state.broker {
+        if !b.is_connected() {
+            reasons.push("broker: not connected".to_string());
+        }
+    }
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         reasons.push("shutting down".to_string());
     }

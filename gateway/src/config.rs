@@ -32,6 +32,9 @@ pub struct Config {
     /// Push delivery: retries, backoff, concurrency, circuit breaker.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// The message broker (AMQP 0-9-1) of authorities delivered by `amqp`.
+    #[serde(default)]
+    pub broker: BrokerConfig,
     /// The registered authorities.
     #[serde(default, rename = "authority")]
     pub authorities: Vec<Authority>,
@@ -186,6 +189,55 @@ pub enum Delivery {
     Pull,
     /// The gateway POSTs each document to the authority's `webhook`.
     Push,
+    /// The authority publishes to and consumes from the broker's queues.
+    Amqp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Default `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    #[serde(default = "default_broker_url")]
+    pub url: String,
+    /// Where the authority publishes. Default `jxg.prosecution.in`.
+    #[serde(default = "default_in_queue")]
+    pub in_queue: String,
+    /// Where the gateway publishes for the authority. Default `jxg.prosecution.out`.
+    #[serde(default = "default_out_queue")]
+    pub out_queue: String,
+    /// Where refused messages go, with the reason in `x-jxg-error`. Default `jxg.prosecution.rejected`.
+    #[serde(default = "default_rejected_queue")]
+    pub rejected_queue: String,
+    /// Unacknowledged deliveries the gateway takes at once. Default 16.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            url: default_broker_url(),
+            in_queue: default_in_queue(),
+            out_queue: default_out_queue(),
+            rejected_queue: default_rejected_queue(),
+            prefetch: default_prefetch(),
+        }
+    }
+}
+fn default_broker_url() -> String {
+    "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+}
+fn default_in_queue() -> String {
+    "jxg.prosecution.in".into()
+}
+fn default_out_queue() -> String {
+    "jxg.prosecution.out".into()
+}
+fn default_rejected_queue() -> String {
+    "jxg.prosecution.rejected".into()
+}
+fn default_prefetch() -> u16 {
+    16
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -363,6 +415,23 @@ impl Config {
                     errs.push(format!("authority {}: unknown clearance {c:?}", a.id));
                 }
             }
+        }
+        if self
+            .authorities
+            .iter()
+            .filter(|a| a.delivery == Delivery::Amqp)
+            .count()
+            > 1
+        {
+            errs.push(
+                "only one authority can be delivered by amqp (it owns the broker's queues)".into(),
+            );
+        }
+        if !self.broker.url.starts_with("amqp://") && !self.broker.url.starts_with("amqps://") {
+            errs.push("broker.url must be an amqp:// or amqps:// URL".into());
+        }
+        if self.broker.prefetch == 0 {
+            errs.push("broker.prefetch must be at least 1".into());
         }
         if self.authorities.is_empty() {
             errs.push("no authority is registered".into());

@@ -43,6 +43,11 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
         Some(dir) => MasterData::load_dir(&config.resolve(dir))?,
         None => MasterData::embedded(),
     };
+    let broker = config
+        .authorities
+        .iter()
+        .any(|a| a.delivery == crate::config::Delivery::Amqp)
+        .then(|| Arc::new(crate::broker::Broker::new(config.broker.clone())));
     let clearances: BTreeMap<String, Vec<String>> = config
         .authorities
         .iter()
@@ -58,6 +63,7 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
         },
         metrics: Default::default(),
         draining: AtomicBool::new(false),
+        broker,
     })
 }
 
@@ -122,7 +128,23 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
     .map_err(StartError::Bind)?
     .run();
 
-    let workers = crate::delivery::start(&state)?;
+    let mut workers = crate::delivery::start(&state)?;
+    if let Some(broker) = &state.broker {
+        for a in state
+            .pipeline
+            .config
+            .authorities
+            .iter()
+            .filter(|a| a.delivery == crate::config::Delivery::Amqp)
+        {
+            workers.push(crate::ingress::amqp::start(
+                state.clone(),
+                broker.clone(),
+                a.id.clone(),
+                a.format.clone(),
+            ));
+        }
+    }
     tracing::info!(authority = %authority_addr, admin = %admin_addr, "listening");
     let (h1, h2) = (authority.handle(), admin.handle());
     let s = state.clone();

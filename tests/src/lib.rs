@@ -41,13 +41,55 @@ pub struct Home {
 }
 
 impl Home {
-    /// A configuration with port-0 listeners and a fresh development PKI.
+    /// A configuration with port-0 listeners and a fresh development PKI. The prosecution
+    /// service pulls canonical messages here, so tests that do not exercise the broker observe
+    /// it through its inbox; [`Home::with_broker`] keeps the shipped AMQP delivery.
     pub fn new() -> Self {
         Self::with_limits("")
     }
 
     /// As [`Home::new`], with extra TOML lines in `[limits]`.
     pub fn with_limits(limits: &str) -> Self {
+        let home = Self::base(limits);
+        home.edit_config(|t| {
+            t.replace(
+                "format = \"prosecution-flat\"\ndelivery = \"amqp\"",
+                "format = \"canonical\"\ndelivery = \"pull\"",
+            )
+        });
+        home
+    }
+
+    /// The shipped configuration, prosecution on the broker, with queues of this test's own.
+    pub fn with_broker(tag: &str) -> Self {
+        let home = Self::base("");
+        let tag = format!("{tag}.{}", uuid::Uuid::now_v7().simple());
+        home.edit_config(|t| {
+            t.replace("\"jxg.prosecution.in\"", &format!("\"test.{tag}.in\""))
+                .replace("\"jxg.prosecution.out\"", &format!("\"test.{tag}.out\""))
+                .replace(
+                    "\"jxg.prosecution.rejected\"",
+                    &format!("\"test.{tag}.rejected\""),
+                )
+        });
+        home
+    }
+
+    /// The configured queue names: (in, out, rejected).
+    pub fn queues(&self) -> (String, String, String) {
+        let text = std::fs::read_to_string(self.path().join("gateway.toml")).unwrap();
+        let get = |k: &str| {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{k} =")))
+                .unwrap();
+            line.split('"').nth(1).unwrap().to_string()
+        };
+        (get("in_queue"), get("out_queue"), get("rejected_queue"))
+    }
+
+    /// The shipped configuration with port-0 listeners, with extra TOML lines in `[limits]`.
+    fn base(limits: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let shipped =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.toml"))

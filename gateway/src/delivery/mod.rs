@@ -10,6 +10,7 @@
 //! attempts to a recipient after consecutive failures and probes it once per cool-down, and a
 //! concurrency limit bounds what is in flight, so one dead recipient costs the others nothing.
 
+pub mod amqp;
 pub mod push;
 mod worker;
 

@@ -2,6 +2,7 @@
 //! size) before the pipeline runs. Checks run in api.md's order: certificate (401/403), content
 //! type (415), size (413), well-formedness (400), the right to send (403), validation (422).
 
+pub mod amqp;
 pub mod identity;
 pub mod problem;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set on SIGTERM: new requests answer 503 while in-flight ones finish.
     pub draining: AtomicBool,
+    /// The broker, when an authority is delivered by amqp.
+    pub broker: Option<Arc<crate::broker::Broker>>,
 }
 
 /// The authenticated authority of a request.

@@ -1,0 +1,76 @@
+//! The AMQP transport: publish to the broker's out-queue with publisher confirms and persistent
+//! delivery; a delivery counts as done only when the broker confirms it.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use lapin::BasicProperties;
+use lapin::options::BasicPublishOptions;
+use lapin::types::{AMQPValue, FieldTable};
+
+use super::{Outcome, Transport};
+use crate::broker::Broker;
+use crate::store::OutboxEntry;
+
+pub struct AmqpTransport {
+    pub broker: Arc<Broker>,
+}
+
+fn content_encoding(format: &str) -> &'static str {
+    if format == "prosecution-flat" {
+        "ISO-8859-1"
+    } else {
+        "UTF-8"
+    }
+}
+
+impl Transport for AmqpTransport {
+    fn deliver<'a>(&'a self, entry: &'a OutboxEntry) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let ch = match self.broker.publisher().await {
+                Ok(ch) => ch,
+                Err(_) => return Outcome::Retry("broker unavailable".into()),
+            };
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "jxg-signature".into(),
+                AMQPValue::LongString(entry.signature.as_str().into()),
+            );
+            if let Some(t) = &entry.traceparent {
+                headers.insert(
+                    "traceparent".into(),
+                    AMQPValue::LongString(t.as_str().into()),
+                );
+            }
+            let props = BasicProperties::default()
+                .with_message_id(entry.message_id.to_string().into())
+                .with_correlation_id(entry.correlation_id.as_str().into())
+                .with_content_type(entry.media_type.as_str().into())
+                .with_content_encoding(content_encoding(&entry.format).into())
+                .with_delivery_mode(2)
+                .with_headers(headers);
+            let queue = self.broker.config.out_queue.as_str();
+            let published = ch
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    &entry.content(),
+                    props,
+                )
+                .await;
+            let confirm = match published {
+                Ok(c) => c.await,
+                Err(e) => Err(e),
+            };
+            match confirm {
+                Ok(c) if c.is_ack() => Outcome::Delivered,
+                Ok(_) => Outcome::Retry("the broker refused the message".into()),
+                Err(_) => {
+                    self.broker.reset_publisher().await;
+                    Outcome::Retry("broker unavailable".into())
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! The broker ingress: consume the authority's in-queue with manual acknowledgement and a bounded
+//! prefetch. A delivery is acked only after its message is durably accepted (or was accepted
+//! before: the AMQP `message_id`, else the HD document id, is the idempotency key), or after it
+//! was durably moved to the rejected queue with the reason in `x-jxg-error` — so a poison message
+//! is answered once, never redelivered forever. When the store is unavailable the delivery is
+//! returned to the queue. A lost connection is remade with backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::BasicProperties;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+
+use super::State;
+use super::problem::Problem;
+use crate::broker::{Broker, header};
+use crate::pipeline;
+
+/// Consumes until the gateway drains.
+pub fn start(
+    state: State,
+    broker: Arc<Broker>,
+    authority: String,
+    format: String,
+) -> actix_web::rt::task::JoinHandle<()> {
+    actix_web::rt::spawn(async move {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            if state.draining.load(Ordering::SeqCst) {
+                return;
+            }
+            match consume(&state, &broker, &authority, &format).await {
+                Ok(()) => backoff = Duration::from_millis(250),
+                Err(e) => tracing::warn!(error = %e, "broker connection lost; reconnecting"),
+            }
+            broker.set_connected(false);
+            if state.draining.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    })
+}
+
+async fn consume(
+    state: &State,
+    broker: &Broker,
+    authority: &str,
+    format: &str,
+) -> Result<(), String> {
+    let conn = broker.connect().await?;
+    let ch = conn.create_channel().await.map_err(|e| e.to_string())?;
+    ch.basic_qos(broker.config.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let rejected = conn.create_channel().await.map_err(|e| e.to_string())?;
+    rejected
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut consumer = ch
+        .basic_consume(
+            broker.config.in_queue.as_str().into(),
+            "jxg-gateway".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    broker.set_connected(true);
+    tracing::info!(queue = %broker.config.in_queue, "consuming");
+    let adapter =
+        jxg_adapters::registry::get(format).ok_or("no adapter for the authority's format")?;
+    loop {
+        let next = tokio::select! {
+            d = consumer.next() => d,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if state.draining.load(Ordering::SeqCst) { return Ok(()) }
+                continue;
+            }
+        };
+        let Some(delivery) = next else {
+            return Err("the broker closed the consumer".into());
+        };
+        let delivery = delivery.map_err(|e| e.to_string())?;
+        handle(state, broker, &rejected, authority, adapter, delivery).await?;
+    }
+}
+
+fn describe(p: &Problem) -> String {
+    let mut s = format!("{} {}: {}", p.status, p.slug, p.detail);
+    for e in p.errors.iter().take(20) {
+        s.push_str(&format!("; {}: {}", e.path, e.message));
+    }
+    s.chars().take(2000).collect()
+}
+
+async fn handle(
+    state: &State,
+    broker: &Broker,
+    rejected: &lapin::Channel,
+    authority: &str,
+    adapter: &'static dyn jxg_adapters::Adapter,
+    d: Delivery,
+) -> Result<(), String> {
+    let p = &state.pipeline;
+    let key = d
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|m| m.as_str().to_string())
+        .filter(|k| !k.trim().is_empty());
+    let traceparent = header(d.properties.headers().as_ref(), "traceparent");
+    let result = if d.data.len() > p.config.limits.body_bytes {
+        Err(Problem::too_large(p.config.limits.body_bytes))
+    } else {
+        match pipeline::decode_document(adapter, &d.data, &p.master_data) {
+            Ok(mut m) => {
+                if let Some(k) = &key {
+                    m.source_document_id = k.clone();
+                }
+                p.accept(authority, m, &d.data, traceparent).await
+            }
+            Err(e) => Err(pipeline::rejection(e, authority, &p.policy)),
+        }
+    };
+    match result {
+        Ok(_) => {
+            state.metrics.accepted(authority);
+            d.ack(BasicAckOptions::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Err(problem) if problem.status == 503 => {
+            // nothing was accepted: hand it back and pause before taking more
+            d.nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(())
+        }
+        Err(problem) => {
+            state.metrics.rejected(authority, problem.status);
+            let reason = describe(&problem);
+            tracing::warn!(status = problem.status, "refused a message from the broker");
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "x-jxg-error".into(),
+                AMQPValue::LongString(reason.as_str().into()),
+            );
+            headers.insert(
+                "x-jxg-status".into(),
+                AMQPValue::LongString(problem.status.to_string().as_str().into()),
+            );
+            let mut props = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_headers(headers);
+            if let Some(k) = &key {
+                props = props.with_message_id(k.as_str().into());
+            }
+            let confirm = rejected
+                .basic_publish(
+                    "".into(),
+                    broker.config.rejected_queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &d.data,
+                    props,
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            if !confirm.is_ack() {
+                return Err("the broker refused the rejected copy".into());
+            }
+            d.ack(BasicAckOptions::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
+}
