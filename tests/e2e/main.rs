@@ -5,3 +5,4 @@ mod courts;
 mod durability;
 mod identity;
 mod police;
+mod prosecution;

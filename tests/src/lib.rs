@@ -537,3 +537,156 @@ pub fn submission(sample_rel: &str, source_document_id: &str) -> Value {
     o.insert("source_document_id".into(), Value::from(source_document_id));
     v
 }
+
+/// An AMQP client of the test's own, playing the prosecution system on the real broker.
+pub struct Prosecution {
+    pub conn: lapin::Connection,
+    pub channel: lapin::Channel,
+}
+
+/// One message taken from a queue.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub body: Vec<u8>,
+    pub message_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+impl Prosecution {
+    pub async fn connect() -> Self {
+        let conn = lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ answers on 127.0.0.1:5672 (make test starts it)");
+        let channel = conn.create_channel().await.unwrap();
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Self { conn, channel }
+    }
+
+    /// Declares the queues as the gateway does (durable quorum), so publishing before the
+    /// gateway has started loses nothing.
+    pub async fn declare(&self, queues: &[&str]) {
+        let mut args = lapin::types::FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            lapin::types::AMQPValue::LongString("quorum".into()),
+        );
+        for q in queues {
+            self.channel
+                .queue_declare(
+                    (*q).into(),
+                    lapin::options::QueueDeclareOptions::durable(),
+                    args.clone(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Publishes a record set as the prosecution system does, and waits for the broker's confirm.
+    pub async fn publish(&self, queue: &str, body: &[u8], message_id: &str) {
+        let props = lapin::BasicProperties::default()
+            .with_content_type("text/x-jxg-flat".into())
+            .with_content_encoding("ISO-8859-1".into())
+            .with_message_id(message_id.into())
+            .with_delivery_mode(2);
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Takes one message, if there is one.
+    pub async fn take(&self, queue: &str) -> Option<Taken> {
+        let got = self
+            .channel
+            .basic_get(
+                queue.into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .ok()??;
+        let p = &got.delivery.properties;
+        let mut headers = std::collections::BTreeMap::new();
+        if let Some(h) = p.headers() {
+            for (k, v) in h.inner() {
+                if let lapin::types::AMQPValue::LongString(s) = v {
+                    headers.insert(
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                    );
+                }
+            }
+        }
+        Some(Taken {
+            body: got.delivery.data.clone(),
+            message_id: p.message_id().as_ref().map(|s| s.as_str().to_string()),
+            correlation_id: p.correlation_id().as_ref().map(|s| s.as_str().to_string()),
+            content_type: p.content_type().as_ref().map(|s| s.as_str().to_string()),
+            content_encoding: p
+                .content_encoding()
+                .as_ref()
+                .map(|s| s.as_str().to_string()),
+            headers,
+        })
+    }
+
+    /// Waits (bounded) for the next message on a queue.
+    pub async fn next(&self, queue: &str) -> Taken {
+        for _ in 0..300 {
+            if let Some(t) = self.take(queue).await {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("nothing arrived on {queue}");
+    }
+
+    /// How many messages wait on a queue.
+    pub async fn depth(&self, queue: &str) -> u32 {
+        let mut args = lapin::types::FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            lapin::types::AMQPValue::LongString("quorum".into()),
+        );
+        let q = self
+            .channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                args,
+            )
+            .await
+            .unwrap();
+        q.message_count()
+    }
+
+    pub async fn delete(&self, queues: &[&str]) {
+        for q in queues {
+            let _ = self
+                .channel
+                .queue_delete((*q).into(), lapin::options::QueueDeleteOptions::default())
+                .await;
+        }
+    }
+}

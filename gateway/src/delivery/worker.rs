@@ -37,7 +37,7 @@ impl Backoff {
     }
 }
 
-/// Starts a worker for every recipient delivered by push. Returns their handles.
+/// Starts a worker for every recipient that does not pull (push and amqp). Returns their handles.
 pub fn start(
     state: &State,
 ) -> Result<Vec<actix_web::rt::task::JoinHandle<()>>, crate::tls::TlsError> {
@@ -46,19 +46,23 @@ pub fn start(
     for a in config
         .authorities
         .iter()
-        .filter(|a| a.delivery == Delivery::Push)
+        .filter(|a| a.delivery != Delivery::Pull)
     {
-        let url = a.webhook.as_deref().expect("validated: push has a webhook");
-        let transport = PushTransport::new(
-            url,
-            &config.resolve(&config.tls.ca),
-            &config.resolve(&config.tls.cert),
-            &config.resolve(&config.tls.key),
-            Duration::from_secs(config.delivery.request_timeout_seconds),
-        )?;
+        let transport: Arc<dyn Transport> = match (a.delivery, &state.broker) {
+            (Delivery::Amqp, Some(broker)) => Arc::new(super::amqp::AmqpTransport {
+                broker: broker.clone(),
+            }),
+            _ => Arc::new(PushTransport::new(
+                a.webhook.as_deref().expect("validated: push has a webhook"),
+                &config.resolve(&config.tls.ca),
+                &config.resolve(&config.tls.cert),
+                &config.resolve(&config.tls.key),
+                Duration::from_secs(config.delivery.request_timeout_seconds),
+            )?),
+        };
         let worker = Worker {
             recipient: a.id.clone(),
-            transport: Arc::new(transport),
+            transport,
             store: state.pipeline.store.clone(),
             cfg: config.delivery.clone(),
             state: state.clone(),
