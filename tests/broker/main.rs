@@ -153,6 +153,20 @@ async fn a_broker_restart_while_messages_flow_both_ways_loses_and_duplicates_not
     tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
         .await
         .unwrap();
+    // while the broker is away the gateway says so, and keeps accepting what it can store
+    let operator = client_for(&home, "operator");
+    let mut down = None;
+    for _ in 0..50 {
+        let r = operator.get(gw.admin_url("/readyz")).send().await.unwrap();
+        if r.status() == 503 {
+            down = Some(r.text().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let down = down.expect("/readyz never reported the broker down");
+    assert!(down.contains("broker"), "{down}");
+    // messages keep coming while it is away
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::spawn_blocking(|| {
         rabbitmqctl(&["start_app"]);
@@ -162,6 +176,22 @@ async fn a_broker_restart_while_messages_flow_both_ways_loses_and_duplicates_not
     .unwrap();
     reports.await.unwrap();
     indictments.await.unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if operator
+            .get(gw.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "/readyz never reported the broker back");
     let accepted: BTreeSet<String> = accepted.lock().unwrap().iter().cloned().collect();
     assert_eq!(accepted.len(), 30);
 
