@@ -1,4 +1,5 @@
-//! Generators of canonical values for the adapters' property tests.
+//! What the adapters' tests share: sample files, and generators of canonical values for the
+//! property tests.
 
 use jxg_schema::message::*;
 use jxg_schema::values::*;
@@ -346,4 +347,55 @@ pub fn arrest_body() -> impl Strategy<Value = Body> {
                 custody_hearing_deadline: Instant::from_utc(at.utc() + chrono::Duration::hours(24)),
             })
         })
+}
+
+/// `../shared/samples/<rel>`.
+pub fn shared(rel: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/samples")
+        .join(rel)
+}
+pub fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(shared(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+pub fn json(rel: &str) -> serde_json::Value {
+    serde_json::from_slice(&read(rel)).unwrap()
+}
+pub fn md() -> jxg_schema::MasterData {
+    jxg_schema::MasterData::embedded()
+}
+
+/// Removes every address marked protected (what the shipped policies do for every recipient).
+pub fn without_protected_addresses(mut v: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if o.get("address_protected") == Some(&serde_json::Value::Bool(true)) {
+                    o.remove("address");
+                }
+                o.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+/// Whether every instant of a message reads back from its Danish local time (the second pass
+/// of the autumn hour does not: formats without an offset cannot carry it).
+pub fn local_times_are_unambiguous(m: &jxg_schema::Message) -> bool {
+    fn walk(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s
+                .parse::<Instant>()
+                .map(|t| danish_time::to_instant(danish_time::to_local(t)) == Some(t))
+                .unwrap_or(true),
+            serde_json::Value::Array(a) => a.iter().all(walk),
+            serde_json::Value::Object(o) => o.values().all(walk),
+            _ => true,
+        }
+    }
+    walk(&m.to_json())
 }

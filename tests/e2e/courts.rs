@@ -30,18 +30,6 @@ async fn post_canonical(c: &reqwest::Client, gw: &Gateway, m: &Value) -> String 
         .to_string()
 }
 
-async fn inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<Value> {
-    let r: Value = c
-        .get(gw.url("/v1/inbox?limit=500"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["items"].as_array().unwrap().clone()
-}
-
 async fn status(c: &reqwest::Client, gw: &Gateway, id: &str) -> Value {
     c.get(gw.url(&format!("/v1/messages/{id}")))
         .send()

@@ -12,37 +12,6 @@ async fn post_police(c: &reqwest::Client, gw: &Gateway, body: Vec<u8>) -> reqwes
         .unwrap()
 }
 
-async fn jwks(c: &reqwest::Client, gw: &Gateway) -> Value {
-    c.get(gw.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<Value> {
-    let r: Value = c
-        .get(gw.url("/v1/inbox?limit=500"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["items"].as_array().unwrap().clone()
-}
-
-async fn ack(c: &reqwest::Client, gw: &Gateway, id: &str) {
-    let r = c
-        .post(gw.url(&format!("/v1/inbox/{id}/ack")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 #[tokio::test]
 async fn valid_police_documents_reach_every_recipient_signed_in_its_format() {
     let home = Home::new();

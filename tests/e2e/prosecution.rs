@@ -6,18 +6,6 @@ use jxg_schema::MasterData;
 use jxg_tests::*;
 use serde_json::Value;
 
-async fn inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<Value> {
-    let r: Value = c
-        .get(gw.url("/v1/inbox?limit=500"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["items"].as_array().unwrap().clone()
-}
-
 async fn inbox_when(c: &reqwest::Client, gw: &Gateway, n: usize) -> Vec<Value> {
     for _ in 0..300 {
         let items = inbox(c, gw).await;

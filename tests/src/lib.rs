@@ -690,3 +690,37 @@ impl Prosecution {
         }
     }
 }
+
+/// The caller's inbox (up to 500 items).
+pub async fn inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<Value> {
+    let r: Value = c
+        .get(gw.url("/v1/inbox?limit=500"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["items"].as_array().unwrap().clone()
+}
+
+/// Acknowledges an inbox item, expecting 200.
+pub async fn ack(c: &reqwest::Client, gw: &Gateway, id: &str) {
+    let r = c
+        .post(gw.url(&format!("/v1/inbox/{id}/ack")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// The gateway's published keys.
+pub async fn jwks(c: &reqwest::Client, gw: &Gateway) -> Value {
+    c.get(gw.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -1,29 +1,12 @@
-use std::path::PathBuf;
-
+use jxg_schema::Message;
 use jxg_schema::message::*;
 use jxg_schema::values::*;
-use jxg_schema::{MasterData, Message};
 use proptest::prelude::*;
 use serde_json::Value;
 
 use super::fields::{self, LawRefError};
 use super::{decode, encode_with};
 use crate::{Context, Rejection};
-
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/samples")
-        .join(rel)
-}
-fn read(rel: &str) -> Vec<u8> {
-    std::fs::read(shared(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-fn json(rel: &str) -> Value {
-    serde_json::from_slice(&read(rel)).unwrap()
-}
-fn md() -> MasterData {
-    MasterData::embedded()
-}
 
 #[test]
 fn inbound_samples_decode_to_their_canonical_messages() {
@@ -56,20 +39,7 @@ fn inbound_samples_decode_to_their_canonical_messages() {
 /// What the shipped policies remove before a message reaches the police.
 fn minimised_for_police(mut v: Value) -> Value {
     v["body"].as_object_mut().unwrap().remove("narrative");
-    fn strip(v: &mut Value) {
-        match v {
-            Value::Object(o) => {
-                if o.get("address_protected") == Some(&Value::Bool(true)) {
-                    o.remove("address");
-                }
-                o.values_mut().for_each(strip);
-            }
-            Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut v);
-    v
+    without_protected_addresses(v)
 }
 
 #[test]
@@ -283,22 +253,6 @@ fn amounts_durations_and_flags_follow_the_danish_conventions() {
 }
 
 use crate::testgen::*;
-
-/// Whether every instant of the message reads back from its Danish local time.
-fn local_times_are_unambiguous(m: &Message) -> bool {
-    fn walk(v: &Value) -> bool {
-        match v {
-            Value::String(s) => s
-                .parse::<Instant>()
-                .map(|t| danish_time::to_instant(danish_time::to_local(t)) == Some(t))
-                .unwrap_or(true),
-            Value::Array(a) => a.iter().all(walk),
-            Value::Object(o) => o.values().all(walk),
-            _ => true,
-        }
-    }
-    walk(&m.to_json())
-}
 
 #[test]
 fn the_repeated_autumn_hour_reads_back_as_its_first_pass() {

@@ -1,29 +1,12 @@
-use std::path::PathBuf;
-
+use jxg_schema::Message;
 use jxg_schema::message::*;
 use jxg_schema::values::*;
-use jxg_schema::{MasterData, Message};
 use proptest::prelude::*;
 use serde_json::Value;
 
 use super::{decode, encode, encode_reporting, records};
 use crate::testgen::*;
 use crate::{Context, Rejection};
-
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/samples")
-        .join(rel)
-}
-fn read(rel: &str) -> Vec<u8> {
-    std::fs::read(shared(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-fn json(rel: &str) -> Value {
-    serde_json::from_slice(&read(rel)).unwrap()
-}
-fn md() -> MasterData {
-    MasterData::embedded()
-}
 
 #[test]
 fn inbound_samples_decode_to_their_canonical_messages() {
@@ -395,21 +378,6 @@ fn own_time(b: &Body) -> Option<Instant> {
         Body::VerdictIssued(b) => Some(b.decided_at),
         _ => None,
     }
-}
-
-fn local_times_are_unambiguous(m: &Message) -> bool {
-    fn walk(v: &Value) -> bool {
-        match v {
-            Value::String(s) => s
-                .parse::<Instant>()
-                .map(|t| danish_time::to_instant(danish_time::to_local(t)) == Some(t))
-                .unwrap_or(true),
-            Value::Array(a) => a.iter().all(walk),
-            Value::Object(o) => o.values().all(walk),
-            _ => true,
-        }
-    }
-    walk(&m.to_json())
 }
 
 proptest! {

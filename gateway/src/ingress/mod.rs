@@ -131,12 +131,7 @@ fn refuse_while_draining(state: &AppState) -> Result<(), Problem> {
 
 /// `application/json`, with no charset or `utf-8`.
 fn require_json(req: &HttpRequest) -> Result<(), Problem> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut parts = ct.split(';').map(str::trim);
+    let mut parts = content_type(req).split(';').map(str::trim);
     let media = parts.next().unwrap_or("").to_ascii_lowercase();
     if media != "application/json" {
         return Err(Problem::unsupported_media(
@@ -216,40 +211,73 @@ async fn post_police(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let r = police(&state, &caller, &req, payload).await;
+    let r = legacy(&state, &caller, &req, payload, "police-json").await;
     answer(&state, &caller.0, r)
 }
 
-async fn police(
+async fn post_courts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let r = legacy(&state, &caller, &req, payload, "court-xml").await;
+    answer(&state, &caller.0, r)
+}
+
+/// A legacy document over HTTP: its format's media type (and, for XML, a charset that agrees with
+/// the declaration), the body within the limit, then decode and the pipeline.
+async fn legacy(
     state: &AppState,
     caller: &Caller,
     req: &HttpRequest,
     payload: web::Payload,
+    format: &'static str,
 ) -> Result<Answer, Problem> {
     refuse_while_draining(state)?;
-    require_json(req)?;
+    let xml = format == "court-xml";
+    if xml {
+        require_xml_media(req)?;
+    } else {
+        require_json(req)?;
+    }
     let p = &state.pipeline;
     let body = read_body(req, payload, p.config.limits.body_bytes).await?;
-    let adapter = registry::get("police-json").expect("police-json is registered");
+    if xml {
+        require_xml(req, &body)?;
+    }
+    let adapter = registry::get(format).expect("the format of an HTTP route is registered");
     let m = pipeline::decode_document(adapter, &body, &p.master_data)
         .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
     p.accept(&caller.0, m, &body, traceparent(req)).await
 }
 
-/// `application/xml` or `text/xml`; a `charset` must agree with the XML declaration.
-fn require_xml(req: &HttpRequest, body: &[u8]) -> Result<(), Problem> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut parts = ct.split(';').map(str::trim);
-    let media = parts.next().unwrap_or("").to_ascii_lowercase();
+/// `application/xml` or `text/xml`.
+fn require_xml_media(req: &HttpRequest) -> Result<(), Problem> {
+    let media = content_type(req)
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if media != "application/xml" && media != "text/xml" {
         return Err(Problem::unsupported_media(
             "the body must be application/xml or text/xml",
         ));
     }
+    Ok(())
+}
+
+fn content_type(req: &HttpRequest) -> &str {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// A `charset` in the Content-Type must agree with the XML declaration (none means UTF-8).
+fn require_xml(req: &HttpRequest, body: &[u8]) -> Result<(), Problem> {
+    let parts = content_type(req).split(';').map(str::trim).skip(1);
     let declared = match jxg_adapters::court_xml::tree::declared_encoding(body) {
         Ok(e) => e,
         Err(jxg_adapters::court_xml::tree::FrameError::Encoding(m)) => {
@@ -280,43 +308,6 @@ fn require_xml(req: &HttpRequest, body: &[u8]) -> Result<(), Problem> {
         }
     }
     Ok(())
-}
-
-async fn post_courts(
-    state: web::Data<AppState>,
-    caller: Caller,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Result<HttpResponse, Problem> {
-    let r = courts(&state, &caller, &req, payload).await;
-    answer(&state, &caller.0, r)
-}
-
-async fn courts(
-    state: &AppState,
-    caller: &Caller,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<Answer, Problem> {
-    refuse_while_draining(state)?;
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if !ct.starts_with("application/xml") && !ct.starts_with("text/xml") {
-        return Err(Problem::unsupported_media(
-            "the body must be application/xml or text/xml",
-        ));
-    }
-    let p = &state.pipeline;
-    let body = read_body(req, payload, p.config.limits.body_bytes).await?;
-    require_xml(req, &body)?;
-    let adapter = registry::get("court-xml").expect("court-xml is registered");
-    let m = pipeline::decode_document(adapter, &body, &p.master_data)
-        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
-    p.accept(&caller.0, m, &body, traceparent(req)).await
 }
 
 async fn post_canonical(
