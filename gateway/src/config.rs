@@ -318,6 +318,9 @@ pub struct Authority {
     /// The HTTPS URL documents are POSTed to, for `delivery = "push"`.
     #[serde(default)]
     pub webhook: Option<String>,
+    /// Its public signing keys (a JWKS file), for sender-signed `application/jose` submissions.
+    #[serde(default)]
+    pub jwks: Option<PathBuf>,
     /// Clearances it holds, e.g. `protected-address`. Default none.
     #[serde(default)]
     pub clearances: Vec<String>,

@@ -56,6 +56,8 @@ pub struct Pipeline {
     pub signer: Signer,
     pub master_data: MasterData,
     pub policy: Policy,
+    /// Each authority's registered public keys, for `application/jose` submissions.
+    pub sender_keys: std::collections::BTreeMap<String, Vec<josekit::jwk::Jwk>>,
 }
 
 impl Pipeline {
@@ -68,9 +70,22 @@ impl Pipeline {
     pub async fn accept(
         &self,
         sender: &str,
+        m: Message,
+        body: &[u8],
+        traceparent: Option<String>,
+    ) -> Result<Answer, Problem> {
+        self.accept_signed(sender, m, body, traceparent, None).await
+    }
+
+    /// As [`Pipeline::accept`], keeping the sender's own signature (the request body, a compact
+    /// JWS) with the message.
+    pub async fn accept_signed(
+        &self,
+        sender: &str,
         mut m: Message,
         body: &[u8],
         traceparent: Option<String>,
+        sender_signature: Option<String>,
     ) -> Result<Answer, Problem> {
         let t = m.message_type();
         self.policy
@@ -183,6 +198,7 @@ impl Pipeline {
             canonical: String::from_utf8(m.to_bytes()).expect("JSON is UTF-8"),
             skipped,
             traceparent,
+            sender_signature,
         };
         match self.store.accept(Acceptance {
             message: stored,

@@ -53,6 +53,15 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
         .iter()
         .map(|a| (a.id.clone(), a.clearances.clone()))
         .collect();
+    let mut sender_keys = BTreeMap::new();
+    for a in &config.authorities {
+        if let Some(path) = &a.jwks {
+            sender_keys.insert(
+                a.id.clone(),
+                crate::signing::load_jwks(&config.resolve(path))?,
+            );
+        }
+    }
     Ok(AppState {
         pipeline: Pipeline {
             config,
@@ -60,6 +69,7 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
             signer,
             master_data,
             policy: Policy::new(clearances),
+            sender_keys,
         },
         metrics: Default::default(),
         draining: AtomicBool::new(false),

@@ -160,6 +160,69 @@ impl Signer {
     }
 }
 
+/// Reads a JWKS file of public keys (ES256 or EdDSA) for verifying a sender's signatures.
+pub fn load_jwks(path: &Path) -> Result<Vec<Jwk>, SigningError> {
+    let err = |m: String| SigningError::KeyFile {
+        path: path.display().to_string(),
+        message: m,
+    };
+    let text = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let v: Value = serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
+    let keys = v["keys"]
+        .as_array()
+        .ok_or_else(|| err("a JWKS has a \"keys\" list".into()))?;
+    keys.iter()
+        .map(|k| {
+            let map = k
+                .as_object()
+                .cloned()
+                .ok_or_else(|| err("a key is a JSON object".into()))?;
+            Jwk::from_map(map).map_err(|e| err(e.to_string()))
+        })
+        .collect()
+}
+
+/// Verifies a sender's compact JWS against its registered keys and returns the payload.
+/// The key is chosen by `kid` (or tried in turn when there is none); only ES256 and EdDSA.
+pub fn verify_sender(jws: &str, keys: &[Jwk]) -> Result<Vec<u8>, String> {
+    let header = jws.split('.').next().ok_or("not a compact JWS")?;
+    let header: Value = URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice(&h).ok())
+        .ok_or("the JWS header is not base64url JSON")?;
+    let alg = header["alg"].as_str().unwrap_or_default();
+    let kid = header["kid"].as_str();
+    let candidates: Vec<&Jwk> = keys
+        .iter()
+        .filter(|k| kid.is_none() || k.key_id() == kid)
+        .collect();
+    if candidates.is_empty() {
+        return Err("no registered key has the JWS's kid".into());
+    }
+    for k in candidates {
+        let verified = match alg {
+            "ES256" => ES256
+                .verifier_from_jwk(k)
+                .ok()
+                .and_then(|v| josekit::jws::deserialize_compact(jws, &v).ok()),
+            "EdDSA" => josekit::jws::EdDSA
+                .verifier_from_jwk(k)
+                .ok()
+                .and_then(|v| josekit::jws::deserialize_compact(jws, &v).ok()),
+            _ => {
+                return Err(format!(
+                    "the algorithm {alg:?} is not accepted (ES256, EdDSA)"
+                ));
+            }
+        };
+        if let Some((payload, _)) = verified {
+            return Ok(payload);
+        }
+    }
+    Err("the signature does not verify against the sender's registered keys".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,3 +125,66 @@ async fn a_certificate_of_one_authority_cannot_send_as_another() {
         .unwrap();
     assert!(items["items"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_sender_signed_message_needs_a_signature_of_the_senders_registered_key() {
+    let home = Home::new();
+    let key = certs::new_signing_key().unwrap();
+    let signer = jxg_gateway::signing::Signer::from_pem(key.as_bytes()).unwrap();
+    std::fs::write(
+        home.path().join("prison-jwks.json"),
+        signer.jwks().to_string(),
+    )
+    .unwrap();
+    home.edit_config(|t| {
+        t.replace(
+            "certificate = \"urn:jxg:authority:prison\"",
+            "certificate = \"urn:jxg:authority:prison\"\njwks = \"prison-jwks.json\"",
+        )
+    });
+    let gw = home.start();
+    let sign = |pem: &str, kid: &str, payload: &[u8]| {
+        let mut h = josekit::jws::JwsHeader::new();
+        h.set_key_id(kid);
+        let s = josekit::jws::ES256.signer_from_pem(pem).unwrap();
+        josekit::jws::serialize_compact(payload, &h, &s).unwrap()
+    };
+    let message = sample("canonical/valid/custody.admitted.json");
+    let jws = sign(&key, signer.kid(), &message);
+    let prison = client_for(&home, "prison");
+    let post = |c: &reqwest::Client, body: String| {
+        c.post(gw.url("/v1/messages"))
+            .header("Content-Type", "application/jose")
+            .body(body)
+            .send()
+    };
+    // a signature of another key, even under the registered kid, and a tampered one are refused
+    let stranger = certs::new_signing_key().unwrap();
+    assert_eq!(
+        post(&prison, sign(&stranger, signer.kid(), &message))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let mut tampered = jws.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(post(&prison, tampered).await.unwrap().status(), 403);
+    assert_eq!(
+        post(&prison, "not a jws".into()).await.unwrap().status(),
+        400
+    );
+    // the real one is accepted, once
+    let r = post(&prison, jws.clone()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let again = post(&prison, jws).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let police = client_for(&home, "police");
+    let items = inbox(&police, &gw).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["type"], "custody.admitted");
+    // an authority without registered keys cannot send signed messages
+    let r = post(&police, "a.b.c".into()).await.unwrap();
+    assert_eq!(r.status(), 415);
+}

@@ -327,10 +327,39 @@ async fn canonical(
     payload: web::Payload,
 ) -> Result<Answer, Problem> {
     refuse_while_draining(state)?;
-    require_json(req)?;
     let p = &state.pipeline;
+    let jose = content_type(req)
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/jose");
+    if jose {
+        if !p.sender_keys.contains_key(&caller.0) {
+            return Err(Problem::unsupported_media(
+                "this authority has no registered signing keys: submit application/json",
+            ));
+        }
+    } else {
+        require_json(req)?;
+    }
     let body = read_body(req, payload, p.config.limits.body_bytes).await?;
-    let v = jxg_adapters::canonical::parse_json(&body)
+    let (json, sender_signature) = if jose {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| Problem::malformed("a compact JWS is ASCII"))?
+            .trim();
+        if text.split('.').count() != 3 {
+            return Err(Problem::malformed(
+                "the body is not a compact JWS (header.payload.signature)",
+            ));
+        }
+        let payload = crate::signing::verify_sender(text, &p.sender_keys[&caller.0])
+            .map_err(Problem::forbidden)?;
+        (payload, Some(text.to_string()))
+    } else {
+        (body.to_vec(), None)
+    };
+    let v = jxg_adapters::canonical::parse_json(&json)
         .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
     if let Some(named) = v.get("sender") {
         if named.as_str() != Some(caller.0.as_str()) {
@@ -363,7 +392,8 @@ async fn canonical(
     };
     let m = Canonical::decode_value(v, Form::Submission, &ctx)
         .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
-    p.accept(&caller.0, m, &body, traceparent(req)).await
+    p.accept_signed(&caller.0, m, &body, traceparent(req), sender_signature)
+        .await
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, Problem> {

@@ -79,6 +79,9 @@ pub struct StoredMessage {
     /// W3C trace context the message came with.
     #[serde(default)]
     pub traceparent: Option<String>,
+    /// The sender's own compact JWS, when it submitted a signed message.
+    #[serde(default)]
+    pub sender_signature: Option<String>,
 }
 
 /// One message for one recipient, encoded and signed.
