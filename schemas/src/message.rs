@@ -447,21 +447,6 @@ impl Body {
         };
         r.expect("body types serialise to JSON")
     }
-
-    /// Every person the body names, in document order.
-    pub fn persons(&self) -> Vec<&Person> {
-        match self {
-            Body::OffenceReported(b) => b.persons.iter().collect(),
-            Body::PersonCharged(b) => vec![&b.person],
-            Body::PersonArrested(b) => vec![&b.person],
-            Body::IndictmentFiled(b) => b.defendants.iter().collect(),
-            Body::ChargesWithdrawn(b) => vec![&b.person],
-            Body::HearingScheduled(b) => b.persons.iter().collect(),
-            Body::RemandOrdered(b) => vec![&b.person],
-            Body::VerdictIssued(b) => vec![&b.defendant],
-            Body::CustodyAdmitted(b) | Body::CustodyReleased(b) => vec![&b.person],
-        }
-    }
 }
 
 /// A canonical v1 message: stored form (with `id` and `received_at`) or submission form (without).

@@ -114,16 +114,6 @@ impl Problem {
         }
     }
 
-    /// Something nobody expected: logged with the request id, never shown.
-    pub fn internal(request_id: &str) -> Self {
-        Self::new(
-            500,
-            "internal",
-            "Internal error",
-            format!("an unexpected error; quote request {request_id}"),
-        )
-    }
-
     pub fn body(&self) -> serde_json::Value {
         let mut errors: Vec<serde_json::Value> = self
             .errors
