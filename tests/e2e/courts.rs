@@ -443,3 +443,97 @@ async fn a_restart_in_the_middle_of_retries_loses_no_delivery_and_keeps_the_orde
         "the attempt count survived the restart: {c}"
     );
 }
+
+/// Peak resident memory of a process, from /proc (kB).
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn hostile_documents_near_the_size_limit_cost_bounded_memory() {
+    let home = Home::new();
+    let gw = home.start();
+    let courts = client_for(&home, "courts");
+    // warm up: one ordinary document, so the baseline includes a served request
+    let ok = post_xml(
+        &courts,
+        &gw,
+        "application/xml",
+        sample("court/valid/dom-2-utf8.xml"),
+    )
+    .await;
+    assert_eq!(ok.status(), 202);
+    let before = peak_rss_kb(gw.child.id());
+    let head = "<?xml version=\"1.0\"?>";
+    let ns = "urn:dk:domstol:straffesag:2";
+    let mut laughs = String::from("<!DOCTYPE d [<!ENTITY l \"lol\">");
+    for i in 1..10 {
+        let prev = if i == 1 {
+            "l".to_string()
+        } else {
+            format!("l{}", i - 1)
+        };
+        laughs.push_str(&format!(
+            "<!ENTITY l{i} \"{}\">",
+            format!("&{prev};").repeat(10)
+        ));
+    }
+    laughs.push_str("]>");
+    let near_limit = 1_000_000;
+    let docs: Vec<(String, u16)> = vec![
+        (
+            format!(
+                "{head}{}{}",
+                "<a>".repeat(near_limit / 7),
+                "</a>".repeat(near_limit / 7)
+            ),
+            400,
+        ),
+        (
+            format!(
+                "{head}<Dom xmlns=\"{ns}\">{}</Dom>",
+                "<e/>".repeat(near_limit / 4 - 20)
+            ),
+            400,
+        ),
+        (
+            format!(
+                "{head}{laughs}<Dom xmlns=\"{ns}\">{}</Dom>",
+                "&l9;".repeat(1000)
+            ),
+            400,
+        ),
+        (
+            format!(
+                "{head}<Dom xmlns=\"{ns}\" a=\"{}\"/>",
+                "x".repeat(near_limit - 60)
+            ),
+            400,
+        ),
+    ];
+    for round in 0..5 {
+        for (doc, status) in &docs {
+            let r = post_xml(&courts, &gw, "application/xml", doc.clone().into_bytes()).await;
+            assert_eq!(r.status().as_u16(), *status, "round {round}");
+        }
+    }
+    let after = peak_rss_kb(gw.child.id());
+    eprintln!("gateway peak RSS: {before} kB before, {after} kB after the hostile documents");
+    // 20 hostile megabyte documents: the peak may grow by the bodies in flight, not by what an
+    // expansion or a tree of them would take
+    assert!(
+        after.saturating_sub(before) < 48 * 1024,
+        "peak RSS grew from {before} kB to {after} kB"
+    );
+    for who in ["police", "prosecution", "prison"] {
+        assert!(
+            inbox(&client_for(&home, who), &gw)
+                .await
+                .iter()
+                .all(|i| i["type"] == "verdict.issued"),
+            "{who}"
+        );
+    }
+}
