@@ -1,8 +1,9 @@
-//! The canonical format itself: JSON checked against the submission or stored schema, then the
-//! semantic rules.
+//! The canonical format itself: JSON checked against the submission or stored schema and read
+//! into the types. Like every adapter it leaves the semantic rules to the caller
+//! (`jxg_schema::validate::semantic`, which the gateway runs after every decode).
 
 use jxg_schema::schema::{self, Form};
-use jxg_schema::{Message, MessageType, Violations, validate};
+use jxg_schema::{Message, MessageType, Violations};
 use serde_json::Value;
 
 use crate::{Adapter, Context, DecodeError, EncodeError};
@@ -12,18 +13,18 @@ pub struct Canonical;
 
 impl Canonical {
     /// Decodes either form (told apart by `id`), reporting every violation.
-    pub fn decode_any(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
+    pub fn decode_any(bytes: &[u8]) -> Result<Message, DecodeError> {
         let v: Value = parse_json(bytes)?;
         let form = if v.get("id").is_some() {
             Form::Stored
         } else {
             Form::Submission
         };
-        Self::decode_value(v, form, ctx)
+        Self::decode_value(v, form)
     }
 
     /// Decodes a parsed value in the given form.
-    pub fn decode_value(v: Value, form: Form, ctx: &Context<'_>) -> Result<Message, DecodeError> {
+    pub fn decode_value(v: Value, form: Form) -> Result<Message, DecodeError> {
         let message_type = v
             .get("type")
             .and_then(Value::as_str)
@@ -32,11 +33,7 @@ impl Canonical {
         if !errs.is_empty() {
             return Err(DecodeError::invalid(message_type, errs));
         }
-        let m = Message::from_value(v)
-            .map_err(|e| DecodeError::invalid(message_type, Violations(vec![e])))?;
-        let errs = validate::semantic(&m, ctx.master_data);
-        errs.into_result(m)
-            .map_err(|e| DecodeError::invalid(message_type, e))
+        Message::from_value(v).map_err(|e| DecodeError::invalid(message_type, Violations(vec![e])))
     }
 }
 
@@ -71,8 +68,8 @@ impl Adapter for Canonical {
     fn native_authority(&self) -> Option<&'static str> {
         Some("prison")
     }
-    fn decode(&self, bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
-        Self::decode_any(bytes, ctx)
+    fn decode(&self, bytes: &[u8], _ctx: &Context<'_>) -> Result<Message, DecodeError> {
+        Self::decode_any(bytes)
     }
     fn encode(&self, message: &Message, _ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
         Ok(message.to_bytes())

@@ -134,7 +134,7 @@ pub fn validate(file: &Path) -> i32 {
         }
     };
     let md = MasterData::embedded();
-    match Canonical::decode_any(&bytes, &Context { master_data: &md }) {
+    match crate::pipeline::decode_document(&Canonical, &bytes, &md) {
         Ok(m) => {
             println!("valid: {} {}", m.message_type(), m.source_document_id);
             0

@@ -32,10 +32,15 @@ pub fn decode_document(
     bytes: &[u8],
     md: &MasterData,
 ) -> Result<Message, DecodeError> {
-    let m = adapter.decode(bytes, &Context { master_data: md })?;
-    let errs = validate::semantic(&m, md);
-    errs.into_result(m)
-        .map_err(|v| DecodeError::invalid(None, v))
+    check_semantics(adapter.decode(bytes, &Context { master_data: md })?, md)
+}
+
+/// The rules a schema cannot state, after any decode (canonical-v1.md).
+pub fn check_semantics(m: Message, md: &MasterData) -> Result<Message, DecodeError> {
+    let t = m.message_type();
+    validate::semantic(&m, md)
+        .into_result(m)
+        .map_err(|v| DecodeError::invalid(Some(t), v))
 }
 
 /// Turns a decode failure into its answer, checking first that the sender may send the type

@@ -387,10 +387,8 @@ async fn canonical(
     if !assigned.is_empty() {
         return Err(Problem::invalid(assigned));
     }
-    let ctx = jxg_adapters::Context {
-        master_data: &p.master_data,
-    };
-    let m = Canonical::decode_value(v, Form::Submission, &ctx)
+    let m = Canonical::decode_value(v, Form::Submission)
+        .and_then(|m| pipeline::check_semantics(m, &p.master_data))
         .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
     p.accept_signed(&caller.0, m, &body, traceparent(req), sender_signature)
         .await
