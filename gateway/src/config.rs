@@ -321,9 +321,22 @@ pub struct Authority {
     /// Its public signing keys (a JWKS file), for sender-signed `application/jose` submissions.
     #[serde(default)]
     pub jwks: Option<PathBuf>,
+    /// Sustained requests per second it may make; over it, 429 with Retry-After. Default 200.
+    #[serde(default = "default_rate")]
+    pub rate_per_second: f64,
+    /// Requests it may make at once above the sustained rate. Default 400.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
     /// Clearances it holds, e.g. `protected-address`. Default none.
     #[serde(default)]
     pub clearances: Vec<String>,
+}
+
+fn default_rate() -> f64 {
+    200.0
+}
+fn default_burst() -> u32 {
+    400
 }
 
 /// Why a configuration was refused.
@@ -412,6 +425,12 @@ impl Config {
                     a.id
                 )),
                 _ => {}
+            }
+            if !(a.rate_per_second > 0.0 && a.rate_per_second.is_finite()) || a.burst == 0 {
+                errs.push(format!(
+                    "authority {}: rate_per_second must be above 0 and burst at least 1",
+                    a.id
+                ));
             }
             for c in &a.clearances {
                 if c != "protected-address" {

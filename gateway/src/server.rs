@@ -53,6 +53,7 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
         .iter()
         .map(|a| (a.id.clone(), a.clearances.clone()))
         .collect();
+    let limits = crate::ingress::limits::RateLimits::new(&config);
     let mut sender_keys = BTreeMap::new();
     for a in &config.authorities {
         if let Some(path) = &a.jwks {
@@ -72,6 +73,7 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
             sender_keys,
         },
         metrics: Default::default(),
+        limits,
         draining: AtomicBool::new(false),
         broker,
     })

@@ -188,3 +188,49 @@ async fn a_sender_signed_message_needs_a_signature_of_the_senders_registered_key
     let r = post(&police, "a.b.c".into()).await.unwrap();
     assert_eq!(r.status(), 415);
 }
+
+#[tokio::test]
+async fn an_authority_over_its_rate_limit_gets_429_and_the_others_are_unaffected() {
+    let home = Home::new();
+    home.edit_config(|t| {
+        t.replace(
+            "certificate = \"urn:jxg:authority:police\"",
+            "certificate = \"urn:jxg:authority:police\"\nrate_per_second = 0.05\nburst = 3",
+        )
+    });
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    for _ in 0..3 {
+        assert_eq!(
+            police
+                .get(gw.url("/v1/inbox"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let r = police.get(gw.url("/v1/inbox")).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["Retry-After"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // another authority's bucket is its own
+    let prison = client_for(&home, "prison");
+    for _ in 0..10 {
+        assert_eq!(
+            prison
+                .get(gw.url("/v1/inbox"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+}

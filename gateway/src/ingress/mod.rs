@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod identity;
+pub mod limits;
 pub mod problem;
 
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set on SIGTERM: new requests answer 503 while in-flight ones finish.
     pub draining: AtomicBool,
+    /// Requests per second per authority.
+    pub limits: limits::RateLimits,
     /// The broker, when an authority is delivered by amqp.
     pub broker: Option<Arc<crate::broker::Broker>>,
 }
@@ -45,7 +48,15 @@ impl FromRequest for Caller {
     type Future = std::future::Ready<Result<Self, Problem>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(match req.conn_data::<Peer>() {
-            Some(Peer::Authority(id)) => Ok(Caller(id.clone())),
+            Some(Peer::Authority(id)) => {
+                let limited = req
+                    .app_data::<web::Data<AppState>>()
+                    .map(|s| s.limits.take(id));
+                match limited {
+                    Some(Err(retry_after)) => Err(Problem::rate_limited(retry_after)),
+                    _ => Ok(Caller(id.clone())),
+                }
+            }
             Some(Peer::Admin(_)) => Err(Problem::forbidden(
                 "an admin certificate cannot use the authority API",
             )),

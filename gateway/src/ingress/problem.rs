@@ -96,6 +96,16 @@ impl Problem {
         )
         .with_errors(errors)
     }
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let mut p = Self::new(
+            429,
+            "rate-limited",
+            "Too many requests",
+            "over this authority's rate limit",
+        );
+        p.retry_after = Some(retry_after);
+        p
+    }
     pub fn unavailable(detail: impl Into<String>) -> Self {
         let mut p = Self::new(503, "unavailable", "Service unavailable", detail);
         p.retry_after = Some(5);
