@@ -75,6 +75,7 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
         metrics: Default::default(),
         limits,
         draining: AtomicBool::new(false),
+        inflight: std::sync::atomic::AtomicUsize::new(0),
         broker,
     })
 }
@@ -114,8 +115,21 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
 
     let s = state.clone();
     let authority = HttpServer::new(move || {
+        let counted = s.clone();
         App::new()
             .app_data(s.clone())
+            // requests in flight, so that a shutdown waits for them while answering new ones 503
+            .wrap_fn(move |req, srv| {
+                use actix_web::dev::Service;
+                let state = counted.clone();
+                state.inflight.fetch_add(1, Ordering::SeqCst);
+                let fut = srv.call(req);
+                async move {
+                    let r = fut.await;
+                    state.inflight.fetch_sub(1, Ordering::SeqCst);
+                    r
+                }
+            })
             .configure(ingress::configure)
             .default_service(web::to(ingress::not_found))
     })
@@ -164,7 +178,12 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
         wait_for_signal().await;
         tracing::info!("shutting down: new requests get 503, in-flight requests finish");
         s.draining.store(true, Ordering::SeqCst);
-        // in-flight commits finish; then the listeners close
+        // the listeners stay open, answering 503 with Retry-After, until the requests in flight
+        // (commits, long polls) have finished or the drain timeout has passed
+        let deadline = tokio::time::Instant::now() + drain;
+        while s.inflight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         tokio::join!(h1.stop(true), h2.stop(true));
     });
     let (a, b) = tokio::join!(authority, admin);

@@ -250,3 +250,46 @@ async fn sigterm_stops_cleanly_and_keeps_what_was_accepted() {
     let got = drain_inbox(&client_for(&home, "prosecution"), &gw).await;
     assert_eq!(got.len(), 1);
 }
+
+#[tokio::test]
+async fn during_shutdown_new_requests_get_503_while_requests_in_flight_finish() {
+    let home = Home::new();
+    let mut gw = home.start();
+    let prosecution = client_for(&home, "prosecution");
+    let police = client_for(&home, "police");
+    // a long poll is a request in flight
+    let url = gw.url("/v1/inbox?wait=4");
+    let poll = tokio::spawn(async move {
+        prosecution
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gw.signal_term();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = police
+        .post(gw.url("/police/v1/dokumenter"))
+        .header("Content-Type", "application/json")
+        .body(report(1, "LATE"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("Retry-After"));
+    assert_eq!(
+        poll.await.unwrap().unwrap(),
+        200,
+        "the request in flight finished"
+    );
+    let status = gw.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // and what was refused was not stored
+    let gw = home.start();
+    assert!(
+        drain_inbox(&client_for(&home, "prosecution"), &gw)
+            .await
+            .is_empty()
+    );
+}

@@ -238,6 +238,13 @@ impl Gateway {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         use nix::sys::signal::{Signal, kill};

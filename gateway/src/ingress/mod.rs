@@ -33,6 +33,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set on SIGTERM: new requests answer 503 while in-flight ones finish.
     pub draining: AtomicBool,
+    /// Authority-API requests being answered now.
+    pub inflight: std::sync::atomic::AtomicUsize,
     /// Requests per second per authority.
     pub limits: limits::RateLimits,
     /// The broker, when an authority is delivered by amqp.
