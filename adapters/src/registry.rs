@@ -22,6 +22,15 @@ pub trait Adapter: Sync + Send {
     fn decode(&self, bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError>;
     /// Canonical to bytes.
     fn encode(&self, message: &Message, ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError>;
+    /// Canonical to bytes, and where the format had to alter what it was given (a text cut to
+    /// its field, a character folded), named by place only — for the delivery's record.
+    fn encode_noting(
+        &self,
+        message: &Message,
+        ctx: &Context<'_>,
+    ) -> Result<(Vec<u8>, Vec<String>), EncodeError> {
+        self.encode(message, ctx).map(|b| (b, Vec::new()))
+    }
 }
 
 static ADAPTERS: &[&dyn Adapter] = &[

@@ -131,7 +131,7 @@ impl Pipeline {
                 });
                 continue;
             };
-            let bytes = match adapter.encode(
+            let (bytes, alterations) = match adapter.encode_noting(
                 &view,
                 &Context {
                     master_data: &self.master_data,
@@ -175,6 +175,7 @@ impl Pipeline {
                 next_attempt_at_ms: None,
                 last_error: None,
                 delivered_at: None,
+                alterations,
             });
         }
         let claims = json!({

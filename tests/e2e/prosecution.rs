@@ -243,3 +243,57 @@ async fn poison_messages_land_in_the_rejected_queue_once_with_their_reason() {
     );
     p.delete(&[&inq, &outq, &rejq]).await;
 }
+
+#[tokio::test]
+async fn what_the_record_layout_cuts_or_folds_is_recorded_with_the_delivery() {
+    let home = Home::with_broker("fold");
+    let (inq, outq, rejq) = home.queues();
+    let p = Prosecution::connect().await;
+    p.declare(&[&inq, &outq, &rejq]).await;
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let mut doc: Value = serde_json::from_slice(&sample("police/valid/sigtelse-1.json")).unwrap();
+    doc["personer"][0]["efternavn"] = Value::from("Søndergård-Kjær-Wiśniewska-Łukasiewicz-Kőrösi");
+    let r = police
+        .post(gw.url("/police/v1/dokumenter"))
+        .header("Content-Type", "application/json")
+        .body(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m = p.next(&outq).await;
+    let pe = m.body.split(|b| *b == b'\n').nth(1).unwrap();
+    let family: String = pe[14..49].iter().map(|b| char::from(*b)).collect();
+    assert_eq!(family.trim_end(), "Søndergård-Kjær-Wisniewska-Lukasiew");
+    let s: Value = police
+        .get(gw.url(&format!("/v1/messages/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let notes: Vec<&str> = s["recipients"][0]["alterations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "record 2 (PE) field family name: cut to the field's width",
+            "record 2 (PE) field family name: characters outside ISO-8859-1 folded"
+        ]
+    );
+    assert!(
+        !s.to_string().contains("Søndergård"),
+        "places only, never values"
+    );
+    p.delete(&[&inq, &outq, &rejq]).await;
+}

@@ -50,4 +50,22 @@ impl Adapter for ProsecutionFlat {
     fn encode(&self, message: &Message, ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
         encode(message, ctx.master_data)
     }
+    fn encode_noting(
+        &self,
+        message: &Message,
+        ctx: &Context<'_>,
+    ) -> Result<(Vec<u8>, Vec<String>), EncodeError> {
+        let (bytes, alt) = encode_reporting(message, ctx.master_data)?;
+        let notes = alt
+            .cut
+            .iter()
+            .map(|p| format!("{p}: cut to the field's width"))
+            .chain(
+                alt.folded
+                    .iter()
+                    .map(|p| format!("{p}: characters outside ISO-8859-1 folded")),
+            )
+            .collect();
+        Ok((bytes, notes))
+    }
 }

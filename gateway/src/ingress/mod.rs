@@ -440,6 +440,7 @@ async fn get_message(
                 "last_error": e.last_error,
                 "delivered_at": seconds(e.delivered_at),
                 "acked_at": seconds(e.acked_at),
+                "alterations": e.alterations,
             })
         })
         .collect();

@@ -117,6 +117,10 @@ pub struct OutboxEntry {
     /// Unix seconds of delivery (push: the recipient's 2xx; pull: the ack).
     #[serde(default)]
     pub delivered_at: Option<i64>,
+    /// Where the recipient's format altered the message (`record 2 (PE) field family name: cut
+    /// to the field's width`): places only, never values.
+    #[serde(default)]
+    pub alterations: Vec<String>,
 }
 
 /// Where one recipient's delivery of one message stands.
