@@ -399,3 +399,23 @@ pub fn local_times_are_unambiguous(m: &jxg_schema::Message) -> bool {
     }
     walk(&m.to_json())
 }
+
+/// Asserts that each legacy sample decodes to its canonical sample (all but `id` and
+/// `received_at`, which the gateway assigns), with `sender` set as the gateway would.
+pub fn assert_decodes_to_samples(
+    decode: impl Fn(&[u8], &crate::Context<'_>) -> Result<jxg_schema::Message, crate::DecodeError>,
+    sender: &str,
+    pairs: &[(&str, &str)],
+) {
+    let md = md();
+    let ctx = crate::Context { master_data: &md };
+    for (legacy, canonical) in pairs {
+        let mut m = decode(&read(legacy), &ctx).unwrap_or_else(|e| panic!("{legacy}: {e}"));
+        m.sender = Some(sender.into());
+        let mut expected = json(canonical);
+        let o = expected.as_object_mut().unwrap();
+        o.remove("id");
+        o.remove("received_at");
+        assert_eq!(m.to_json(), expected, "{legacy}");
+    }
+}

@@ -16,13 +16,7 @@ async fn post_xml(c: &reqwest::Client, gw: &Gateway, ct: &str, body: Vec<u8>) ->
 }
 
 async fn post_canonical(c: &reqwest::Client, gw: &Gateway, m: &Value) -> String {
-    let r = c
-        .post(gw.url("/v1/messages"))
-        .header("Content-Type", "application/json")
-        .body(m.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(c, gw, "/v1/messages", m.to_string()).await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     r.json::<Value>().await.unwrap()["id"]
         .as_str()

@@ -236,13 +236,7 @@ async fn sigterm_stops_cleanly_and_keeps_what_was_accepted() {
     let home = Home::new();
     let mut gw = home.start();
     let police = client_for(&home, "police");
-    let r = police
-        .post(gw.url("/police/v1/dokumenter"))
-        .header("Content-Type", "application/json")
-        .body(report(1, "TERM"))
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(&police, &gw, "/police/v1/dokumenter", report(1, "TERM")).await;
     assert_eq!(r.status(), 202);
     let status = gw.terminate();
     assert!(status.success(), "exit status {status:?}");
@@ -269,13 +263,7 @@ async fn during_shutdown_new_requests_get_503_while_requests_in_flight_finish() 
     tokio::time::sleep(Duration::from_millis(500)).await;
     gw.signal_term();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = police
-        .post(gw.url("/police/v1/dokumenter"))
-        .header("Content-Type", "application/json")
-        .body(report(1, "LATE"))
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(&police, &gw, "/police/v1/dokumenter", report(1, "LATE")).await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("Retry-After"));
     assert_eq!(

@@ -87,32 +87,26 @@ async fn a_certificate_of_one_authority_cannot_send_as_another() {
     let mut m: Value =
         serde_json::from_slice(&sample("canonical/valid/custody.released.json")).unwrap();
     m["sender"] = Value::from("police");
-    let r = prison
-        .post(gw.url("/v1/messages"))
-        .header("Content-Type", "application/json")
-        .body(m.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(&prison, &gw, "/v1/messages", m.to_string()).await;
     assert_eq!(r.status(), 403);
     // the police certificate cannot post the prison's message either (sender omitted)
     let police = client_for(&home, "police");
-    let r = police
-        .post(gw.url("/v1/messages"))
-        .header("Content-Type", "application/json")
-        .body(sample("canonical/valid/custody.released.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(
+        &police,
+        &gw,
+        "/v1/messages",
+        sample("canonical/valid/custody.released.json"),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     // and a police document posted with the prison's certificate is the prison's, so refused
-    let r = prison
-        .post(gw.url("/police/v1/dokumenter"))
-        .header("Content-Type", "application/json")
-        .body(sample("police/valid/anmeldelse-1.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(
+        &prison,
+        &gw,
+        "/police/v1/dokumenter",
+        sample("police/valid/anmeldelse-1.json"),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let prosecution = client_for(&home, "prosecution");
     let items: Value = prosecution

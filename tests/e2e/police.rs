@@ -4,12 +4,7 @@ use jxg_tests::*;
 use serde_json::Value;
 
 async fn post_police(c: &reqwest::Client, gw: &Gateway, body: Vec<u8>) -> reqwest::Response {
-    c.post(gw.url("/police/v1/dokumenter"))
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
+    post_json(c, gw, "/police/v1/dokumenter", body).await
 }
 
 #[tokio::test]
@@ -183,13 +178,13 @@ async fn the_prisons_admission_reaches_the_police_as_indsat() {
     let home = Home::new();
     let gw = home.start();
     let prison = client_for(&home, "prison");
-    let r = prison
-        .post(gw.url("/v1/messages"))
-        .header("Content-Type", "application/json")
-        .body(sample("canonical/valid/custody.admitted.json"))
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(
+        &prison,
+        &gw,
+        "/v1/messages",
+        sample("canonical/valid/custody.admitted.json"),
+    )
+    .await;
     assert_eq!(r.status(), 202);
     let id = r.json::<Value>().await.unwrap()["id"]
         .as_str()
@@ -284,13 +279,7 @@ async fn request_checks_answer_in_the_documented_order() {
         .unwrap();
     assert_eq!(r.status(), 415);
     let big = vec![b' '; 5000];
-    let r = police
-        .post(gw.url("/police/v1/dokumenter"))
-        .header("Content-Type", "application/json")
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(&police, &gw, "/police/v1/dokumenter", big).await;
     assert_eq!(r.status(), 413);
     let r = police
         .get(gw.url("/police/v1/dokumenter"))
@@ -356,13 +345,7 @@ async fn request_checks_answer_in_the_documented_order() {
     let mut m: Value =
         serde_json::from_slice(&sample("canonical/valid/custody.released.json")).unwrap();
     m["id"] = Value::from("01a23aea-e7b8-74c0-9f56-04fc43e2ec2d");
-    let r = prison
-        .post(gw.url("/v1/messages"))
-        .header("Content-Type", "application/json")
-        .body(m.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(&prison, &gw, "/v1/messages", m.to_string()).await;
     assert_eq!(r.status(), 422);
 }
 

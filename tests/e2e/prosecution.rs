@@ -254,13 +254,7 @@ async fn what_the_record_layout_cuts_or_folds_is_recorded_with_the_delivery() {
     let police = client_for(&home, "police");
     let mut doc: Value = serde_json::from_slice(&sample("police/valid/sigtelse-1.json")).unwrap();
     doc["personer"][0]["efternavn"] = Value::from("Søndergård-Kjær-Wiśniewska-Łukasiewicz-Kőrösi");
-    let r = police
-        .post(gw.url("/police/v1/dokumenter"))
-        .header("Content-Type", "application/json")
-        .body(doc.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = post_json(&police, &gw, "/police/v1/dokumenter", doc.to_string()).await;
     assert_eq!(r.status(), 202);
     let id = r.json::<Value>().await.unwrap()["id"]
         .as_str()

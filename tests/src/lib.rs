@@ -731,3 +731,18 @@ pub async fn jwks(c: &reqwest::Client, gw: &Gateway) -> Value {
         .await
         .unwrap()
 }
+
+/// POSTs a JSON body to a path of the authority API.
+pub async fn post_json(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    path: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    c.post(gw.url(path))
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}

@@ -10,26 +10,20 @@ use crate::{Context, Rejection};
 
 #[test]
 fn inbound_samples_decode_to_their_canonical_messages() {
-    let md = md();
-    let ctx = Context { master_data: &md };
-    for (flat, canonical) in [
-        (
-            "prosecution/valid/tilt-1.flat",
-            "canonical/valid/indictment.filed.json",
-        ),
-        (
-            "prosecution/valid/opgv-1.flat",
-            "canonical/valid/charges.withdrawn.json",
-        ),
-    ] {
-        let mut m = decode(&read(flat), &ctx).unwrap_or_else(|e| panic!("{flat}: {e}"));
-        m.sender = Some("prosecution".into());
-        let mut expected = json(canonical);
-        let o = expected.as_object_mut().unwrap();
-        o.remove("id");
-        o.remove("received_at");
-        assert_eq!(m.to_json(), expected, "{flat}");
-    }
+    assert_decodes_to_samples(
+        decode,
+        "prosecution",
+        &[
+            (
+                "prosecution/valid/tilt-1.flat",
+                "canonical/valid/indictment.filed.json",
+            ),
+            (
+                "prosecution/valid/opgv-1.flat",
+                "canonical/valid/charges.withdrawn.json",
+            ),
+        ],
+    );
 }
 
 /// What prosecution-flat cannot carry (its spec's list), removed from a canonical message.
