@@ -254,5 +254,6 @@ async fn a_broker_restart_while_messages_flow_both_ways_loses_and_duplicates_not
         "twenty indictments, twenty messages for the courts"
     );
     assert_eq!(consumer.depth(&rejq).await, 0);
+    drop(gw);
     consumer.delete(&[&inq, &outq, &rejq]).await;
 }

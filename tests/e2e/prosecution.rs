@@ -96,6 +96,8 @@ async fn a_tilt_from_the_queue_reaches_the_courts_and_the_police_once() {
         "a second canonical message was made"
     );
     assert_eq!(p.depth(&rejq).await, 0);
+    // the gateway goes first: it would declare the queues again when it reconnects
+    drop(gw);
     p.delete(&[&inq, &outq, &rejq]).await;
 }
 
@@ -167,6 +169,8 @@ async fn a_police_report_arrives_on_the_out_queue_as_a_signed_anml() {
             .await
             .unwrap();
         if s["recipients"][0]["status"] == "delivered" {
+            // the gateway goes first: it would declare the queues again when it reconnects
+            drop(gw);
             p.delete(&[&inq, &outq, &rejq]).await;
             return;
         }
@@ -241,6 +245,8 @@ async fn poison_messages_land_in_the_rejected_queue_once_with_their_reason() {
             .status(),
         200
     );
+    // the gateway goes first: it would declare the queues again when it reconnects
+    drop(gw);
     p.delete(&[&inq, &outq, &rejq]).await;
 }
 
@@ -289,5 +295,7 @@ async fn what_the_record_layout_cuts_or_folds_is_recorded_with_the_delivery() {
         !s.to_string().contains("Søndergård"),
         "places only, never values"
     );
+    // the gateway goes first: it would declare the queues again when it reconnects
+    drop(gw);
     p.delete(&[&inq, &outq, &rejq]).await;
 }
