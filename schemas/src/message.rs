@@ -331,6 +331,11 @@ pub struct PersonCharged {
     pub charged_at: Instant,
 }
 
+/// The custody hearing's deadline: the arrest plus PT24H (canonical-v1.md), derived, never sent.
+pub fn custody_hearing_deadline(arrested_at: Instant) -> Instant {
+    Instant::from_utc(arrested_at.utc() + chrono::Duration::hours(24))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersonArrested {

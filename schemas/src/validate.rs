@@ -3,12 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use chrono::Duration;
-
 use crate::Violations;
 use crate::master_data::MasterData;
 use crate::message::*;
-use crate::values::Instant;
 
 /// Every semantic violation of `m`.
 pub fn semantic(m: &Message, md: &MasterData) -> Violations {
@@ -38,7 +35,7 @@ pub fn semantic(m: &Message, md: &MasterData) -> Violations {
                 &mut v,
             );
             counts(&b.counts, "body.counts", md, &mut v);
-            let expected = Instant::from_utc(b.custody.at.utc() + Duration::hours(24));
+            let expected = custody_hearing_deadline(b.custody.at);
             if b.custody_hearing_deadline != expected {
                 v.push(
                     "body.custody_hearing_deadline",

@@ -468,9 +468,8 @@ impl Reader<'_> {
                         },
                         counts: counts?,
                         custody_hearing_requested: requested,
-                        custody_hearing_deadline: deadline.unwrap_or_else(|| {
-                            Instant::from_utc(at.utc() + chrono::Duration::hours(24))
-                        }),
+                        custody_hearing_deadline: deadline
+                            .unwrap_or_else(|| custody_hearing_deadline(at)),
                     }))
                 })();
                 (at, body)

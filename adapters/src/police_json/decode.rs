@@ -381,9 +381,7 @@ impl Reader<'_> {
                     },
                     counts: counts?,
                     custody_hearing_requested: requested,
-                    custody_hearing_deadline: Instant::from_utc(
-                        at.utc() + chrono::Duration::hours(24),
-                    ),
+                    custody_hearing_deadline: custody_hearing_deadline(at),
                 })
             }
             MessageType::IndictmentFiled => {

@@ -672,9 +672,7 @@ impl Reader<'_> {
                 Body::PersonArrested(PersonArrested {
                     police_district: self.district(hd, case)?,
                     person,
-                    custody_hearing_deadline: Instant::from_utc(
-                        custody.at.utc() + chrono::Duration::hours(24),
-                    ),
+                    custody_hearing_deadline: custody_hearing_deadline(custody.at),
                     custody,
                     counts: plain,
                     custody_hearing_requested: requested,

@@ -262,7 +262,7 @@ fn flat_body() -> impl Strategy<Value = Body> {
                 },
                 counts,
                 custody_hearing_requested: requested,
-                custody_hearing_deadline: Instant::from_utc(at.utc() + chrono::Duration::hours(24)),
+                custody_hearing_deadline: custody_hearing_deadline(at),
             })
         ),
         (
