@@ -163,19 +163,8 @@ async fn a_latin1_verdict_reaches_the_prison_as_canonical_and_the_police_as_poli
         sample("court/valid/dom-1-latin1.xml"),
     )
     .await;
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let keys: Value = courts
-        .get(gw.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let id = accepted_id(r).await;
+    let keys = jwks(&courts, &gw).await;
     let expected: Value =
         serde_json::from_slice(&sample("canonical/valid/verdict.issued.json")).unwrap();
 
@@ -228,25 +217,14 @@ async fn a_police_arrest_reaches_the_courts_webhook_as_a_signed_anholdelse() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = accepted_id(r).await;
     hook.wait_until("the Anholdelse", |h| h.delivered().len() == 1)
         .await;
     let got = hook.delivered().remove(0);
     assert_eq!(got.message_id, id);
     assert_eq!(got.content_type, "application/xml; charset=UTF-8");
     assert_eq!(got.traceparent.as_deref(), Some(trace));
-    let keys: Value = police
-        .get(gw.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = jwks(&police, &gw).await;
     let h = verify_detached(&got.signature, &got.body, &keys).unwrap();
     assert_eq!(h["jxg_recipient"], "courts");
     assert_eq!(h["jxg_type"], "person.arrested");

@@ -185,11 +185,7 @@ async fn the_prisons_admission_reaches_the_police_as_indsat() {
         sample("canonical/valid/custody.admitted.json"),
     )
     .await;
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = accepted_id(r).await;
     let police = client_for(&home, "police");
     let keys = jwks(&police, &gw).await;
     let items = inbox(&police, &gw).await;

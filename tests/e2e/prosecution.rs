@@ -29,10 +29,7 @@ async fn drained(p: &Prosecution, queue: &str) {
 
 #[tokio::test]
 async fn a_tilt_from_the_queue_reaches_the_courts_and_the_police_once() {
-    let home = Home::with_broker("tilt");
-    let (inq, outq, rejq) = home.queues();
-    let p = Prosecution::connect().await;
-    p.declare(&[&inq, &outq, &rejq]).await;
+    let (home, p, (inq, outq, rejq)) = broker_home("tilt").await;
     let gw = home.start();
     p.publish(
         &inq,
@@ -44,14 +41,7 @@ async fn a_tilt_from_the_queue_reaches_the_courts_and_the_police_once() {
     let courts = client_for(&home, "courts");
     let items = inbox_when(&courts, &gw, 1).await;
     assert_eq!(items[0]["format"], "court-xml");
-    let keys: Value = courts
-        .get(gw.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = jwks(&courts, &gw).await;
     let xml = items[0]["content"].as_str().unwrap();
     verify_detached(
         items[0]["signature"].as_str().unwrap(),
@@ -103,10 +93,7 @@ async fn a_tilt_from_the_queue_reaches_the_courts_and_the_police_once() {
 
 #[tokio::test]
 async fn a_police_report_arrives_on_the_out_queue_as_a_signed_anml() {
-    let home = Home::with_broker("anml");
-    let (inq, outq, rejq) = home.queues();
-    let p = Prosecution::connect().await;
-    p.declare(&[&inq, &outq, &rejq]).await;
+    let (home, p, (inq, outq, rejq)) = broker_home("anml").await;
     let gw = home.start();
     let police = client_for(&home, "police");
     let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -118,11 +105,7 @@ async fn a_police_report_arrives_on_the_out_queue_as_a_signed_anml() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = accepted_id(r).await;
     let m = p.next(&outq).await;
     assert_eq!(m.message_id.as_deref(), Some(id.as_str()));
     assert_eq!(m.correlation_id.as_deref(), Some("1470-76543-00012-26"));
@@ -132,14 +115,7 @@ async fn a_police_report_arrives_on_the_out_queue_as_a_signed_anml() {
         m.headers.get("traceparent").map(String::as_str),
         Some(trace)
     );
-    let keys: Value = police
-        .get(gw.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = jwks(&police, &gw).await;
     let h = verify_detached(&m.headers["jxg-signature"], &m.body, &keys).unwrap();
     assert_eq!(h["jxg_recipient"], "prosecution");
     // three PE and two FO records, neither addresses nor the narrative of an ANML
@@ -181,10 +157,7 @@ async fn a_police_report_arrives_on_the_out_queue_as_a_signed_anml() {
 
 #[tokio::test]
 async fn poison_messages_land_in_the_rejected_queue_once_with_their_reason() {
-    let home = Home::with_broker("poison");
-    let (inq, outq, rejq) = home.queues();
-    let p = Prosecution::connect().await;
-    p.declare(&[&inq, &outq, &rejq]).await;
+    let (home, p, (inq, outq, rejq)) = broker_home("poison").await;
     let gw = home.start();
     let manifest: Value =
         serde_json::from_slice(&sample("prosecution/invalid/manifest.json")).unwrap();
@@ -252,20 +225,13 @@ async fn poison_messages_land_in_the_rejected_queue_once_with_their_reason() {
 
 #[tokio::test]
 async fn what_the_record_layout_cuts_or_folds_is_recorded_with_the_delivery() {
-    let home = Home::with_broker("fold");
-    let (inq, outq, rejq) = home.queues();
-    let p = Prosecution::connect().await;
-    p.declare(&[&inq, &outq, &rejq]).await;
+    let (home, p, (inq, outq, rejq)) = broker_home("fold").await;
     let gw = home.start();
     let police = client_for(&home, "police");
     let mut doc: Value = serde_json::from_slice(&sample("police/valid/sigtelse-1.json")).unwrap();
     doc["personer"][0]["efternavn"] = Value::from("Søndergård-Kjær-Wiśniewska-Łukasiewicz-Kőrösi");
     let r = post_json(&police, &gw, "/police/v1/dokumenter", doc.to_string()).await;
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = accepted_id(r).await;
     let m = p.next(&outq).await;
     let pe = m.body.split(|b| *b == b'\n').nth(1).unwrap();
     let family: String = pe[14..49].iter().map(|b| char::from(*b)).collect();

@@ -746,3 +746,21 @@ pub async fn post_json(
         .await
         .unwrap()
 }
+
+/// The message id of a 202 answer (asserting it is one).
+pub async fn accepted_id(r: reqwest::Response) -> String {
+    assert_eq!(r.status(), 202);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A home on the broker with its queues declared, and the prosecution system's client.
+pub async fn broker_home(tag: &str) -> (Home, Prosecution, (String, String, String)) {
+    let home = Home::with_broker(tag);
+    let queues = home.queues();
+    let p = Prosecution::connect().await;
+    p.declare(&[&queues.0, &queues.1, &queues.2]).await;
+    (home, p, queues)
+}
