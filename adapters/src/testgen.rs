@@ -334,14 +334,7 @@ pub fn arrest_body() -> impl Strategy<Value = Body> {
             Body::PersonArrested(PersonArrested {
                 police_district: "koebenhavn".into(),
                 person,
-                custody: Custody {
-                    event: CustodyEvent::Arrested,
-                    at,
-                    place,
-                    institution: None,
-                    until: None,
-                    reason: None,
-                },
+                custody: Custody::arrested(at, place),
                 counts,
                 custody_hearing_requested: requested,
                 custody_hearing_deadline: custody_hearing_deadline(at),

@@ -271,6 +271,20 @@ pub struct Custody {
     pub reason: Option<ReleaseReason>,
 }
 
+impl Custody {
+    /// An arrest: the event, its time and, where known, its place.
+    pub fn arrested(at: Instant, place: Option<String>) -> Self {
+        Self {
+            event: CustodyEvent::Arrested,
+            at,
+            place,
+            institution: None,
+            until: None,
+            reason: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hearing {

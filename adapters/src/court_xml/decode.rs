@@ -458,14 +458,7 @@ impl Reader<'_> {
                     Some(Body::PersonArrested(PersonArrested {
                         police_district: district?,
                         person: person?,
-                        custody: Custody {
-                            event: CustodyEvent::Arrested,
-                            at,
-                            place,
-                            institution: None,
-                            until: None,
-                            reason: None,
-                        },
+                        custody: Custody::arrested(at, place),
                         counts: counts?,
                         custody_hearing_requested: requested,
                         custody_hearing_deadline: deadline

@@ -371,14 +371,7 @@ impl Reader<'_> {
                 Body::PersonArrested(PersonArrested {
                     police_district: self.district(case)?,
                     person: person?,
-                    custody: Custody {
-                        event: CustodyEvent::Arrested,
-                        at,
-                        place,
-                        institution: None,
-                        until: None,
-                        reason: None,
-                    },
+                    custody: Custody::arrested(at, place),
                     counts: counts?,
                     custody_hearing_requested: requested,
                     custody_hearing_deadline: custody_hearing_deadline(at),

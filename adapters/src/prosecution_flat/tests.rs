@@ -252,14 +252,7 @@ fn flat_body() -> impl Strategy<Value = Body> {
             |(person, at, counts, requested)| Body::PersonArrested(PersonArrested {
                 police_district: "koebenhavn".into(),
                 person,
-                custody: Custody {
-                    event: CustodyEvent::Arrested,
-                    at,
-                    place: None,
-                    institution: None,
-                    until: None,
-                    reason: None
-                },
+                custody: Custody::arrested(at, None),
                 counts,
                 custody_hearing_requested: requested,
                 custody_hearing_deadline: custody_hearing_deadline(at),
