@@ -1,10 +1,10 @@
-//! The admin listener: health, readiness, metrics and the JWKS. Any certificate of the sector CA
-//! may read these; the `/admin/v1/…` routes with roles come with the audit work.
+//! The admin listener: health, readiness, metrics and the JWKS for any certificate of the sector
+//! CA; the `/admin/v1/…` routes for the role each needs (api.md, "Admin API").
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use crate::ingress::identity::Peer;
+use crate::ingress::identity::{AdminRole, Peer};
 use crate::ingress::problem::Problem;
 use crate::ingress::{AppState, jwks, not_allowed};
 
@@ -12,6 +12,21 @@ fn any_certificate(req: &HttpRequest) -> Result<(), Problem> {
     req.conn_data::<Peer>()
         .map(|_| ())
         .ok_or_else(Problem::unauthenticated)
+}
+
+/// The caller holds `role`: 401 without a certificate, 403 with any other.
+fn role(req: &HttpRequest, role: AdminRole) -> Result<(), Problem> {
+    match req.conn_data::<Peer>() {
+        None => Err(Problem::unauthenticated()),
+        Some(Peer::Admin(r)) if *r == role => Ok(()),
+        Some(_) => Err(Problem::forbidden(format!(
+            "this needs the {} role",
+            match role {
+                AdminRole::Operator => "operator",
+                AdminRole::Auditor => "auditor",
+            }
+        ))),
+    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -33,6 +48,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/.well-known/jwks.json")
             .route(web::get().to(jwks))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/policies")
+            .route(web::get().to(policies))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/policies/reload")
+            .route(web::post().to(reload_policies))
             .default_service(web::to(not_allowed)),
     )
     .service(
@@ -87,4 +112,54 @@ async fn openapi(req: HttpRequest) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(crate::openapi::ADMIN))
+}
+
+async fn policies(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    role(&req, AdminRole::Operator)?;
+    Ok(HttpResponse::Ok().json(state.pipeline.policies.current().summary()))
+}
+
+/// Validates the policy folder again and swaps the whole set in, or keeps the set in force and
+/// answers 422 with every error. Messages being accepted finish under the set they started with.
+async fn reload_policies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    role(&req, AdminRole::Operator)?;
+    let s = state.clone();
+    let result = web::block(move || s.pipeline.policies.reload())
+        .await
+        .map_err(|_| {
+            Problem::unavailable("the reload did not finish; the policies in force are unchanged")
+        })?;
+    match result {
+        Ok(r) => {
+            tracing::info!(digest = %r.digest, previous = %r.previous_digest, "policies reloaded");
+            Ok(HttpResponse::Ok().json(r))
+        }
+        Err(errors) => {
+            tracing::warn!(
+                errors = errors.len(),
+                "policy reload refused; the old set stays"
+            );
+            Err(Problem::new(
+                422,
+                "policies-invalid",
+                "Policies not loaded",
+                format!(
+                    "{} error(s); the policies in force ({}) are unchanged",
+                    errors.len(),
+                    state.pipeline.policies.current().digest
+                ),
+            )
+            .with_errors(
+                errors
+                    .into_iter()
+                    .map(|e| {
+                        jxg_schema::Violation::new(format!("{}:{}", e.file, e.line), e.message)
+                    })
+                    .collect(),
+            ))
+        }
+    }
 }

@@ -46,6 +46,43 @@ pub enum Command {
     },
     /// Check a canonical message (stored or submission form) against schema, master data and rules.
     Validate { file: PathBuf },
+    /// Security policies: check a policy folder, or explain the decisions about one message.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy folder against the schema and the registered authorities; every error
+    /// with its file and line.
+    Check {
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+        /// The policy folder (default: the configuration's `policies`, else the embedded set).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Each decision about one message for one recipient, the policy behind it, and the fields
+    /// removed with the rule that removed them.
+    Explain {
+        /// The message (default format canonical).
+        #[arg(long)]
+        message: PathBuf,
+        #[arg(long)]
+        recipient: String,
+        /// police-json, court-xml, prosecution-flat, canonical
+        #[arg(long, default_value = "canonical")]
+        format: String,
+        /// The sender (default: the message's `sender`, else the format's authority).
+        #[arg(long)]
+        sender: Option<String>,
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,4 +200,98 @@ pub fn certs_init(config: &Path, dir: &Path, force: bool) -> i32 {
             1
         }
     }
+}
+
+/// The policies a command works on: `--dir`, else the configuration's, else the embedded set.
+fn load_policies(
+    config: &Path,
+    dir: &Option<PathBuf>,
+) -> Result<crate::policy::Policies, Vec<String>> {
+    use crate::policy::{Origin, Policies};
+    let c = Config::load(config).map_err(|e| vec![e.to_string()])?;
+    let origin = match (dir, &c.policies) {
+        (Some(d), _) => Origin::Dir(d.clone()),
+        (None, Some(d)) => Origin::Dir(c.resolve(d)),
+        (None, None) => Origin::Embedded,
+    };
+    let authorities = c
+        .authorities
+        .iter()
+        .map(|a| (a.id.clone(), a.clearances.clone()))
+        .collect();
+    origin
+        .read()
+        .and_then(|s| Policies::load(&s, &authorities))
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+}
+
+/// `jxg policy check`; returns the exit code.
+pub fn policy_check(config: &Path, dir: &Option<PathBuf>) -> i32 {
+    match load_policies(config, dir) {
+        Ok(p) => {
+            println!(
+                "ok: {} ({} policies and rules, digest {})",
+                p.origin,
+                p.ids().len(),
+                p.digest
+            );
+            0
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("jxg policy check: {} error(s)", errors.len());
+            1
+        }
+    }
+}
+
+/// `jxg policy explain`; returns the exit code.
+pub fn policy_explain(
+    message: &Path,
+    recipient: &str,
+    format: &str,
+    sender: Option<String>,
+    config: &Path,
+    dir: &Option<PathBuf>,
+) -> i32 {
+    let policies = match load_policies(config, dir) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return 1;
+        }
+    };
+    let Some(adapter) = registry::get(format) else {
+        eprintln!(
+            "jxg policy explain: formats are {}",
+            registry::names().join(", ")
+        );
+        return 2;
+    };
+    let bytes = match std::fs::read(message) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("jxg policy explain: {}: {e}", message.display());
+            return 2;
+        }
+    };
+    let m = match crate::pipeline::decode_document(adapter, &bytes, &MasterData::embedded()) {
+        Ok(m) => m,
+        Err(e) => return print_problem(Problem::from_rejection(e.rejection)),
+    };
+    let Some(sender) = sender
+        .or_else(|| m.sender.clone())
+        .or_else(|| adapter.native_authority().map(String::from))
+    else {
+        eprintln!("jxg policy explain: the message names no sender; give --sender");
+        return 2;
+    };
+    for line in crate::policy::explain(&policies, &m, &sender, recipient) {
+        println!("{line}");
+    }
+    0
 }

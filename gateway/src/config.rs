@@ -29,6 +29,10 @@ pub struct Config {
     /// A folder replacing the embedded master data (the four JSON files of `schemas/master-data/`).
     #[serde(default)]
     pub master_data: Option<PathBuf>,
+    /// A folder of policy files (`schema.cedarschema`, `*.cedar`, `disclosure.toml`) replacing
+    /// the embedded ones; `POST /admin/v1/policies/reload` re-reads it.
+    #[serde(default)]
+    pub policies: Option<PathBuf>,
     /// Push delivery: retries, backoff, concurrency, circuit breaker.
     #[serde(default)]
     pub delivery: DeliveryConfig,
@@ -327,7 +331,7 @@ pub struct Authority {
     /// Requests it may make at once above the sustained rate. Default 400.
     #[serde(default = "default_burst")]
     pub burst: u32,
-    /// Clearances it holds, e.g. `protected-address`. Default none.
+    /// Clearances it holds: `protected-address`, `secret`. Default none.
     #[serde(default)]
     pub clearances: Vec<String>,
 }
@@ -433,7 +437,7 @@ impl Config {
                 ));
             }
             for c in &a.clearances {
-                if c != "protected-address" {
+                if !matches!(c.as_str(), "protected-address" | "secret") {
                     errs.push(format!("authority {}: unknown clearance {c:?}", a.id));
                 }
             }

@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use jxg_gateway::cli::{CertsCommand, Cli, Command};
+use jxg_gateway::cli::{CertsCommand, Cli, Command, PolicyCommand};
 use jxg_gateway::config::Config;
 use jxg_gateway::{server, telemetry};
 
@@ -19,6 +19,20 @@ fn main() {
             file,
         } => jxg_gateway::cli::convert(&from, &to, sender, &file),
         Command::Validate { file } => jxg_gateway::cli::validate(&file),
+        Command::Policy {
+            command: PolicyCommand::Check { config, dir },
+        } => jxg_gateway::cli::policy_check(&config, &dir),
+        Command::Policy {
+            command:
+                PolicyCommand::Explain {
+                    message,
+                    recipient,
+                    format,
+                    sender,
+                    config,
+                    dir,
+                },
+        } => jxg_gateway::cli::policy_explain(&message, &recipient, &format, sender, &config, &dir),
     };
     std::process::exit(code);
 }

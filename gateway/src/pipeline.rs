@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::ingress::problem::Problem;
-use crate::policy::Policy;
+use crate::policy::PolicyStore;
 use crate::routing;
 use crate::signing::{DeliveryClaims, Signer, sha256_b64};
 use crate::store::{AcceptOutcome, Acceptance, OutboxEntry, Skipped, Store, StoredMessage};
@@ -45,9 +45,9 @@ pub fn check_semantics(m: Message, md: &MasterData) -> Result<Message, DecodeErr
 
 /// Turns a decode failure into its answer, checking first that the sender may send the type
 /// (a type it may only receive is 403 whatever else is wrong with the document).
-pub fn rejection(e: DecodeError, sender: &str, policy: &Policy) -> Problem {
+pub fn rejection(e: DecodeError, sender: &str, policies: &PolicyStore) -> Problem {
     if let Some(t) = e.message_type {
-        if let Err(r) = policy.may_send(sender, t) {
+        if let Err(r) = policies.current().may_send_type(sender, t) {
             return Problem::forbidden(r.reason);
         }
     }
@@ -60,7 +60,8 @@ pub struct Pipeline {
     pub store: Arc<dyn Store>,
     pub signer: Signer,
     pub master_data: MasterData,
-    pub policy: Policy,
+    /// The policy set in force; each message keeps the set it started with.
+    pub policies: PolicyStore,
     /// Each authority's registered public keys, for `application/jose` submissions.
     pub sender_keys: std::collections::BTreeMap<String, Vec<josekit::jwk::Jwk>>,
 }
@@ -93,8 +94,9 @@ impl Pipeline {
         sender_signature: Option<String>,
     ) -> Result<Answer, Problem> {
         let t = m.message_type();
-        self.policy
-            .may_send(sender, t)
+        let policy = self.policies.current();
+        policy
+            .may_send(sender, &m)
             .map_err(|r| Problem::forbidden(r.reason))?;
         let body_sha256 = sha256_b64(body);
         if let Some((rec, first)) = self.store.idempotency(sender, &m.source_document_id)? {
@@ -108,41 +110,38 @@ impl Pipeline {
         let seq = self.store.next_seq()?;
         let mut entries = Vec::new();
         let mut skipped = Vec::new();
-        for recipient in routing::default_recipients(&m) {
+        let proposed = routing::default_recipients(&m);
+        let mut refused = Vec::new();
+        for &recipient in &proposed {
             if self.config.authority(recipient).is_none() {
-                skipped.push(Skipped {
-                    recipient: recipient.into(),
-                    reason: "not registered".into(),
-                });
+                skipped.push(Skipped::new(recipient, "not registered"));
                 continue;
             }
-            if let Err(r) = self.policy.may_receive(recipient, &m) {
-                skipped.push(Skipped {
-                    recipient: recipient.into(),
-                    reason: format!("{}: {}", r.rule, r.reason),
-                });
+            if let Err(r) = policy.may_receive(recipient, sender, &m) {
+                refused.push(format!("{recipient} ({})", r.rule));
+                skipped.push(Skipped::refused(recipient, r));
                 continue;
             }
-            let view = self.policy.minimise(recipient, &m);
+            let view = match policy.minimise(recipient, &m) {
+                Ok(v) => v,
+                Err(r) => {
+                    skipped.push(Skipped::refused(recipient, r));
+                    continue;
+                }
+            };
             let Some((adapter, format)) = self.adapter_for(recipient) else {
-                skipped.push(Skipped {
-                    recipient: recipient.into(),
-                    reason: "no adapter for its format".into(),
-                });
+                skipped.push(Skipped::new(recipient, "no adapter for its format"));
                 continue;
             };
             let (bytes, alterations) = match adapter.encode_noting(
-                &view,
+                &view.message,
                 &Context {
                     master_data: &self.master_data,
                 },
             ) {
                 Ok(b) => b,
                 Err(e) => {
-                    skipped.push(Skipped {
-                        recipient: recipient.into(),
-                        reason: e.to_string(),
-                    });
+                    skipped.push(Skipped::new(recipient, e.to_string()));
                     continue;
                 }
             };
@@ -176,7 +175,14 @@ impl Pipeline {
                 last_error: None,
                 delivered_at: None,
                 alterations,
+                removed: view.removed,
             });
+        }
+        if refused.len() == proposed.len() {
+            return Err(Problem::forbidden(format!(
+                "no recipient may receive this message: {}",
+                refused.join(", ")
+            )));
         }
         let claims = json!({
             "id": id.to_string(),
@@ -205,6 +211,7 @@ impl Pipeline {
             skipped,
             traceparent,
             sender_signature,
+            policy_digest: policy.digest.clone(),
         };
         match self.store.accept(Acceptance {
             message: stored,

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::ingress::identity::{self, Registry};
 use crate::ingress::{self, AppState};
 use crate::pipeline::Pipeline;
-use crate::policy::Policy;
+use crate::policy::{Origin, PolicyError, PolicyStore};
 use crate::signing::Signer;
 use crate::store::{SledStore, Store};
 
@@ -32,6 +32,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("master data: {0}")]
     MasterData(#[from] jxg_schema::master_data::MasterDataError),
+    #[error("policies:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Policies(Vec<PolicyError>),
     #[error("cannot listen: {0}")]
     Bind(std::io::Error),
 }
@@ -48,11 +50,16 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
         .iter()
         .any(|a| a.delivery == crate::config::Delivery::Amqp)
         .then(|| Arc::new(crate::broker::Broker::new(config.broker.clone())));
-    let clearances: BTreeMap<String, Vec<String>> = config
+    let authorities: BTreeMap<String, Vec<String>> = config
         .authorities
         .iter()
         .map(|a| (a.id.clone(), a.clearances.clone()))
         .collect();
+    let origin = match &config.policies {
+        Some(dir) => Origin::Dir(config.resolve(dir)),
+        None => Origin::Embedded,
+    };
+    let policies = PolicyStore::open(origin, authorities).map_err(StartError::Policies)?;
     let limits = crate::ingress::limits::RateLimits::new(&config);
     let mut sender_keys = BTreeMap::new();
     for a in &config.authorities {
@@ -69,7 +76,7 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
             store,
             signer,
             master_data,
-            policy: Policy::new(clearances),
+            policies,
             sender_keys,
         },
         metrics: Default::default(),

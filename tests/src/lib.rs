@@ -103,6 +103,15 @@ impl Home {
             cfg = dedupe_keys(&cfg);
         }
         std::fs::write(dir.path().join("gateway.toml"), cfg).unwrap();
+        // the shipped policies, as a folder of the home's own that a test may edit and reload
+        let policies = dir.path().join("policies");
+        std::fs::create_dir(&policies).unwrap();
+        for e in std::fs::read_dir(shipped_policies()).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), policies.join(e.file_name())).unwrap();
+            }
+        }
         let out = Command::new(jxg_bin())
             .current_dir(dir.path())
             .args([
@@ -149,6 +158,11 @@ impl Default for Home {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The repository's `policies/` folder.
+pub fn shipped_policies() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
 }
 
 /// Keeps the last value of each key in `[limits]` (test overrides come first).

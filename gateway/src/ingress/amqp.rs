@@ -129,7 +129,7 @@ async fn handle(
                 }
                 p.accept(authority, m, &d.data, traceparent).await
             }
-            Err(e) => Err(pipeline::rejection(e, authority, &p.policy)),
+            Err(e) => Err(pipeline::rejection(e, authority, &p.policies)),
         }
     };
     match result {

@@ -261,7 +261,7 @@ async fn legacy(
     }
     let adapter = registry::get(format).expect("the format of an HTTP route is registered");
     let m = pipeline::decode_document(adapter, &body, &p.master_data)
-        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
+        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?;
     p.accept(&caller.0, m, &body, traceparent(req)).await
 }
 
@@ -373,7 +373,7 @@ async fn canonical(
         (body.to_vec(), None)
     };
     let v = jxg_adapters::canonical::parse_json(&json)
-        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
+        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?;
     if let Some(named) = v.get("sender") {
         if named.as_str() != Some(caller.0.as_str()) {
             return Err(Problem::forbidden(
@@ -386,8 +386,9 @@ async fn canonical(
         .and_then(Value::as_str)
         .and_then(|t| t.parse().ok())
     {
-        p.policy
-            .may_send(&caller.0, t)
+        p.policies
+            .current()
+            .may_send_type(&caller.0, t)
             .map_err(|r| Problem::forbidden(r.reason))?;
     }
     let assigned: Vec<jxg_schema::Violation> = ["id", "received_at"]
@@ -402,7 +403,7 @@ async fn canonical(
     }
     let m = Canonical::decode_value(v, Form::Submission)
         .and_then(|m| pipeline::check_semantics(m, &p.master_data))
-        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policy))?;
+        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?;
     p.accept_signed(&caller.0, m, &body, traceparent(req), sender_signature)
         .await
 }
@@ -441,12 +442,13 @@ async fn get_message(
                 "delivered_at": seconds(e.delivered_at),
                 "acked_at": seconds(e.acked_at),
                 "alterations": e.alterations,
+                "removed": e.removed,
             })
         })
         .collect();
     recipients.extend(m.skipped.iter().map(|s| {
         json!({"recipient": s.recipient, "status": "skipped", "attempts": 0, "next_attempt_at": null,
-               "last_error": s.reason, "delivered_at": null, "acked_at": null})
+               "last_error": s.reason, "policy": s.policy, "delivered_at": null, "acked_at": null})
     }));
     Ok(HttpResponse::Ok().json(json!({"id": m.id, "type": m.message_type, "received_at": m.received_at, "recipients": recipients})))
 }

@@ -1,188 +1,458 @@
-//! The policy seam: who may send which type, who may receive a message, and what of it each
-//! recipient may see. This first version is an explicit allow-list and the minimisation rules
-//! of security.md; the policy-file engine replaces it behind the same functions.
+//! Security policies (security.md, "Policies"): who may send and receive what (Cedar,
+//! [`authorize`]) and what of a message each recipient may see ([`disclosure`]). A policy set is
+//! loaded whole or not at all; [`PolicyStore`] swaps sets atomically, and a message keeps the set
+//! it started with.
 
-use std::collections::BTreeMap;
+pub mod authorize;
+pub mod disclosure;
 
-use jxg_schema::message::Role;
-use jxg_schema::{Body, Message, MessageType};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-/// A refusal and the rule behind it.
+use arc_swap::ArcSwap;
+use jxg_schema::message::Purpose;
+use jxg_schema::{Message, MessageType};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub use authorize::{DEFAULT_DENY, Facts, Verdict};
+pub use disclosure::Removal;
+
+/// One policy file's name and text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+/// A fault in a policy file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// The files a policy set is made of.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Where they came from: a folder, or `embedded`.
+    pub origin: String,
+    pub schema: Source,
+    pub policies: Vec<Source>,
+    pub disclosure: Source,
+}
+
+pub const SCHEMA_FILE: &str = "schema.cedarschema";
+pub const DISCLOSURE_FILE: &str = "disclosure.toml";
+
+impl Sources {
+    /// The policies shipped in `policies/`, built into the binary.
+    pub fn embedded() -> Self {
+        let src = |name: &str, text: &str| Source {
+            name: name.into(),
+            text: text.into(),
+        };
+        Self {
+            origin: "embedded".into(),
+            schema: src(
+                SCHEMA_FILE,
+                include_str!("../../../policies/schema.cedarschema"),
+            ),
+            policies: vec![src(
+                "authorization.cedar",
+                include_str!("../../../policies/authorization.cedar"),
+            )],
+            disclosure: src(
+                DISCLOSURE_FILE,
+                include_str!("../../../policies/disclosure.toml"),
+            ),
+        }
+    }
+
+    /// `schema.cedarschema`, every `*.cedar` (by name) and `disclosure.toml` of a folder.
+    pub fn read_dir(dir: &Path) -> Result<Self, Vec<PolicyError>> {
+        let fault = |file: &str, message: String| PolicyError {
+            file: file.into(),
+            line: 0,
+            message,
+        };
+        let read = |name: &str| -> Result<Source, PolicyError> {
+            std::fs::read_to_string(dir.join(name))
+                .map(|text| Source {
+                    name: name.into(),
+                    text,
+                })
+                .map_err(|e| {
+                    fault(
+                        name,
+                        format!("cannot read {}: {e}", dir.join(name).display()),
+                    )
+                })
+        };
+        let mut errors = Vec::new();
+        let mut names: Vec<String> = match std::fs::read_dir(dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".cedar"))
+                .collect(),
+            Err(e) => {
+                return Err(vec![fault(
+                    &dir.display().to_string(),
+                    format!("cannot read the folder: {e}"),
+                )]);
+            }
+        };
+        names.sort();
+        if names.is_empty() {
+            errors.push(fault(
+                &dir.display().to_string(),
+                "no *.cedar policy file".into(),
+            ));
+        }
+        let mut policies = Vec::new();
+        for n in &names {
+            match read(n) {
+                Ok(s) => policies.push(s),
+                Err(e) => errors.push(e),
+            }
+        }
+        let schema = read(SCHEMA_FILE).map_err(|e| errors.push(e));
+        let disclosure = read(DISCLOSURE_FILE).map_err(|e| errors.push(e));
+        match (schema, disclosure) {
+            (Ok(schema), Ok(disclosure)) if errors.is_empty() => Ok(Self {
+                origin: dir.display().to_string(),
+                schema,
+                policies,
+                disclosure,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// SHA-256 over every file's name and text, in load order.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for s in std::iter::once(&self.schema)
+            .chain(&self.policies)
+            .chain(std::iter::once(&self.disclosure))
+        {
+            h.update(s.name.as_bytes());
+            h.update([0]);
+            h.update(s.text.len().to_be_bytes());
+            h.update(s.text.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Why a recipient or sender was refused: the deciding policy and a reason without personal data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub rule: &'static str,
+    pub rule: String,
     pub reason: String,
 }
 
-/// The policy in force.
-#[derive(Debug, Clone, Default)]
-pub struct Policy {
-    /// Clearances per authority (`protected-address`).
+/// What a recipient gets of a message.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub message: Message,
+    pub removed: Vec<Removal>,
+}
+
+/// A loaded, validated policy set.
+#[derive(Debug)]
+pub struct Policies {
+    authorization: authorize::Authorization,
+    disclosure: disclosure::Disclosure,
     clearances: BTreeMap<String, Vec<String>>,
+    pub digest: String,
+    pub origin: String,
+    pub loaded_at: String,
 }
 
-/// Which types each authority may send (canonical-v1.md, "sent by").
-fn senders(t: MessageType) -> &'static [&'static str] {
-    use MessageType::*;
-    match t {
-        OffenceReported | PersonCharged | PersonArrested => &["police"],
-        IndictmentFiled | ChargesWithdrawn => &["prosecution"],
-        HearingScheduled | RemandOrdered | VerdictIssued => &["courts"],
-        CustodyAdmitted | CustodyReleased => &["prison"],
+impl Policies {
+    /// Loads a set for these authorities (id → clearances); every error at once.
+    pub fn load(
+        sources: &Sources,
+        authorities: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Self, Vec<PolicyError>> {
+        let ids: BTreeSet<String> = authorities.keys().cloned().collect();
+        let authorization = authorize::load(&sources.schema, &sources.policies, authorities);
+        let disclosure = disclosure::load(&sources.disclosure, &ids);
+        match (authorization, disclosure) {
+            (Ok(authorization), Ok(disclosure)) => Ok(Self {
+                authorization,
+                disclosure,
+                clearances: authorities.clone(),
+                digest: sources.digest(),
+                origin: sources.origin.clone(),
+                loaded_at: jxg_schema::values::Instant::now().to_string(),
+            }),
+            (a, d) => Err(a
+                .err()
+                .into_iter()
+                .flatten()
+                .chain(d.err().into_iter().flatten())
+                .collect()),
+        }
     }
-}
 
-impl Policy {
-    pub fn new(clearances: BTreeMap<String, Vec<String>>) -> Self {
-        Self { clearances }
-    }
-
-    /// May `sender` send a message of type `t`?
-    pub fn may_send(&self, sender: &str, t: MessageType) -> Result<(), Refusal> {
-        if senders(t).contains(&sender) {
-            Ok(())
+    fn refusal(v: Verdict, what: String) -> Result<Verdict, Refusal> {
+        if v.allowed {
+            Ok(v)
         } else {
             Err(Refusal {
-                rule: "send-allow-list",
-                reason: format!("{sender} may not send {t}"),
+                rule: v.policies.join(", "),
+                reason: what,
             })
         }
     }
 
-    /// May `recipient` receive `m` at all?
-    pub fn may_receive(&self, recipient: &str, m: &Message) -> Result<(), Refusal> {
-        if let (Body::VerdictIssued(v), "prison") = (&m.body, recipient) {
-            if !v.sentence.must_be_enforced() {
-                return Err(Refusal {
-                    rule: "prison-verdicts-only-when-enforced",
-                    reason: "the sentence needs no enforcement by the prison service".into(),
-                });
-            }
-        }
-        Ok(())
+    /// May `sender` send `m`?
+    pub fn may_send(&self, sender: &str, m: &Message) -> Result<Verdict, Refusal> {
+        let t = m.message_type();
+        let v = self.authorization.send(&Facts::of(m, sender));
+        let why = format!(
+            "{sender} may not send {t} for {} ({})",
+            m.purpose,
+            v.policies.join(", ")
+        );
+        Self::refusal(v, why)
     }
 
-    fn has(&self, who: &str, clearance: &str) -> bool {
-        self.clearances
-            .get(who)
-            .is_some_and(|c| c.iter().any(|x| x == clearance))
+    /// May `sender` send type `t` for any purpose? Answers a document that failed to decode,
+    /// so that a type the sender may only receive is 403 whatever else is wrong with it.
+    pub fn may_send_type(&self, sender: &str, t: MessageType) -> Result<(), Refusal> {
+        let mut last = None;
+        for p in Purpose::ALL {
+            let facts = Facts {
+                message_type: t,
+                purpose: *p,
+                classification: jxg_schema::message::Classification::Confidential,
+                sender,
+                sentence_must_be_enforced: true,
+                defendant_in_custody: true,
+                custody_hearing_requested: true,
+            };
+            let v = self.authorization.send(&facts);
+            if v.allowed {
+                return Ok(());
+            }
+            last = Some(v);
+        }
+        let policies = last.map(|v| v.policies.join(", ")).unwrap_or_default();
+        Err(Refusal {
+            reason: format!("{sender} may not send {t} ({policies})"),
+            rule: policies,
+        })
     }
 
-    /// What `recipient` may see of `m`: everything else removed before encoding and signing.
-    pub fn minimise(&self, recipient: &str, m: &Message) -> Message {
-        let mut m = m.clone();
-        if !matches!(recipient, "prosecution" | "courts") {
-            match &mut m.body {
-                Body::OffenceReported(b) => b.narrative = None,
-                Body::IndictmentFiled(b) => b.narrative = None,
-                _ => {}
-            }
-        }
-        if recipient == "prison" {
-            let keep =
-                |p: &jxg_schema::message::Person| !matches!(p.role, Role::Victim | Role::Witness);
-            match &mut m.body {
-                Body::OffenceReported(b) => b.persons.retain(keep),
-                Body::HearingScheduled(b) => b.persons.retain(keep),
-                _ => {}
-            }
-        }
-        if !self.has(recipient, "protected-address") {
-            for_each_person(&mut m.body, |p| {
-                if p.address_protected {
-                    p.address = None;
-                }
+    /// May `recipient` receive `m` (sent by `sender`)?
+    pub fn may_receive(
+        &self,
+        recipient: &str,
+        sender: &str,
+        m: &Message,
+    ) -> Result<Verdict, Refusal> {
+        let v = self.authorization.receive(recipient, &Facts::of(m, sender));
+        let why = format!(
+            "{recipient} may not receive this {} ({})",
+            m.message_type(),
+            v.policies.join(", ")
+        );
+        Self::refusal(v, why)
+    }
+
+    /// What `recipient` may see of `m`; an error when what is left is no valid message.
+    pub fn minimise(&self, recipient: &str, m: &Message) -> Result<View, Refusal> {
+        let mut value = serde_json::to_value(m).expect("a message serialises");
+        let clearances = self
+            .clearances
+            .get(recipient)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let removed = match value.get_mut("body") {
+            Some(body) => self
+                .disclosure
+                .apply(recipient, clearances, m.message_type(), body),
+            None => Vec::new(),
+        };
+        if removed.is_empty() {
+            return Ok(View {
+                message: m.clone(),
+                removed,
             });
         }
-        m
+        match serde_json::from_value::<Message>(value) {
+            Ok(message) => Ok(View { message, removed }),
+            Err(e) => Err(Refusal {
+                rule: removed
+                    .iter()
+                    .map(|r| r.rule.clone())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason: format!(
+                    "what the disclosure rules leave is not a valid message: {}",
+                    e.to_string().split(" at line").next().unwrap_or_default()
+                ),
+            }),
+        }
+    }
+
+    /// What is loaded, for `GET /admin/v1/policies`.
+    pub fn summary(&self) -> Value {
+        serde_json::json!({
+            "digest": self.digest,
+            "origin": self.origin,
+            "loaded_at": self.loaded_at,
+            "policies": self.authorization.loaded,
+            "disclosure": self.disclosure.entries(),
+        })
+    }
+
+    /// Every policy, profile and rule id.
+    pub fn ids(&self) -> Vec<String> {
+        self.authorization
+            .loaded
+            .iter()
+            .map(|l| l.id.clone())
+            .chain(self.disclosure.entries().into_iter().map(|e| e.id))
+            .collect()
     }
 }
 
-fn for_each_person(b: &mut Body, mut f: impl FnMut(&mut jxg_schema::message::Person)) {
-    match b {
-        Body::OffenceReported(b) => b.persons.iter_mut().for_each(f),
-        Body::PersonCharged(b) => f(&mut b.person),
-        Body::PersonArrested(b) => f(&mut b.person),
-        Body::IndictmentFiled(b) => b.defendants.iter_mut().for_each(f),
-        Body::ChargesWithdrawn(b) => f(&mut b.person),
-        Body::HearingScheduled(b) => b.persons.iter_mut().for_each(f),
-        Body::RemandOrdered(b) => f(&mut b.person),
-        Body::VerdictIssued(b) => f(&mut b.defendant),
-        Body::CustodyAdmitted(b) | Body::CustodyReleased(b) => f(&mut b.person),
+/// Every decision the policies make about one message for one recipient, as
+/// `jxg policy explain` prints it: the send decision, whether routing proposes the recipient,
+/// the receive decision, and each removal with its rule.
+pub fn explain(policies: &Policies, m: &Message, sender: &str, recipient: &str) -> Vec<String> {
+    let t = m.message_type();
+    let verdict = |v: &Result<Verdict, Refusal>| match v {
+        Ok(v) => format!("permit ({})", v.policies.join(", ")),
+        Err(r) => format!("deny ({})", r.rule),
+    };
+    let mut out = vec![
+        format!(
+            "message   {t} from {sender}, purpose {}, classification {}",
+            m.purpose, m.classification
+        ),
+        format!("policies  {} (digest {})", policies.origin, policies.digest),
+    ];
+    let send = policies.may_send(sender, m);
+    out.push(format!("send      {sender}: {}", verdict(&send)));
+    let proposed = crate::routing::default_recipients(m).contains(&recipient);
+    out.push(format!(
+        "route     {recipient}: {}",
+        if proposed {
+            "proposed by routing"
+        } else {
+            "not proposed by routing (it would not be sent there)"
+        }
+    ));
+    let receive = policies.may_receive(recipient, sender, m);
+    out.push(format!("receive   {recipient}: {}", verdict(&receive)));
+    if send.is_err() || receive.is_err() {
+        out.push(format!(
+            "result    {recipient} does not receive this message"
+        ));
+        return out;
+    }
+    match policies.minimise(recipient, m) {
+        Ok(view) => {
+            for r in &view.removed {
+                out.push(format!("{:<9} {} by {}", r.action, r.path, r.rule));
+            }
+            out.push(format!(
+                "result    {recipient} receives {t}{}",
+                match view.removed.len() {
+                    0 => " whole".to_string(),
+                    n => format!(" less {n} field(s)"),
+                }
+            ));
+        }
+        Err(r) => out.push(format!("result    skipped: {} ({})", r.reason, r.rule)),
+    }
+    if !proposed {
+        out.push("note      routing does not send it to this recipient".into());
+    }
+    out
+}
+
+/// Where a gateway's policies come from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    Embedded,
+    Dir(PathBuf),
+}
+
+impl Origin {
+    pub fn read(&self) -> Result<Sources, Vec<PolicyError>> {
+        match self {
+            Origin::Embedded => Ok(Sources::embedded()),
+            Origin::Dir(d) => Sources::read_dir(d),
+        }
+    }
+}
+
+/// The policy set in force, swapped whole by a reload.
+#[derive(Debug)]
+pub struct PolicyStore {
+    current: ArcSwap<Policies>,
+    origin: Origin,
+    authorities: BTreeMap<String, Vec<String>>,
+    reloading: Mutex<()>,
+}
+
+/// A reload's result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reloaded {
+    pub previous_digest: String,
+    pub digest: String,
+    pub changed: bool,
+}
+
+impl PolicyStore {
+    pub fn open(
+        origin: Origin,
+        authorities: BTreeMap<String, Vec<String>>,
+    ) -> Result<Self, Vec<PolicyError>> {
+        let policies = Policies::load(&origin.read()?, &authorities)?;
+        Ok(Self {
+            current: ArcSwap::from_pointee(policies),
+            origin,
+            authorities,
+            reloading: Mutex::new(()),
+        })
+    }
+
+    /// The set in force now; a message holds on to it until it is stored.
+    pub fn current(&self) -> Arc<Policies> {
+        self.current.load_full()
+    }
+
+    /// Reads and validates the set again and swaps it in, or keeps the old one and says why.
+    pub fn reload(&self) -> Result<Reloaded, Vec<PolicyError>> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let next = Policies::load(&self.origin.read()?, &self.authorities)?;
+        let previous = self.current.swap(Arc::new(next));
+        let digest = self.current.load().digest.clone();
+        Ok(Reloaded {
+            changed: previous.digest != digest,
+            previous_digest: previous.digest.clone(),
+            digest,
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample(name: &str) -> Message {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/samples/canonical/valid")
-            .join(name);
-        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-    }
-
-    /// Decisions as a table: sender, type, allowed.
-    #[test]
-    fn send_allow_list() {
-        use MessageType::*;
-        let p = Policy::default();
-        let table = [
-            ("police", OffenceReported, true),
-            ("police", VerdictIssued, false),
-            ("courts", VerdictIssued, true),
-            ("prison", CustodyAdmitted, true),
-            ("prison", RemandOrdered, false),
-            ("prosecution", IndictmentFiled, true),
-            ("unknown", OffenceReported, false),
-        ];
-        for (who, t, ok) in table {
-            assert_eq!(p.may_send(who, t).is_ok(), ok, "{who} {t}");
-        }
-    }
-
-    #[test]
-    fn minimisation_rules_of_security_md() {
-        let p = Policy::default();
-        let m = sample("offence.reported.json");
-        let Body::OffenceReported(b) = &p.minimise("prosecution", &m).body else {
-            panic!()
-        };
-        assert!(b.narrative.is_some());
-        assert!(b.persons[1].address.is_none(), "protected address removed");
-        assert!(b.persons[0].address.is_some());
-        let Body::OffenceReported(b) = &p.minimise("prison", &m).body else {
-            panic!()
-        };
-        assert!(b.narrative.is_none());
-        assert!(
-            b.persons
-                .iter()
-                .all(|p| !matches!(p.role, Role::Victim | Role::Witness))
-        );
-        let cleared = Policy::new(
-            [(
-                "prosecution".to_string(),
-                vec!["protected-address".to_string()],
-            )]
-            .into(),
-        );
-        let Body::OffenceReported(b) = &cleared.minimise("prosecution", &m).body else {
-            panic!()
-        };
-        assert!(b.persons[1].address.is_some());
-        assert!(
-            p.may_receive("prison", &sample("verdict.issued.json"))
-                .is_ok()
-        );
-        let mut fine_only = sample("verdict.issued-suspended.json");
-        if let Body::VerdictIssued(v) = &mut fine_only.body {
-            v.sentence.conditions.clear();
-        }
-        assert_eq!(
-            p.may_receive("prison", &fine_only).unwrap_err().rule,
-            "prison-verdicts-only-when-enforced"
-        );
-    }
-}
+mod tests;

@@ -57,6 +57,26 @@ pub enum StoreError {
 pub struct Skipped {
     pub recipient: String,
     pub reason: String,
+    /// The policy that refused it, when a policy did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+impl Skipped {
+    pub fn new(recipient: &str, reason: impl Into<String>) -> Self {
+        Self {
+            recipient: recipient.into(),
+            reason: reason.into(),
+            policy: None,
+        }
+    }
+    pub fn refused(recipient: &str, r: crate::policy::Refusal) -> Self {
+        Self {
+            recipient: recipient.into(),
+            reason: r.reason,
+            policy: Some(r.rule),
+        }
+    }
 }
 
 /// An accepted message's metadata and canonical form.
@@ -82,6 +102,9 @@ pub struct StoredMessage {
     /// The sender's own compact JWS, when it submitted a signed message.
     #[serde(default)]
     pub sender_signature: Option<String>,
+    /// Digest of the policy set the message was decided under.
+    #[serde(default)]
+    pub policy_digest: String,
 }
 
 /// One message for one recipient, encoded and signed.
@@ -121,6 +144,9 @@ pub struct OutboxEntry {
     /// to the field's width`): places only, never values.
     #[serde(default)]
     pub alterations: Vec<String>,
+    /// What the disclosure rules removed for this recipient, with the rule (paths only).
+    #[serde(default)]
+    pub removed: Vec<crate::policy::Removal>,
 }
 
 /// Where one recipient's delivery of one message stands.
