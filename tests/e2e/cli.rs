@@ -1,4 +1,4 @@
-//! `jxg convert` and `jxg validate`, through the real binary.
+//! `jxg convert`, `jxg validate` and `jxg policy`, through the real binary.
 
 use std::process::Command;
 
@@ -190,5 +190,133 @@ fn converted_court_samples_are_their_canonical_submissions() {
     assert!(
         err.contains("DOCTYPE") && !err.contains("root:x:0:0"),
         "{err}"
+    );
+}
+
+/// Line of the first occurrence of `needle` in a file.
+fn line_of(path: &std::path::Path, needle: &str) -> usize {
+    let text = std::fs::read_to_string(path).unwrap();
+    let at = text.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    text[..at].matches('\n').count() + 1
+}
+
+#[test]
+fn policy_check_names_file_and_line_of_every_unknown_path_attribute_and_authority() {
+    let home = Home::new();
+    let dir = home.path().join("policies");
+    let config = home.path().join("gateway.toml");
+    let config = config.to_str().unwrap();
+    let (code, out, err) = run(&["policy", "check", "--config", config]);
+    assert_eq!(code, 0, "the shipped set passes: {err}");
+    assert!(out.starts_with("ok: "), "{out}");
+
+    let edit = |file: &str, from: &str, to: &str| {
+        let p = dir.join(file);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{from}");
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    };
+    edit("disclosure.toml", "\"/isolation\"", "\"/isolated\"");
+    edit(
+        "authorization.cedar",
+        "resource.sentence_must_be_enforced",
+        "resource.sentence_enforced",
+    );
+    edit(
+        "authorization.cedar",
+        "Authority::\"courts\"",
+        "Authority::\"court\"",
+    );
+    let (code, _, err) = run(&["policy", "check", "--config", config]);
+    assert_eq!(code, 1);
+    let expect = [
+        (
+            "disclosure.toml",
+            line_of(&dir.join("disclosure.toml"), "\"/isolated\""),
+            "/isolated",
+        ),
+        (
+            "authorization.cedar",
+            line_of(
+                &dir.join("authorization.cedar"),
+                "resource.sentence_enforced",
+            ),
+            "sentence_enforced",
+        ),
+        (
+            "authorization.cedar",
+            line_of(&dir.join("authorization.cedar"), "Authority::\"court\""),
+            "court",
+        ),
+    ];
+    for (file, line, what) in expect {
+        let prefix = format!("{file}:{line}: ");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(what)),
+            "expected {prefix}… {what} in:\n{err}"
+        );
+    }
+    assert!(err.contains("3 error(s)"), "{err}");
+}
+
+#[test]
+fn policy_explain_names_each_decision_its_policy_and_each_removal_with_its_rule() {
+    let home = Home::new();
+    let config = home.path().join("gateway.toml");
+    let hearing = home.path().join("hearing.json");
+    let mut h: Value =
+        serde_json::from_slice(&sample("canonical/valid/hearing.scheduled.json")).unwrap();
+    let report: Value =
+        serde_json::from_slice(&sample("canonical/valid/offence.reported.json")).unwrap();
+    h["body"]["persons"] = report["body"]["persons"].clone();
+    std::fs::write(&hearing, serde_json::to_vec(&h).unwrap()).unwrap();
+    let explain = |file: &std::path::Path, recipient: &str| {
+        let (code, out, err) = run(&[
+            "policy",
+            "explain",
+            "--config",
+            config.to_str().unwrap(),
+            "--message",
+            file.to_str().unwrap(),
+            "--recipient",
+            recipient,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let out = explain(&hearing, "prison");
+    for line in [
+        "send      courts: permit (courts-send-court-decisions)",
+        "route     prison: proposed by routing",
+        "receive   prison: permit (prison-receives-what-it-must-enforce)",
+        "removed   /body/persons/1 by no-victims-or-witnesses-to-prison",
+        "removed   /body/persons/2 by no-victims-or-witnesses-to-prison",
+        "removed   /body/persons/0/address by prison-sees-persons-hearings-custody-sentences",
+        "result    prison receives hearing.scheduled less 3 field(s)",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no `{line}` in:\n{out}");
+    }
+    let out = explain(&hearing, "police");
+    assert!(
+        out.lines()
+            .any(|l| l == "removed   /body/persons/1/address by protected-address-needs-clearance"),
+        "{out}"
+    );
+    let mut fine: Value =
+        serde_json::from_slice(&sample("canonical/valid/verdict.issued-suspended.json")).unwrap();
+    fine["body"]["sentence"]["conditions"] = Value::Array(vec![]);
+    let path = home.path().join("verdict.json");
+    std::fs::write(&path, serde_json::to_vec(&fine).unwrap()).unwrap();
+    let out = explain(&path, "prison");
+    assert!(
+        out.lines()
+            .any(|l| l == "receive   prison: deny (prison-verdicts-only-when-enforced)"),
+        "{out}"
+    );
+    assert!(out.contains("result    prison does not receive this message"));
+    assert!(
+        !out.contains("stergaard") && !out.contains("0108629996"),
+        "no personal data"
     );
 }

@@ -5,4 +5,5 @@ mod courts;
 mod durability;
 mod identity;
 mod police;
+mod policies;
 mod prosecution;

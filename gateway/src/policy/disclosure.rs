@@ -568,6 +568,9 @@ impl Disclosure {
                 Action::BirthDateOnly => (birth_date_only(body, &path), "birth-date-only"),
             };
             if done {
+                // what was removed inside a value that is now gone altogether is not listed
+                let inside = format!("{}/", pointer(&path));
+                removals.retain(|r| !r.path.starts_with(&inside));
                 removals.push(Removal {
                     path: pointer(&path),
                     rule: rule.id.clone(),
