@@ -5,7 +5,7 @@ CONFIG ?= gateway.toml
 CERTS ?= certs/dev
 JXG := target/debug/jxg
 
-.PHONY: help run test build certs lint fmt broker tools clean
+.PHONY: help run test build certs lint fmt broker tools clean bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ tools: ## install what the tests call besides cargo: xmllint (Debian's libxml2-u
 test: broker tools ## run every test: unit, property, schema, end-to-end with the real binary
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
+
+bench: ## run the criterion benchmarks (release build); BENCHMARKS.md explains the figures
+	$(CARGO) bench -p jxg-gateway --bench policy
 
 lint: ## formatting and clippy, as before every commit
 	$(CARGO) fmt --all -- --check

@@ -35,7 +35,7 @@ pub struct Loaded {
 }
 
 /// The facts of a message that policies may test.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Facts<'a> {
     pub message_type: MessageType,
     pub purpose: Purpose,
@@ -92,10 +92,24 @@ impl Names {
 /// The Cedar side of a policy set.
 pub struct Authorization {
     policies: PolicySet,
-    entities: Entities,
+    /// Each registered authority as an entity, with its clearances.
+    authorities: HashMap<String, Entity>,
     names: Names,
     authorizer: Authorizer,
     pub loaded: Vec<Loaded>,
+    /// Decisions already made by this set: a decision depends on nothing but the principal, the
+    /// action and the facts, which take few distinct values (at most some tens of thousands).
+    decided: std::sync::RwLock<HashMap<(String, bool, FactsKey), Verdict>>,
+}
+
+/// [`Facts`] with an owned sender.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FactsKey {
+    message_type: MessageType,
+    purpose: Purpose,
+    classification: Classification,
+    sender: String,
+    flags: [bool; 3],
 }
 
 impl std::fmt::Debug for Authorization {
@@ -246,7 +260,7 @@ pub fn load(
     let entities = authorities
         .iter()
         .map(|(id, clearances)| {
-            Entity::new(
+            let entity = Entity::new(
                 names.uid(&names.authority, id),
                 HashMap::from([(
                     "clearances".to_string(),
@@ -258,10 +272,11 @@ pub fn load(
                 )]),
                 HashSet::new(),
             )
-            .expect("string attributes evaluate")
+            .expect("string attributes evaluate");
+            (id.clone(), entity)
         })
-        .collect::<Vec<_>>();
-    let entities = Entities::from_entities(entities, schema_parsed.as_ref()).map_err(|e| {
+        .collect::<HashMap<_, _>>();
+    Entities::from_entities(entities.values().cloned(), schema_parsed.as_ref()).map_err(|e| {
         vec![PolicyError {
             file: schema.name.clone(),
             line: 1,
@@ -270,10 +285,11 @@ pub fn load(
     })?;
     Ok(Authorization {
         policies: all,
-        entities,
+        authorities: entities,
         names,
         authorizer: Authorizer::new(),
         loaded,
+        decided: Default::default(),
     })
 }
 
@@ -331,10 +347,46 @@ impl Authorization {
     }
 
     fn decide(&self, principal: &str, send: bool, f: &Facts) -> Verdict {
+        let key = (
+            principal.to_string(),
+            send,
+            FactsKey {
+                message_type: f.message_type,
+                purpose: f.purpose,
+                classification: f.classification,
+                sender: f.sender.to_string(),
+                flags: [
+                    f.sentence_must_be_enforced,
+                    f.defendant_in_custody,
+                    f.custody_hearing_requested,
+                ],
+            },
+        );
+        let cache = |d: &Self| d.decided.read().ok().and_then(|m| m.get(&key).cloned());
+        if let Some(v) = cache(self) {
+            return v;
+        }
+        let v = self.evaluate(principal, send, f);
+        // unregistered principals or senders are not remembered: the set stays bounded
+        if self.authorities.contains_key(principal) && self.authorities.contains_key(f.sender) {
+            if let Ok(mut m) = self.decided.write() {
+                m.insert(key, v.clone());
+            }
+        }
+        v
+    }
+
+    fn evaluate(&self, principal: &str, send: bool, f: &Facts) -> Verdict {
         let n = &self.names;
         let message = self.message_entity(f);
         let resource = message.uid();
-        let Ok(entities) = self.entities.clone().add_entities([message], None) else {
+        // the principal, the sender and the message: all a decision can reach
+        let mut parts = vec![message];
+        parts.extend(self.authorities.get(principal).cloned());
+        if f.sender != principal {
+            parts.extend(self.authorities.get(f.sender).cloned());
+        }
+        let Ok(entities) = Entities::from_entities(parts, None) else {
             return Verdict {
                 allowed: false,
                 policies: vec![DEFAULT_DENY.into()],
@@ -377,5 +429,10 @@ impl Authorization {
     /// May `recipient` receive a message with these facts?
     pub fn receive(&self, recipient: &str, f: &Facts) -> Verdict {
         self.decide(recipient, false, f)
+    }
+
+    /// As [`Authorization::receive`], evaluated by Cedar even when decided before (benchmarks).
+    pub fn receive_uncached(&self, recipient: &str, f: &Facts) -> Verdict {
+        self.evaluate(recipient, false, f)
     }
 }

@@ -310,6 +310,11 @@ impl Policies {
         }
     }
 
+    /// The Cedar side, for benchmarks.
+    pub fn authorization(&self) -> &authorize::Authorization {
+        &self.authorization
+    }
+
     /// What is loaded, for `GET /admin/v1/policies`.
     pub fn summary(&self) -> Value {
         serde_json::json!({

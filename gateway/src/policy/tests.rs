@@ -353,3 +353,31 @@ fn a_reload_swaps_a_good_set_and_keeps_the_old_one_when_the_new_one_is_broken() 
     // a message that started under the old set still decides under it
     assert!(before.may_receive("prosecution", "police", &m).is_ok());
 }
+
+#[test]
+fn remembered_decisions_are_told_apart_by_every_fact() {
+    let p = Policies::load(&Sources::embedded(), &authorities()).unwrap();
+    let enforced = sample("verdict.issued.json");
+    let mut not_enforced = sample("verdict.issued-suspended.json");
+    if let jxg_schema::Body::VerdictIssued(v) = &mut not_enforced.body {
+        v.sentence.conditions.clear();
+    }
+    let mut secret = enforced.clone();
+    secret.classification = jxg_schema::message::Classification::Secret;
+    for _ in 0..2 {
+        assert!(p.may_receive("prison", "courts", &enforced).is_ok());
+        assert_eq!(
+            p.may_receive("prison", "courts", &not_enforced)
+                .unwrap_err()
+                .rule,
+            "prison-verdicts-only-when-enforced"
+        );
+        assert_eq!(
+            p.may_receive("prison", "courts", &secret).unwrap_err().rule,
+            "secret-needs-clearance"
+        );
+        assert!(p.may_receive("police", "courts", &enforced).is_ok());
+        assert!(p.may_send("courts", &enforced).is_ok());
+        assert!(p.may_send("police", &enforced).is_err());
+    }
+}
