@@ -20,6 +20,12 @@ pub struct Config {
     /// The gateway's signing key (ES256, PKCS#8 PEM, not readable by group or others).
     #[serde(default)]
     pub signing: Signing,
+    /// The audit log's secret pseudonym key.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// How long bodies and metadata are kept.
+    #[serde(default)]
+    pub retention: Retention,
     /// The message store.
     #[serde(default)]
     pub store: StoreConfig,
@@ -131,6 +137,54 @@ impl Default for Signing {
 }
 fn default_signing_key() -> PathBuf {
     "certs/dev/signing-key.pem".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// At least 32 random bytes, not readable by group or others; CPR numbers in the audit log
+    /// are HMAC-SHA256 under it. Default `certs/dev/audit-hmac.key`.
+    #[serde(default = "default_audit_key")]
+    pub hmac_key: PathBuf,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            hmac_key: default_audit_key(),
+        }
+    }
+}
+
+fn default_audit_key() -> PathBuf {
+    "certs/dev/audit-hmac.key".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Days after its last delivery that a message's body is purged. Default 90.
+    #[serde(default = "default_body_days")]
+    pub body_days: u32,
+    /// Days that metadata and audit entries are kept. Default 1826 (five years).
+    #[serde(default = "default_audit_days")]
+    pub audit_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            body_days: default_body_days(),
+            audit_days: default_audit_days(),
+        }
+    }
+}
+
+fn default_body_days() -> u32 {
+    90
+}
+fn default_audit_days() -> u32 {
+    1826
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,6 +10,7 @@ use jxg_schema::{MasterData, Message, validate};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::audit::{Event, Record};
 use crate::config::Config;
 use crate::ingress::problem::Problem;
 use crate::policy::PolicyStore;
@@ -62,6 +63,8 @@ pub struct Pipeline {
     pub master_data: MasterData,
     /// The policy set in force; each message keeps the set it started with.
     pub policies: PolicyStore,
+    /// CPR numbers → audit pseudonyms.
+    pub pseudonyms: crate::audit::Pseudonyms,
     /// Each authority's registered public keys, for `application/jose` submissions.
     pub sender_keys: std::collections::BTreeMap<String, Vec<josekit::jwk::Jwk>>,
 }
@@ -112,23 +115,63 @@ impl Pipeline {
         let mut skipped = Vec::new();
         let proposed = routing::default_recipients(&m);
         let mut refused = Vec::new();
+        let subjects = self.pseudonyms.subjects(&m);
+        let purpose = m.purpose.as_str();
+        let about = |event, actor: &str| {
+            Record::new(event, actor)
+                .message(id, t.as_str(), Some(purpose))
+                .subjects(&subjects)
+        };
+        let mut audit = vec![];
         for &recipient in &proposed {
+            let decided = about(Event::Decided, "gateway").recipient(recipient);
             if self.config.authority(recipient).is_none() {
                 skipped.push(Skipped::new(recipient, "not registered"));
+                audit.push(decided.detail("skipped: not registered"));
                 continue;
             }
-            if let Err(r) = policy.may_receive(recipient, sender, &m) {
-                refused.push(format!("{recipient} ({})", r.rule));
-                skipped.push(Skipped::refused(recipient, r));
-                continue;
+            match policy.may_receive(recipient, sender, &m) {
+                Ok(v) => audit.push(decided.rule(v.policies.join(", ")).detail("permit")),
+                Err(r) => {
+                    refused.push(format!("{recipient} ({})", r.rule));
+                    audit.push(
+                        decided
+                            .rule(r.rule.clone())
+                            .detail(format!("deny: {}", r.reason)),
+                    );
+                    skipped.push(Skipped::refused(recipient, r));
+                    continue;
+                }
             }
             let view = match policy.minimise(recipient, &m) {
                 Ok(v) => v,
                 Err(r) => {
+                    audit.push(
+                        about(Event::Minimised, "gateway")
+                            .recipient(recipient)
+                            .rule(r.rule.clone())
+                            .detail(format!("skipped: {}", r.reason)),
+                    );
                     skipped.push(Skipped::refused(recipient, r));
                     continue;
                 }
             };
+            // what each rule removed for this recipient (places only)
+            let mut by_rule: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            for r in &view.removed {
+                by_rule
+                    .entry(r.rule.as_str())
+                    .or_default()
+                    .push(r.path.as_str());
+            }
+            for (rule, paths) in by_rule {
+                audit.push(
+                    about(Event::Minimised, "gateway")
+                        .recipient(recipient)
+                        .rule(rule)
+                        .detail(format!("removed {}", paths.join(" "))),
+                );
+            }
             let Some((adapter, format)) = self.adapter_for(recipient) else {
                 skipped.push(Skipped::new(recipient, "no adapter for its format"));
                 continue;
@@ -141,10 +184,16 @@ impl Pipeline {
             ) {
                 Ok(b) => b,
                 Err(e) => {
+                    audit.push(
+                        about(Event::Decided, "gateway")
+                            .recipient(recipient)
+                            .detail(format!("skipped: {e}")),
+                    );
                     skipped.push(Skipped::new(recipient, e.to_string()));
                     continue;
                 }
             };
+            let recipient_subjects = self.pseudonyms.subjects(&view.message);
             let claims = DeliveryClaims {
                 message_id: &id.to_string(),
                 message_type: t.as_str(),
@@ -156,6 +205,18 @@ impl Pipeline {
                 Problem::unavailable("signing failed; nothing was accepted")
             })?;
             use base64::Engine;
+            audit.push(
+                about(Event::Signed, "gateway")
+                    .recipient(recipient)
+                    .subjects(&recipient_subjects)
+                    .detail(format!("kid {}", self.signer.kid())),
+            );
+            audit.push(
+                about(Event::Queued, "gateway")
+                    .recipient(recipient)
+                    .subjects(&recipient_subjects)
+                    .detail(format!("{format}, {} bytes", bytes.len())),
+            );
             entries.push(OutboxEntry {
                 message_id: id,
                 seq,
@@ -176,6 +237,7 @@ impl Pipeline {
                 delivered_at: None,
                 alterations,
                 removed: view.removed,
+                subjects: recipient_subjects,
             });
         }
         if refused.len() == proposed.len() {
@@ -213,9 +275,19 @@ impl Pipeline {
             sender_signature,
             policy_digest: policy.digest.clone(),
         };
+        audit.insert(
+            0,
+            about(Event::Received, sender).detail(format!(
+                "{} recipient(s), {} skipped; policies {}",
+                entries.len(),
+                stored.skipped.len(),
+                &policy.digest[..12]
+            )),
+        );
         match self.store.accept(Acceptance {
             message: stored,
             entries,
+            audit,
         })? {
             AcceptOutcome::Accepted => {
                 self.store.durable().await?;

@@ -34,6 +34,8 @@ pub enum StartError {
     MasterData(#[from] jxg_schema::master_data::MasterDataError),
     #[error("policies:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Policies(Vec<PolicyError>),
+    #[error("audit key: {0}")]
+    Audit(String),
     #[error("cannot listen: {0}")]
     Bind(std::io::Error),
 }
@@ -41,6 +43,8 @@ pub enum StartError {
 /// Builds the shared state from a validated configuration and an opened store.
 pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, StartError> {
     let signer = Signer::load(&config.resolve(&config.signing.key))?;
+    let pseudonyms = crate::audit::Pseudonyms::load(&config.resolve(&config.audit.hmac_key))
+        .map_err(StartError::Audit)?;
     let master_data = match &config.master_data {
         Some(dir) => MasterData::load_dir(&config.resolve(dir))?,
         None => MasterData::embedded(),
@@ -77,6 +81,7 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
             signer,
             master_data,
             policies,
+            pseudonyms,
             sender_keys,
         },
         metrics: Default::default(),
@@ -119,6 +124,23 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
         admin_listener.local_addr().map_err(StartError::Bind)?,
     );
     let state = ingress::shared(build_state(config, store)?);
+    // every key that signs is kept, so that checkpoints verify after a rotation
+    let p = &state.pipeline;
+    p.store
+        .put_signing_key(p.signer.kid(), &p.signer.jwks()["keys"][0])?;
+    let mut checkpointer = crate::audit::checkpoints::Checkpointer::new(p.store.as_ref())?;
+    let s = state.clone();
+    let checkpoints = actix_web::rt::spawn(async move {
+        loop {
+            if let Err(e) = checkpointer.run(s.pipeline.store.as_ref(), &s.pipeline.signer, false) {
+                tracing::error!(error = %e, "cannot write an audit checkpoint");
+            }
+            if s.draining.load(Ordering::SeqCst) {
+                return checkpointer;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
 
     let s = state.clone();
     let authority = HttpServer::new(move || {
@@ -130,10 +152,28 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
                 use actix_web::dev::Service;
                 let state = counted.clone();
                 state.inflight.fetch_add(1, Ordering::SeqCst);
+                let actor = match req.conn_data::<crate::ingress::identity::Peer>() {
+                    Some(crate::ingress::identity::Peer::Authority(a)) => a.clone(),
+                    Some(_) => "unmapped certificate".to_string(),
+                    None => "no certificate".to_string(),
+                };
+                let route = format!("{} {}", req.method(), req.path());
                 let fut = srv.call(req);
                 async move {
                     let r = fut.await;
                     state.inflight.fetch_sub(1, Ordering::SeqCst);
+                    // a refused document is audited with its status, never its content
+                    if let Ok(res) = &r {
+                        let status = res.status();
+                        if status.is_client_error() && req_is_submission(&route) {
+                            let rec =
+                                crate::audit::Record::new(crate::audit::Event::Rejected, actor)
+                                    .detail(format!("{status} {route}"));
+                            if let Err(e) = state.pipeline.store.audit(vec![rec]) {
+                                tracing::error!(error = %e, "cannot audit a rejection");
+                            }
+                        }
+                    }
                     r
                 }
             })
@@ -199,9 +239,23 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
     // deliveries in flight finish (their workers stop taking new ones), bounded by the drain timeout
     state.draining.store(true, Ordering::SeqCst);
     let _ = tokio::time::timeout(drain, futures_util::future::join_all(workers)).await;
+    // a last checkpoint covers everything written before the stop
+    if let Ok(mut c) = checkpoints.await {
+        if let Err(e) = c.run(state.pipeline.store.as_ref(), &state.pipeline.signer, true) {
+            tracing::error!(error = %e, "cannot write the final audit checkpoint");
+        }
+    }
     state.pipeline.store.durable().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Requests that submit a document (their refusals are audited).
+fn req_is_submission(route: &str) -> bool {
+    matches!(
+        route,
+        "POST /police/v1/dokumenter" | "POST /courts/v1/dokumenter" | "POST /v1/messages"
+    )
 }
 
 async fn wait_for_signal() {

@@ -137,6 +137,20 @@ impl Signer {
         self.sign(claims.to_string().as_bytes(), &h)
     }
 
+    /// An audit checkpoint: a compact JWS over the seq and hash of an audit entry.
+    pub fn checkpoint(&self, seq: u64, hash: &str, at: &str) -> Result<String, SigningError> {
+        let mut h = JwsHeader::new();
+        h.set_token_type("jxg-audit-checkpoint+jwt");
+        h.set_key_id(&self.kid);
+        let payload = serde_json::to_vec(&crate::audit::Checkpoint {
+            seq,
+            hash: hash.to_string(),
+            at: at.to_string(),
+        })
+        .expect("JSON");
+        self.sign(&payload, &h)
+    }
+
     /// The detached JWS of delivered bytes: `header..signature`.
     pub fn detached(&self, bytes: &[u8], c: DeliveryClaims<'_>) -> Result<String, SigningError> {
         let mut h = JwsHeader::new();

@@ -154,6 +154,11 @@ async fn handle(
         }
         Err(problem) => {
             state.metrics.rejected(authority, problem.status);
+            let rec = crate::audit::Record::new(crate::audit::Event::Rejected, authority)
+                .detail(format!("{} from the broker", problem.status));
+            if let Err(e) = state.pipeline.store.audit(vec![rec]) {
+                tracing::error!(error = %e, "cannot audit a rejection");
+            }
             let reason = describe(&problem);
             tracing::warn!(status = problem.status, "refused a message from the broker");
             let mut headers = FieldTable::default();

@@ -21,6 +21,13 @@
 //! | `outbox` | recipient `\0` seq (u64 BE) | [`OutboxEntry`] (JSON) |
 //! | `pending` | recipient `\0` seq (u64 BE) | empty: present while the entry awaits its ack |
 //! | `by_message` | message id `\0` recipient | outbox key |
+//! | `audit` | seq (u64 BE) | [`crate::audit::Entry`] (JSON) |
+//! | `audit_subjects` | subject pseudonym `\0` seq (u64 BE) | empty |
+//! | `checkpoints` | seq (u64 BE) | compact JWS of [`crate::audit::Checkpoint`] |
+//! | `keys` | kid | public JWK (JSON) of every signing key used |
+//!
+//! Audit entries are written in the same transaction as the state they record, under one lock
+//! that keeps the hash chain in order.
 //!
 //! The seam is free of sled: a second implementation (NATS JetStream) only has to keep the same
 //! promises.
@@ -147,6 +154,9 @@ pub struct OutboxEntry {
     /// What the disclosure rules removed for this recipient, with the rule (paths only).
     #[serde(default)]
     pub removed: Vec<crate::policy::Removal>,
+    /// Audit pseudonyms of the persons in this recipient's copy.
+    #[serde(default)]
+    pub subjects: Vec<String>,
 }
 
 /// Where one recipient's delivery of one message stands.
@@ -200,6 +210,9 @@ pub struct IdempotencyRecord {
 pub struct Acceptance {
     pub message: StoredMessage,
     pub entries: Vec<OutboxEntry>,
+    /// The audit entries of the acceptance (received, decided, minimised, signed, queued),
+    /// written in the same transaction.
+    pub audit: Vec<crate::audit::Record>,
 }
 
 /// What [`Store::accept`] did.
@@ -258,4 +271,28 @@ pub trait Store: Send + Sync + 'static {
     fn flush_stats(&self) -> FlushStats;
     /// Every pending entry, for start-up checks and tests.
     fn pending_count(&self) -> Result<usize, StoreError>;
+
+    /// Appends audit entries on their own (operations that change no other state).
+    fn audit(&self, records: Vec<crate::audit::Record>) -> Result<(), StoreError>;
+    /// Up to `limit` audit entries from `from_seq` on, in order.
+    fn audit_entries(
+        &self,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::audit::Entry>, StoreError>;
+    /// Every audit entry naming this subject pseudonym, in order.
+    fn audit_by_subject(&self, subject: &str) -> Result<Vec<crate::audit::Entry>, StoreError>;
+    /// The head of the audit chain.
+    fn audit_head(&self) -> crate::audit::Head;
+    /// Signed checkpoints, `(seq, compact JWS)`, in order.
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
+    fn put_checkpoint(&self, seq: u64, jws: &str) -> Result<(), StoreError>;
+    /// Verifies the audit log against its checkpoints and these public keys.
+    fn verify_audit(
+        &self,
+        keys: &[josekit::jwk::Jwk],
+    ) -> Result<Result<crate::audit::verify::Report, crate::audit::verify::Bad>, StoreError>;
+    /// Every signing key the gateway has published (JWK JSON), current and rotated.
+    fn signing_keys(&self) -> Result<Vec<Value>, StoreError>;
+    fn put_signing_key(&self, kid: &str, jwk: &Value) -> Result<(), StoreError>;
 }

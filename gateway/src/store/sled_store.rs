@@ -14,6 +14,67 @@ use uuid::Uuid;
 
 use super::group_commit::{Flush, GroupCommit};
 use super::*;
+use crate::audit::{Entry, Event, Head, Record};
+
+/// Audit entries staged for a transaction: (key, value) and subject index keys.
+struct Staged {
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    index: Vec<Vec<u8>>,
+    head: Head,
+}
+
+fn stage(head: &Head, records: Vec<Record>) -> Staged {
+    let (entries, head) = head.chain(records, &crate::audit::now());
+    let mut index = Vec::new();
+    for e in &entries {
+        for s in &e.record.subjects {
+            let mut k = s.as_bytes().to_vec();
+            k.push(0);
+            k.extend_from_slice(&e.seq.to_be_bytes());
+            index.push(k);
+        }
+    }
+    Staged {
+        entries: entries
+            .iter()
+            .map(|e| (e.seq.to_be_bytes().to_vec(), encode(e)))
+            .collect(),
+        index,
+        head,
+    }
+}
+
+fn write_audit(
+    audit: &sled::transaction::TransactionalTree,
+    subjects: &sled::transaction::TransactionalTree,
+    staged: &Staged,
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    for (k, v) in &staged.entries {
+        audit.insert(k.as_slice(), v.as_slice())?;
+    }
+    for k in &staged.index {
+        subjects.insert(k.as_slice(), &[] as &[u8])?;
+    }
+    Ok(())
+}
+
+/// The audit record a delivery state change makes.
+fn delivery_record(e: &OutboxEntry) -> Record {
+    let event = match e.state {
+        DeliveryState::Delivered => Event::Delivered,
+        DeliveryState::Dead => Event::DeadLettered,
+        _ => Event::DeliveryFailed,
+    };
+    let mut r = Record::new(event, "gateway")
+        .message(e.message_id, &e.message_type, None)
+        .recipient(&e.recipient)
+        .subjects(&e.subjects)
+        .detail(format!("attempt {}", e.attempts));
+    if let (Some(err), false) = (&e.last_error, event == Event::Delivered) {
+        r = r.detail(format!("attempt {}: {err}", e.attempts));
+    }
+    r
+}
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -68,6 +129,12 @@ pub struct SledStore {
     outbox: sled::Tree,
     pending: sled::Tree,
     by_message: sled::Tree,
+    audit: sled::Tree,
+    audit_subjects: sled::Tree,
+    checkpoints: sled::Tree,
+    keys: sled::Tree,
+    /// The audit chain's head; held while a transaction that writes audit entries runs.
+    chain: Mutex<Head>,
     commit: GroupCommit,
     leases: Mutex<HashMap<Vec<u8>, Instant>>,
     signal: Arc<Notify>,
@@ -99,7 +166,23 @@ impl SledStore {
             Some(w) => w(base),
             None => base,
         };
+        let audit = tree("audit")?;
+        let head = match audit.last().map_err(io)? {
+            Some((_, v)) => {
+                let e: Entry = decode(&v)?;
+                Head {
+                    next_seq: e.seq + 1,
+                    last_hash: e.hash,
+                }
+            }
+            None => Head::default(),
+        };
         Ok(Self {
+            audit,
+            audit_subjects: tree("audit_subjects")?,
+            checkpoints: tree("checkpoints")?,
+            keys: tree("keys")?,
+            chain: Mutex::new(head),
             messages: tree("messages")?,
             idempotency: tree("idempotency")?,
             outbox: tree("outbox")?,
@@ -176,14 +259,18 @@ impl Store for SledStore {
                 )
             })
             .collect();
+        let mut chain = self.chain.lock().map_err(|_| io("audit chain poisoned"))?;
+        let staged = stage(&chain, a.audit.clone());
         let r = (
             &self.messages,
             &self.idempotency,
             &self.outbox,
             &self.pending,
             &self.by_message,
+            &self.audit,
+            &self.audit_subjects,
         )
-            .transaction(|(msgs, idem, outbox, pending, by_msg)| {
+            .transaction(|(msgs, idem, outbox, pending, by_msg, audit, subjects)| {
                 if let Some(existing) = idem.get(&ikey)? {
                     let rec: IdempotencyRecord =
                         serde_json::from_slice(&existing).map_err(|e| {
@@ -209,10 +296,14 @@ impl Store for SledStore {
                     pending.insert(key.as_slice(), &[] as &[u8])?;
                     by_msg.insert(index.as_slice(), key.as_slice())?;
                 }
+                write_audit(audit, subjects, &staged)?;
                 Ok(AcceptOutcome::Accepted)
             });
         match r {
             Ok(outcome) => {
+                if matches!(outcome, AcceptOutcome::Accepted) {
+                    *chain = staged.head;
+                }
                 if matches!(outcome, AcceptOutcome::Accepted) && !a.entries.is_empty() {
                     self.signal.notify_waiters();
                 }
@@ -286,18 +377,28 @@ impl Store for SledStore {
         let key = outbox_key(&entry.recipient, entry.seq);
         let value = encode(entry);
         let done = entry.state.is_final();
-        (&self.outbox, &self.pending)
-            .transaction(|(outbox, pending)| {
+        let mut chain = self.chain.lock().map_err(|_| io("audit chain poisoned"))?;
+        let staged = stage(&chain, vec![delivery_record(entry)]);
+        (
+            &self.outbox,
+            &self.pending,
+            &self.audit,
+            &self.audit_subjects,
+        )
+            .transaction(|(outbox, pending, audit, subjects)| {
                 outbox.insert(key.as_slice(), value.as_slice())?;
                 if done {
                     pending.remove(key.as_slice())?;
                 }
+                write_audit(audit, subjects, &staged)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => io(e),
             })?;
+        *chain = staged.head;
+        drop(chain);
         if done {
             self.signal.notify_waiters();
         }
@@ -323,16 +424,30 @@ impl Store for SledStore {
         entry.delivered_at = Some(at);
         entry.state = DeliveryState::Delivered;
         let value = encode(&entry);
-        (&self.outbox, &self.pending)
-            .transaction(|(outbox, pending)| {
+        let mut chain = self.chain.lock().map_err(|_| io("audit chain poisoned"))?;
+        let record = Record::new(Event::Acked, recipient)
+            .message(entry.message_id, &entry.message_type, None)
+            .recipient(recipient)
+            .subjects(&entry.subjects);
+        let staged = stage(&chain, vec![record]);
+        (
+            &self.outbox,
+            &self.pending,
+            &self.audit,
+            &self.audit_subjects,
+        )
+            .transaction(|(outbox, pending, audit, subjects)| {
                 outbox.insert(okey.as_ref(), value.as_slice())?;
                 pending.remove(okey.as_ref())?;
+                write_audit(audit, subjects, &staged)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => io(e),
             })?;
+        *chain = staged.head;
+        drop(chain);
         if let Ok(mut l) = self.leases.lock() {
             l.remove(okey.as_ref());
         }
@@ -350,5 +465,98 @@ impl Store for SledStore {
 
     fn pending_count(&self) -> Result<usize, StoreError> {
         Ok(self.pending.len())
+    }
+
+    fn audit(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        let mut chain = self.chain.lock().map_err(|_| io("audit chain poisoned"))?;
+        let staged = stage(&chain, records);
+        (&self.audit, &self.audit_subjects)
+            .transaction(|(audit, subjects)| {
+                write_audit(audit, subjects, &staged)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => io(e),
+            })?;
+        *chain = staged.head;
+        Ok(())
+    }
+
+    fn audit_entries(&self, from_seq: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.audit
+            .range(from_seq.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| decode(&kv.map_err(io)?.1))
+            .collect()
+    }
+
+    fn audit_by_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError> {
+        let mut prefix = subject.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.audit_subjects.scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(io)?;
+            let seq = &k[prefix.len()..];
+            if let Some(v) = self.audit.get(seq).map_err(io)? {
+                out.push(decode(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn audit_head(&self) -> Head {
+        self.chain.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.checkpoints
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(io)?;
+                let seq = u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("checkpoint key".into()))?,
+                );
+                Ok((seq, String::from_utf8_lossy(&v).into_owned()))
+            })
+            .collect()
+    }
+
+    fn put_checkpoint(&self, seq: u64, jws: &str) -> Result<(), StoreError> {
+        self.checkpoints
+            .insert(seq.to_be_bytes(), jws.as_bytes())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn verify_audit(
+        &self,
+        keys: &[josekit::jwk::Jwk],
+    ) -> Result<Result<crate::audit::verify::Report, crate::audit::verify::Bad>, StoreError> {
+        let checkpoints = self.checkpoints()?;
+        let mut entries = Vec::new();
+        for kv in self.audit.iter() {
+            let (k, v) = kv.map_err(io)?;
+            let seq = match <[u8; 8]>::try_from(k.as_ref()) {
+                Ok(b) => u64::from_be_bytes(b),
+                Err(_) => 0,
+            };
+            entries.push((seq, v.to_vec()));
+        }
+        Ok(crate::audit::verify::verify(entries, &checkpoints, keys))
+    }
+
+    fn signing_keys(&self) -> Result<Vec<Value>, StoreError> {
+        self.keys
+            .iter()
+            .map(|kv| decode(&kv.map_err(io)?.1))
+            .collect()
+    }
+
+    fn put_signing_key(&self, kid: &str, jwk: &Value) -> Result<(), StoreError> {
+        self.keys.insert(kid.as_bytes(), encode(jwk)).map_err(io)?;
+        Ok(())
     }
 }
