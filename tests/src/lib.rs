@@ -778,3 +778,80 @@ pub async fn broker_home(tag: &str) -> (Home, Prosecution, (String, String, Stri
     p.declare(&[&queues.0, &queues.1, &queues.2]).await;
     (home, p, queues)
 }
+
+/// The sample story (../shared/samples/README.md, "The story") against a gateway on
+/// [`Home::new`]'s topology (the prosecution takes canonical messages from its inbox): report,
+/// indictment, verdict, admission, release; then every recipient takes and acknowledges what it
+/// got. Returns the ids of the five accepted messages.
+pub async fn play_story(home: &Home, gw: &Gateway) -> Vec<String> {
+    let police = client_for(home, "police");
+    let prosecution = client_for(home, "prosecution");
+    let courts = client_for(home, "courts");
+    let prison = client_for(home, "prison");
+    let mut ids = Vec::new();
+    let r = post_json(
+        &police,
+        gw,
+        "/police/v1/dokumenter",
+        sample("police/valid/anmeldelse-1.json"),
+    )
+    .await;
+    ids.push(accepted_id(r).await);
+    let indictment = submission(
+        "canonical/valid/indictment.filed.json",
+        "ANK-2026-004711-001",
+    );
+    let r = post_json(
+        &prosecution,
+        gw,
+        "/v1/messages",
+        serde_json::to_vec(&indictment).unwrap(),
+    )
+    .await;
+    ids.push(accepted_id(r).await);
+    let r = courts
+        .post(gw.url("/courts/v1/dokumenter"))
+        .header("Content-Type", "application/xml")
+        .body(sample("court/valid/dom-1-latin1.xml"))
+        .send()
+        .await
+        .unwrap();
+    ids.push(accepted_id(r).await);
+    for s in ["custody.admitted.json", "custody.released.json"] {
+        let r = post_json(
+            &prison,
+            gw,
+            "/v1/messages",
+            sample(&format!("canonical/valid/{s}")),
+        )
+        .await;
+        ids.push(accepted_id(r).await);
+    }
+    for c in [&police, &prosecution, &courts, &prison] {
+        // one item per case at a time: take and acknowledge until nothing is left
+        for _ in 0..10 {
+            let items = inbox(c, gw).await;
+            if items.is_empty() {
+                break;
+            }
+            for item in items {
+                ack(c, gw, item["id"].as_str().unwrap()).await;
+            }
+        }
+    }
+    ids
+}
+
+/// Runs `jxg` with `args` in `home`; (exit code, stdout, stderr).
+pub fn jxg(home: &Home, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(jxg_bin())
+        .current_dir(home.path())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
