@@ -4,6 +4,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use crate::admin_ops::{self as ops, role};
+use crate::audit::{Event, Record};
 use crate::ingress::identity::{AdminRole, Peer};
 use crate::ingress::problem::Problem;
 use crate::ingress::{AppState, jwks, not_allowed};
@@ -12,21 +14,6 @@ fn any_certificate(req: &HttpRequest) -> Result<(), Problem> {
     req.conn_data::<Peer>()
         .map(|_| ())
         .ok_or_else(Problem::unauthenticated)
-}
-
-/// The caller holds `role`: 401 without a certificate, 403 with any other.
-fn role(req: &HttpRequest, role: AdminRole) -> Result<(), Problem> {
-    match req.conn_data::<Peer>() {
-        None => Err(Problem::unauthenticated()),
-        Some(Peer::Admin(r)) if *r == role => Ok(()),
-        Some(_) => Err(Problem::forbidden(format!(
-            "this needs the {} role",
-            match role {
-                AdminRole::Operator => "operator",
-                AdminRole::Auditor => "auditor",
-            }
-        ))),
-    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -48,6 +35,61 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/.well-known/jwks.json")
             .route(web::get().to(jwks))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/messages")
+            .route(web::get().to(ops::messages))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/messages/{id}")
+            .route(web::get().to(ops::message))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/messages/{id}/replay")
+            .route(web::post().to(ops::replay))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/dead-letters")
+            .route(web::get().to(ops::dead_letters))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/authorities")
+            .route(web::get().to(ops::authorities))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/routes")
+            .route(web::get().to(ops::routes))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/keys")
+            .route(web::get().to(ops::keys))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/keys/rotate")
+            .route(web::post().to(ops::rotate))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/audit")
+            .route(web::get().to(ops::audit))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/audit/subject-access")
+            .route(web::post().to(ops::subject_access))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/audit/verify")
+            .route(web::get().to(ops::verify))
             .default_service(web::to(not_allowed)),
     )
     .service(
@@ -88,7 +130,7 @@ async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     }
     if reasons.is_empty() {
         Ok(HttpResponse::Ok()
-            .json(json!({"status": "ready", "signing_key": state.pipeline.signer.kid()})))
+            .json(json!({"status": "ready", "signing_key": state.pipeline.signer.load().kid()})))
     } else {
         Ok(HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
@@ -125,7 +167,7 @@ async fn reload_policies(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
-    role(&req, AdminRole::Operator)?;
+    let actor = role(&req, AdminRole::Operator)?;
     let s = state.clone();
     let result = web::block(move || s.pipeline.policies.reload())
         .await
@@ -135,6 +177,10 @@ async fn reload_policies(
     match result {
         Ok(r) => {
             tracing::info!(digest = %r.digest, previous = %r.previous_digest, "policies reloaded");
+            state.pipeline.store.audit(vec![
+                Record::new(Event::PolicyReloaded, actor)
+                    .detail(format!("{} → {}", r.previous_digest, r.digest)),
+            ])?;
             Ok(HttpResponse::Ok().json(r))
         }
         Err(errors) => {

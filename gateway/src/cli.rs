@@ -339,7 +339,7 @@ pub fn audit_verify(config: &Path, data: &Option<PathBuf>) -> i32 {
     let keys: Vec<josekit::jwk::Jwk> = match store.signing_keys() {
         Ok(k) => k
             .into_iter()
-            .filter_map(|v| v.as_object().cloned())
+            .filter_map(|v| v["jwk"].as_object().cloned())
             .filter_map(|m| josekit::jwk::Jwk::from_map(m).ok())
             .collect(),
         Err(e) => {

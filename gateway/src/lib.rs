@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_ops;
 pub mod audit;
 pub mod broker;
 pub mod certs;

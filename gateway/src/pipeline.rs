@@ -59,7 +59,8 @@ pub fn rejection(e: DecodeError, sender: &str, policies: &PolicyStore) -> Proble
 pub struct Pipeline {
     pub config: Config,
     pub store: Arc<dyn Store>,
-    pub signer: Signer,
+    /// The signing key in force; a rotation swaps it.
+    pub signer: arc_swap::ArcSwap<Signer>,
     pub master_data: MasterData,
     /// The policy set in force; each message keeps the set it started with.
     pub policies: PolicyStore,
@@ -70,6 +71,24 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The published keys: the current one and every key retired within the body retention
+    /// (copies it signed may still be waiting or kept).
+    pub fn jwks(&self) -> Value {
+        let current = self.signer.load().jwks();
+        let mut keys = current["keys"].as_array().cloned().unwrap_or_default();
+        let horizon =
+            chrono::Utc::now().timestamp() - i64::from(self.config.retention.body_days) * 86_400;
+        if let Ok(records) = self.store.signing_keys() {
+            for r in records {
+                let recent = r["retired_at"].as_i64().is_some_and(|t| t >= horizon);
+                if recent && !keys.iter().any(|k| k["kid"] == r["jwk"]["kid"]) {
+                    keys.push(r["jwk"].clone());
+                }
+            }
+        }
+        json!({ "keys": keys })
+    }
+
     fn adapter_for(&self, recipient: &str) -> Option<(&'static dyn Adapter, &str)> {
         let a = self.config.authority(recipient)?;
         Some((registry::get(&a.format)?, a.format.as_str()))
@@ -98,6 +117,7 @@ impl Pipeline {
     ) -> Result<Answer, Problem> {
         let t = m.message_type();
         let policy = self.policies.current();
+        let signer = self.signer.load_full();
         policy
             .may_send(sender, &m)
             .map_err(|r| Problem::forbidden(r.reason))?;
@@ -200,7 +220,7 @@ impl Pipeline {
                 recipient,
                 issued_at: received_at.unix_seconds(),
             };
-            let signature = self.signer.detached(&bytes, claims).map_err(|e| {
+            let signature = signer.detached(&bytes, claims).map_err(|e| {
                 tracing::error!(error = %e, "signing failed");
                 Problem::unavailable("signing failed; nothing was accepted")
             })?;
@@ -209,7 +229,7 @@ impl Pipeline {
                 about(Event::Signed, "gateway")
                     .recipient(recipient)
                     .subjects(&recipient_subjects)
-                    .detail(format!("kid {}", self.signer.kid())),
+                    .detail(format!("kid {}", signer.kid())),
             );
             audit.push(
                 about(Event::Queued, "gateway")
@@ -254,7 +274,7 @@ impl Pipeline {
             "received_at": received_at.to_string(),
             "body_sha256": body_sha256,
         });
-        let receipt = self.signer.receipt(&claims).map_err(|e| {
+        let receipt = signer.receipt(&claims).map_err(|e| {
             tracing::error!(error = %e, "signing failed");
             Problem::unavailable("signing failed; nothing was accepted")
         })?;

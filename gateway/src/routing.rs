@@ -38,3 +38,20 @@ pub fn default_recipients(m: &Message) -> Vec<&'static str> {
     }
     r
 }
+
+/// The routing table as data, for `GET /admin/v1/routes` (the same rules as
+/// [`default_recipients`]).
+pub fn table() -> serde_json::Value {
+    serde_json::json!([
+        {"type": "offence.reported", "recipients": ["prosecution"]},
+        {"type": "person.charged", "recipients": ["prosecution"]},
+        {"type": "person.arrested", "recipients": ["prosecution"], "when_custody_hearing_requested": ["courts"]},
+        {"type": "indictment.filed", "recipients": ["courts", "police"]},
+        {"type": "charges.withdrawn", "recipients": ["police"], "when_before_a_court": ["courts"]},
+        {"type": "hearing.scheduled", "recipients": ["prosecution", "police"], "when_defendant_in_custody": ["prison"]},
+        {"type": "remand.ordered", "recipients": ["prison", "police", "prosecution"]},
+        {"type": "verdict.issued", "recipients": ["prosecution", "police"], "when_sentence_must_be_enforced": ["prison"]},
+        {"type": "custody.admitted", "recipients": ["police", "prosecution"]},
+        {"type": "custody.released", "recipients": ["police", "prosecution"]},
+    ])
+}

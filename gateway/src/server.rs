@@ -78,7 +78,7 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
         pipeline: Pipeline {
             config,
             store,
-            signer,
+            signer: arc_swap::ArcSwap::from_pointee(signer),
             master_data,
             policies,
             pseudonyms,
@@ -126,13 +126,18 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
     let state = ingress::shared(build_state(config, store)?);
     // every key that signs is kept, so that checkpoints verify after a rotation
     let p = &state.pipeline;
-    p.store
-        .put_signing_key(p.signer.kid(), &p.signer.jwks()["keys"][0])?;
+    let current = p.signer.load();
+    p.store.put_signing_key(
+        current.kid(),
+        &serde_json::json!({"jwk": current.jwks()["keys"][0], "retired_at": null}),
+    )?;
     let mut checkpointer = crate::audit::checkpoints::Checkpointer::new(p.store.as_ref())?;
     let s = state.clone();
     let checkpoints = actix_web::rt::spawn(async move {
         loop {
-            if let Err(e) = checkpointer.run(s.pipeline.store.as_ref(), &s.pipeline.signer, false) {
+            if let Err(e) =
+                checkpointer.run(s.pipeline.store.as_ref(), &s.pipeline.signer.load(), false)
+            {
                 tracing::error!(error = %e, "cannot write an audit checkpoint");
             }
             if s.draining.load(Ordering::SeqCst) {
@@ -241,7 +246,11 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
     let _ = tokio::time::timeout(drain, futures_util::future::join_all(workers)).await;
     // a last checkpoint covers everything written before the stop
     if let Ok(mut c) = checkpoints.await {
-        if let Err(e) = c.run(state.pipeline.store.as_ref(), &state.pipeline.signer, true) {
+        if let Err(e) = c.run(
+            state.pipeline.store.as_ref(),
+            &state.pipeline.signer.load(),
+            true,
+        ) {
             tracing::error!(error = %e, "cannot write the final audit checkpoint");
         }
     }

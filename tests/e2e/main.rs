@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `jxg` binary, real certificates, real mutual TLS.
 
+mod admin;
 mod audit;
 mod cli;
 mod courts;

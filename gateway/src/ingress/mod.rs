@@ -126,7 +126,7 @@ pub async fn not_found() -> HttpResponse {
 }
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.pipeline.signer.jwks())
+    HttpResponse::Ok().json(state.pipeline.jwks())
 }
 
 async fn openapi() -> HttpResponse {

@@ -292,7 +292,28 @@ pub trait Store: Send + Sync + 'static {
         &self,
         keys: &[josekit::jwk::Jwk],
     ) -> Result<Result<crate::audit::verify::Report, crate::audit::verify::Bad>, StoreError>;
-    /// Every signing key the gateway has published (JWK JSON), current and rotated.
+    /// Every signing key the gateway has used: `{"jwk": {…}, "retired_at": unix seconds|null}`.
     fn signing_keys(&self) -> Result<Vec<Value>, StoreError>;
-    fn put_signing_key(&self, kid: &str, jwk: &Value) -> Result<(), StoreError>;
+    /// Records a key (and when it was retired, if it was).
+    fn put_signing_key(&self, kid: &str, record: &Value) -> Result<(), StoreError>;
+
+    /// Up to `limit` messages after `after` (by id, which is time order).
+    fn messages_after(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Up to `limit` outbox entries in `state` after the outbox key `after`, with their keys.
+    fn entries_in_state(
+        &self,
+        state: DeliveryState,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, OutboxEntry)>, StoreError>;
+    /// Puts an entry back in line for delivery, with its audit entries, in one transaction.
+    fn requeue(
+        &self,
+        entry: &OutboxEntry,
+        audit: Vec<crate::audit::Record>,
+    ) -> Result<(), StoreError>;
 }

@@ -555,8 +555,83 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn put_signing_key(&self, kid: &str, jwk: &Value) -> Result<(), StoreError> {
-        self.keys.insert(kid.as_bytes(), encode(jwk)).map_err(io)?;
+    fn put_signing_key(&self, kid: &str, record: &Value) -> Result<(), StoreError> {
+        self.keys
+            .insert(kid.as_bytes(), encode(record))
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn messages_after(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let iter = match after {
+            Some(a) => self.messages.range((
+                std::ops::Bound::Excluded(a.as_bytes().to_vec()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.messages.iter(),
+        };
+        iter.take(limit)
+            .map(|kv| decode(&kv.map_err(io)?.1))
+            .collect()
+    }
+
+    fn entries_in_state(
+        &self,
+        state: DeliveryState,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, OutboxEntry)>, StoreError> {
+        let iter = match after {
+            Some(a) => self
+                .outbox
+                .range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => self.outbox.iter(),
+        };
+        let mut out = Vec::new();
+        for kv in iter {
+            let (k, v) = kv.map_err(io)?;
+            let e: OutboxEntry = decode(&v)?;
+            if e.state == state {
+                out.push((k.to_vec(), e));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn requeue(&self, entry: &OutboxEntry, audit: Vec<Record>) -> Result<(), StoreError> {
+        let key = outbox_key(&entry.recipient, entry.seq);
+        let value = encode(entry);
+        let mut chain = self.chain.lock().map_err(|_| io("audit chain poisoned"))?;
+        let staged = stage(&chain, audit);
+        (
+            &self.outbox,
+            &self.pending,
+            &self.audit,
+            &self.audit_subjects,
+        )
+            .transaction(|(outbox, pending, audit, subjects)| {
+                outbox.insert(key.as_slice(), value.as_slice())?;
+                pending.insert(key.as_slice(), &[] as &[u8])?;
+                write_audit(audit, subjects, &staged)?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => io(e),
+            })?;
+        *chain = staged.head;
+        drop(chain);
+        if let Ok(mut l) = self.leases.lock() {
+            l.remove(&key);
+        }
+        self.signal.notify_waiters();
         Ok(())
     }
 }

@@ -1,0 +1,675 @@
+//! The `/admin/v1/…` handlers for operators and auditors (api.md, "Admin API"). Operators see
+//! metadata, deliveries, the registry, policies and keys, and may replay and rotate; they never
+//! see a body or an audit subject. Auditors read the audit log, answer subject-access requests
+//! and verify the chain; they cannot replay or rotate. Every read is audited as `consulted`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use jxg_adapters::Context;
+use jxg_adapters::registry;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::audit::{Event, Record};
+use crate::ingress::AppState;
+use crate::ingress::identity::{AdminRole, Peer};
+use crate::ingress::problem::Problem;
+use crate::signing::{DeliveryClaims, Signer};
+use crate::store::{DeliveryState, OutboxEntry, StoredMessage};
+
+const MAX_LIMIT: usize = 500;
+
+/// The caller holds `role`: 401 without a certificate, 403 with any other.
+pub fn role(req: &HttpRequest, role: AdminRole) -> Result<&'static str, Problem> {
+    let name = match role {
+        AdminRole::Operator => "admin:operator",
+        AdminRole::Auditor => "admin:auditor",
+    };
+    match req.conn_data::<Peer>() {
+        None => Err(Problem::unauthenticated()),
+        Some(Peer::Admin(r)) if *r == role => Ok(name),
+        Some(_) => Err(Problem::forbidden(format!(
+            "this needs the {} role",
+            &name["admin:".len()..]
+        ))),
+    }
+}
+
+/// Audits an admin read or action that changes no other state.
+fn audited(state: &AppState, record: Record) -> Result<(), Problem> {
+    state
+        .pipeline
+        .store
+        .audit(vec![record])
+        .map_err(Problem::from)
+}
+
+fn consulted(state: &AppState, actor: &str, what: String) -> Result<(), Problem> {
+    audited(state, Record::new(Event::Consulted, actor).detail(what))
+}
+
+fn bad_query(field: &str, why: &str) -> Problem {
+    Problem::invalid(vec![jxg_schema::Violation::new(field, why)])
+}
+
+fn limit(l: Option<usize>) -> Result<usize, Problem> {
+    match l {
+        None => Ok(100),
+        Some(0) => Err(bad_query("limit", "must be at least 1")),
+        Some(n) => Ok(n.min(MAX_LIMIT)),
+    }
+}
+
+fn seconds(t: Option<i64>) -> Option<String> {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// A delivery as operators see it: state and places, never content.
+fn delivery(e: &OutboxEntry) -> Value {
+    json!({
+        "recipient": e.recipient,
+        "format": e.format,
+        "status": e.state.as_str(),
+        "attempts": e.attempts,
+        "last_error": e.last_error,
+        "next_attempt_at": e.next_attempt_at_ms.and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        "delivered_at": seconds(e.delivered_at),
+        "acked_at": seconds(e.acked_at),
+        "removed": e.removed,
+        "alterations": e.alterations,
+    })
+}
+
+/// A message's metadata, never its body.
+fn metadata(m: &StoredMessage, deliveries: &[OutboxEntry]) -> Value {
+    let mut recipients: Vec<Value> = deliveries.iter().map(delivery).collect();
+    recipients.extend(m.skipped.iter().map(|s| {
+        json!({"recipient": s.recipient, "status": "skipped", "reason": s.reason, "policy": s.policy})
+    }));
+    json!({
+        "id": m.id,
+        "type": m.message_type,
+        "sender": m.sender,
+        "source_document_id": m.source_document_id,
+        "received_at": m.received_at,
+        "correlation_id": m.correlation_id,
+        "policy_digest": m.policy_digest,
+        "body_purged": m.canonical.is_empty(),
+        "recipients": recipients,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesQuery {
+    status: Option<String>,
+    recipient: Option<String>,
+    #[serde(rename = "type")]
+    message_type: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn status_of(s: &str) -> Option<DeliveryState> {
+    match s {
+        "queued" => Some(DeliveryState::Queued),
+        "retrying" => Some(DeliveryState::Retrying),
+        "delivered" => Some(DeliveryState::Delivered),
+        "dead" => Some(DeliveryState::Dead),
+        _ => None,
+    }
+}
+
+pub async fn messages(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<MessagesQuery>,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Operator)?;
+    let limit = limit(q.limit)?;
+    let status =
+        match &q.status {
+            Some(s) => Some(status_of(s).ok_or_else(|| {
+                bad_query("status", "is one of queued, retrying, delivered, dead")
+            })?),
+            None => None,
+        };
+    if let Some(t) = &q.message_type {
+        if t.parse::<jxg_schema::MessageType>().is_err() {
+            return Err(bad_query("type", "is not a canonical message type"));
+        }
+    }
+    if let Some(r) = &q.recipient {
+        if state.pipeline.config.authority(r).is_none() {
+            return Err(bad_query("recipient", "is not a registered authority"));
+        }
+    }
+    let mut after = match &q.cursor {
+        Some(c) => Some(
+            Uuid::parse_str(c).map_err(|_| bad_query("cursor", "is not a cursor of this list"))?,
+        ),
+        None => None,
+    };
+    let store = &state.pipeline.store;
+    let mut items = Vec::new();
+    let mut next = None;
+    // scan in pages until the page is full or the store ends
+    'scan: loop {
+        let page = store.messages_after(after, 200)?;
+        if page.is_empty() {
+            break;
+        }
+        for m in page {
+            after = Some(m.id);
+            if q.message_type
+                .as_ref()
+                .is_some_and(|t| *t != m.message_type)
+            {
+                continue;
+            }
+            let deliveries = store.deliveries(&m.id)?;
+            let matches = deliveries.iter().any(|d| {
+                q.recipient.as_ref().is_none_or(|r| *r == d.recipient)
+                    && status.is_none_or(|s| s == d.state)
+            }) || (status.is_none() && q.recipient.is_none());
+            if !matches {
+                continue;
+            }
+            if items.len() == limit {
+                next = items
+                    .last()
+                    .and_then(|v: &Value| v["id"].as_str().map(String::from));
+                break 'scan;
+            }
+            items.push(metadata(&m, &deliveries));
+        }
+    }
+    consulted(
+        &state,
+        actor,
+        format!("message metadata, {} item(s)", items.len()),
+    )?;
+    let mut body = json!({ "items": items });
+    if let Some(n) = next {
+        body["next_cursor"] = Value::from(n);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+fn message_id(raw: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(raw).map_err(|_| Problem::not_found("no such message"))
+}
+
+pub async fn message(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Operator)?;
+    let id = message_id(&id)?;
+    let store = &state.pipeline.store;
+    let m = store
+        .message(&id)?
+        .ok_or_else(|| Problem::not_found("no such message"))?;
+    let deliveries = store.deliveries(&id)?;
+    audited(
+        &state,
+        Record::new(Event::Consulted, actor)
+            .message(id, &m.message_type, None)
+            .detail("message metadata"),
+    )?;
+    Ok(HttpResponse::Ok().json(metadata(&m, &deliveries)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayQuery {
+    recipient: Option<String>,
+}
+
+/// Re-delivers a message's dead-lettered copies (or the copy of one recipient), deciding,
+/// minimising, encoding and signing it anew under the policies and key in force.
+pub async fn replay(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<ReplayQuery>,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Operator)?;
+    let id = message_id(&id)?;
+    let p = &state.pipeline;
+    let stored = p
+        .store
+        .message(&id)?
+        .ok_or_else(|| Problem::not_found("no such message"))?;
+    if stored.canonical.is_empty() {
+        return Err(Problem::new(
+            410,
+            "purged",
+            "Body purged",
+            "retention has purged this message's body; it cannot be delivered again",
+        ));
+    }
+    let m: jxg_schema::Message = serde_json::from_str(&stored.canonical)
+        .map_err(|_| Problem::unavailable("the stored message is unreadable"))?;
+    let deliveries = p.store.deliveries(&id)?;
+    let targets: Vec<&OutboxEntry> = match &q.recipient {
+        Some(r) => {
+            let e = deliveries
+                .iter()
+                .find(|d| d.recipient == *r)
+                .ok_or_else(|| {
+                    bad_query(
+                        "recipient",
+                        "this message has no delivery to that recipient",
+                    )
+                })?;
+            vec![e]
+        }
+        None => deliveries
+            .iter()
+            .filter(|d| d.state == DeliveryState::Dead)
+            .collect(),
+    };
+    if targets.is_empty() {
+        return Err(Problem::new(
+            409,
+            "nothing-to-replay",
+            "Nothing to replay",
+            "no delivery of this message is dead-lettered; name one with ?recipient=",
+        ));
+    }
+    let policy = p.policies.current();
+    let signer = p.signer.load_full();
+    let mut outcomes = Vec::new();
+    for old in targets {
+        let r = old.recipient.as_str();
+        let about = |event| {
+            Record::new(event, actor)
+                .message(id, &stored.message_type, Some(m.purpose.as_str()))
+                .recipient(r)
+                .subjects(&old.subjects)
+        };
+        let refused = |rule: String, why: String| -> Result<Value, Problem> {
+            audited(
+                &state,
+                about(Event::Replayed)
+                    .rule(rule.clone())
+                    .detail(format!("refused: {why}")),
+            )?;
+            Ok(json!({"recipient": r, "outcome": "refused", "policy": rule, "reason": why}))
+        };
+        if let Err(refusal) = policy.may_receive(r, &stored.sender, &m) {
+            outcomes.push(refused(refusal.rule, refusal.reason)?);
+            continue;
+        }
+        let view = match policy.minimise(r, &m) {
+            Ok(v) => v,
+            Err(refusal) => {
+                outcomes.push(refused(refusal.rule, refusal.reason)?);
+                continue;
+            }
+        };
+        let Some(adapter) = registry::get(&old.format) else {
+            outcomes.push(refused(String::new(), "no adapter for its format".into())?);
+            continue;
+        };
+        let (bytes, alterations) = match adapter.encode_noting(
+            &view.message,
+            &Context {
+                master_data: &p.master_data,
+            },
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                outcomes.push(refused(String::new(), e.to_string())?);
+                continue;
+            }
+        };
+        let signature = sign(&signer, &bytes, &id, &stored.message_type, r)?;
+        use base64::Engine;
+        let subjects = p.pseudonyms.subjects(&view.message);
+        let entry = OutboxEntry {
+            content_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+            signature,
+            acked_at: None,
+            state: DeliveryState::Queued,
+            attempts: 0,
+            next_attempt_at_ms: None,
+            last_error: None,
+            delivered_at: None,
+            alterations,
+            removed: view.removed,
+            subjects: subjects.clone(),
+            ..old.clone()
+        };
+        p.store.requeue(
+            &entry,
+            vec![about(Event::Replayed).subjects(&subjects).detail(format!(
+                "was {}; signed with kid {}",
+                old.state.as_str(),
+                signer.kid()
+            ))],
+        )?;
+        outcomes.push(json!({"recipient": r, "outcome": "queued"}));
+    }
+    p.store.durable().await?;
+    Ok(HttpResponse::Ok().json(json!({ "id": id, "recipients": outcomes })))
+}
+
+fn sign(
+    signer: &Signer,
+    bytes: &[u8],
+    id: &Uuid,
+    message_type: &str,
+    recipient: &str,
+) -> Result<String, Problem> {
+    signer
+        .detached(
+            bytes,
+            DeliveryClaims {
+                message_id: &id.to_string(),
+                message_type,
+                recipient,
+                issued_at: chrono::Utc::now().timestamp(),
+            },
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing failed");
+            Problem::unavailable("signing failed")
+        })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub async fn dead_letters(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, Problem> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let actor = role(&req, AdminRole::Operator)?;
+    let limit = limit(q.limit)?;
+    let after = match &q.cursor {
+        Some(c) => Some(
+            b64.decode(c)
+                .map_err(|_| bad_query("cursor", "is not a cursor of this list"))?,
+        ),
+        None => None,
+    };
+    let mut page = state
+        .pipeline
+        .store
+        .entries_in_state(DeliveryState::Dead, after, limit + 1)?;
+    let next = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        b64.encode(&page[limit - 1].0)
+    });
+    let items: Vec<Value> = page
+        .iter()
+        .map(|(_, e)| {
+            let mut d = delivery(e);
+            d["message_id"] = json!(e.message_id);
+            d["type"] = json!(e.message_type);
+            d
+        })
+        .collect();
+    consulted(
+        &state,
+        actor,
+        format!("dead letters, {} item(s)", items.len()),
+    )?;
+    let mut body = json!({ "items": items });
+    if let Some(n) = next {
+        body["next_cursor"] = Value::from(n);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+pub async fn authorities(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    role(&req, AdminRole::Operator)?;
+    let items: Vec<Value> = state
+        .pipeline
+        .config
+        .authorities
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id, "name": a.name, "format": a.format,
+                "delivery": format!("{:?}", a.delivery).to_lowercase(),
+                "webhook": a.webhook, "rate_per_second": a.rate_per_second, "burst": a.burst,
+                "clearances": a.clearances,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+pub async fn routes(req: HttpRequest) -> Result<HttpResponse, Problem> {
+    role(&req, AdminRole::Operator)?;
+    Ok(HttpResponse::Ok().json(json!({ "items": crate::routing::table() })))
+}
+
+pub async fn keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    role(&req, AdminRole::Operator)?;
+    let current = state.pipeline.signer.load().kid().to_string();
+    let published = state.pipeline.jwks();
+    let items: Vec<Value> = state
+        .pipeline
+        .store
+        .signing_keys()?
+        .into_iter()
+        .map(|r| {
+            let kid = r["jwk"]["kid"].clone();
+            json!({
+                "kid": kid,
+                "alg": r["jwk"]["alg"],
+                "current": kid == current.as_str(),
+                "retired_at": seconds(r["retired_at"].as_i64()),
+                "published": published["keys"].as_array().is_some_and(|k| k.iter().any(|k| k["kid"] == kid)),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "current": current, "items": items })))
+}
+
+/// A new signing key: written over the configured key file (atomically, mode 0600), the old key
+/// kept in the JWKS while copies it signed may still be in flight.
+pub async fn rotate(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Operator)?;
+    let p = &state.pipeline;
+    let fail = |e: String| {
+        tracing::error!(error = %e, "key rotation failed");
+        Problem::unavailable("the key rotation failed; the current key stays")
+    };
+    let pem = crate::certs::new_signing_key().map_err(|e| fail(e.to_string()))?;
+    let next = Signer::from_pem(pem.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let path = p.config.resolve(&p.config.signing.key);
+    let tmp = path.with_extension("pem.new");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| fail(e.to_string()))?;
+        f.write_all(pem.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let previous = p.signer.load_full();
+    let now = chrono::Utc::now().timestamp();
+    p.store.put_signing_key(
+        next.kid(),
+        &json!({"jwk": next.jwks()["keys"][0], "retired_at": null}),
+    )?;
+    p.store.put_signing_key(
+        previous.kid(),
+        &json!({"jwk": previous.jwks()["keys"][0], "retired_at": now}),
+    )?;
+    std::fs::rename(&tmp, &path).map_err(|e| fail(e.to_string()))?;
+    let kid = next.kid().to_string();
+    p.signer.store(std::sync::Arc::new(next));
+    audited(
+        &state,
+        Record::new(Event::KeyRotated, actor).detail(format!("{} → {kid}", previous.kid())),
+    )?;
+    p.store.durable().await?;
+    tracing::info!(previous = %previous.kid(), current = %kid, "signing key rotated");
+    Ok(HttpResponse::Ok().json(json!({"previous": previous.kid(), "current": kid})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    message_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+fn instant(
+    field: &str,
+    raw: &Option<String>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
+    raw.as_ref()
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.to_utc())
+                .map_err(|_| bad_query(field, "is not an RFC 3339 time"))
+        })
+        .transpose()
+}
+
+pub async fn audit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Auditor)?;
+    let limit = limit(q.limit)?;
+    let message = match &q.message_id {
+        Some(m) => {
+            Some(Uuid::parse_str(m).map_err(|_| bad_query("message_id", "is not a message id"))?)
+        }
+        None => None,
+    };
+    let (from, to) = (instant("from", &q.from)?, instant("to", &q.to)?);
+    let mut seq = match &q.cursor {
+        Some(c) => c
+            .parse::<u64>()
+            .map_err(|_| bad_query("cursor", "is not a cursor of this list"))?,
+        None => 1,
+    };
+    let store = &state.pipeline.store;
+    let mut items = Vec::new();
+    let mut next = None;
+    'scan: loop {
+        let page = store.audit_entries(seq, 500)?;
+        let Some(last) = page.last() else { break };
+        seq = last.seq + 1;
+        for e in page {
+            let at = chrono::DateTime::parse_from_rfc3339(&e.at)
+                .map(|t| t.to_utc())
+                .ok();
+            let wanted = message.is_none_or(|m| e.record.message_id == Some(m))
+                && from.is_none_or(|f| at.is_some_and(|a| a >= f))
+                && to.is_none_or(|t| at.is_some_and(|a| a < t));
+            if !wanted {
+                continue;
+            }
+            if items.len() == limit {
+                next = Some(e.seq.to_string());
+                break 'scan;
+            }
+            items.push(e);
+        }
+    }
+    let mut record = Record::new(Event::Consulted, actor)
+        .detail(format!("audit log, {} entr(ies)", items.len()));
+    if let Some(m) = message {
+        record.message_id = Some(m);
+    }
+    audited(&state, record)?;
+    let mut body = json!({ "items": items });
+    if let Some(n) = next {
+        body["next_cursor"] = Value::from(n);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectAccess {
+    cpr: String,
+}
+
+/// Every audit entry about one person (LED art. 14): the CPR number travels in the body only.
+pub async fn subject_access(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Auditor)?;
+    let ask: SubjectAccess = serde_json::from_slice(&body)
+        .map_err(|_| bad_query("cpr", "the body is {\"cpr\": \"DDMMYYSSSS\"}"))?;
+    let cpr: jxg_schema::values::Cpr = ask
+        .cpr
+        .parse()
+        .map_err(|_| bad_query("cpr", "is not a valid CPR number"))?;
+    let subject = state.pipeline.pseudonyms.of(&cpr.to_string());
+    let entries = state.pipeline.store.audit_by_subject(&subject)?;
+    let disclosures: Vec<Value> = entries
+        .iter()
+        .filter(|e| matches!(e.record.event, Event::Delivered | Event::Acked))
+        .map(|e| {
+            json!({"message_id": e.record.message_id, "type": e.record.message_type,
+                         "recipient": e.record.recipient, "at": e.at, "event": e.record.event})
+        })
+        .collect();
+    audited(
+        &state,
+        Record::new(Event::Consulted, actor)
+            .subjects(std::slice::from_ref(&subject))
+            .detail(format!("subject access, {} entr(ies)", entries.len())),
+    )?;
+    Ok(HttpResponse::Ok().json(json!({
+        "subject": subject,
+        "entries": entries,
+        "disclosures": disclosures,
+    })))
+}
+
+pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Auditor)?;
+    let store = &state.pipeline.store;
+    let keys: Vec<josekit::jwk::Jwk> = store
+        .signing_keys()?
+        .into_iter()
+        .filter_map(|v| v["jwk"].as_object().cloned())
+        .filter_map(|m| josekit::jwk::Jwk::from_map(m).ok())
+        .collect();
+    let result = store.verify_audit(&keys)?;
+    consulted(&state, actor, "audit verification".into())?;
+    Ok(match result {
+        Ok(r) => HttpResponse::Ok().json(json!({"status": "ok", "report": r})),
+        Err(bad) => {
+            HttpResponse::Ok().json(json!({"status": "bad", "seq": bad.seq, "reason": bad.reason}))
+        }
+    })
+}

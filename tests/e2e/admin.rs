@@ -1,0 +1,412 @@
+//! The admin API: roles on every route, subject access after the story, replay of a dead
+//! letter under the policies in force, key rotation that keeps earlier signatures verifiable.
+
+use jxg_tests::*;
+use serde_json::{Value, json};
+
+async fn call(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let url = gw.admin_url(path);
+    let r = match method {
+        "GET" => c.get(url),
+        _ => c.post(url),
+    };
+    let r = match body {
+        Some(b) => r
+            .header("Content-Type", "application/json")
+            .body(b.to_string()),
+        None => r,
+    };
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_admin_route_answers_only_its_role() {
+    let home = Home::new();
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let r = post_json(
+        &police,
+        &gw,
+        "/police/v1/dokumenter",
+        sample("police/valid/anmeldelse-1.json"),
+    )
+    .await;
+    let id = accepted_id(r).await;
+    let cpr = json!({"cpr": "0104909995"});
+    // (method, path, body, role that may, status it gets)
+    let routes: Vec<(&str, String, Option<Value>, &str, u16)> = vec![
+        ("GET", "/admin/v1/messages".into(), None, "operator", 200),
+        (
+            "GET",
+            format!("/admin/v1/messages/{id}"),
+            None,
+            "operator",
+            200,
+        ),
+        (
+            "POST",
+            format!("/admin/v1/messages/{id}/replay?recipient=prosecution"),
+            None,
+            "operator",
+            200,
+        ),
+        (
+            "GET",
+            "/admin/v1/dead-letters".into(),
+            None,
+            "operator",
+            200,
+        ),
+        ("GET", "/admin/v1/authorities".into(), None, "operator", 200),
+        ("GET", "/admin/v1/routes".into(), None, "operator", 200),
+        ("GET", "/admin/v1/policies".into(), None, "operator", 200),
+        (
+            "POST",
+            "/admin/v1/policies/reload".into(),
+            None,
+            "operator",
+            200,
+        ),
+        ("GET", "/admin/v1/keys".into(), None, "operator", 200),
+        (
+            "POST",
+            "/admin/v1/keys/rotate".into(),
+            None,
+            "operator",
+            200,
+        ),
+        ("GET", "/admin/v1/audit".into(), None, "auditor", 200),
+        (
+            "POST",
+            "/admin/v1/audit/subject-access".into(),
+            Some(cpr),
+            "auditor",
+            200,
+        ),
+        ("GET", "/admin/v1/audit/verify".into(), None, "auditor", 200),
+    ];
+    let clients = [
+        ("operator", client_for(&home, "operator")),
+        ("auditor", client_for(&home, "auditor")),
+        ("police", police.clone()),
+    ];
+    for (method, path, body, role, status) in &routes {
+        for (who, c) in &clients {
+            let r = call(c, &gw, method, path, body.clone()).await;
+            let got = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            if who == role {
+                assert_eq!(got, *status, "{who} {method} {path}: {text}");
+            } else {
+                assert_eq!(got, 403, "{who} {method} {path}: {text}");
+                assert!(text.contains(role), "the 403 names the role: {text}");
+            }
+        }
+    }
+    // operators never see bodies or subjects
+    let r = call(
+        &clients[0].1,
+        &gw,
+        "GET",
+        &format!("/admin/v1/messages/{id}"),
+        None,
+    )
+    .await;
+    let text = r.text().await.unwrap();
+    for secret in ["Hansen", "0104909995", "subjects", "narrative", "content"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    // the operator's reads are in the audit log as consultations
+    let r = call(&clients[1].1, &gw, "GET", "/admin/v1/audit?limit=500", None).await;
+    let log: Value = r.json().await.unwrap();
+    let consulted: Vec<&Value> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "consulted" && e["actor"] == "admin:operator")
+        .collect();
+    assert!(consulted.len() >= 3, "{consulted:?}");
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "replayed" && e["actor"] == "admin:operator")
+    );
+}
+
+#[tokio::test]
+async fn a_subject_access_request_lists_every_disclosure_of_the_defendant_and_is_itself_audited() {
+    let home = Home::new();
+    let gw = home.start();
+    let ids = play_story(&home, &gw).await;
+    let auditor = client_for(&home, "auditor");
+    let r = call(
+        &auditor,
+        &gw,
+        "POST",
+        "/admin/v1/audit/subject-access",
+        Some(json!({"cpr": "0104909995"})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains("0104909995"),
+        "the answer holds the pseudonym only"
+    );
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let subject = answer["subject"].as_str().unwrap().to_string();
+    let disclosures = answer["disclosures"].as_array().unwrap();
+    // every copy of the story's messages about him was taken by its recipient
+    let mut pairs: Vec<(String, String)> = disclosures
+        .iter()
+        .map(|d| {
+            assert!(d["at"].as_str().unwrap().ends_with('Z'));
+            (
+                d["message_id"].as_str().unwrap().to_string(),
+                d["recipient"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    let expected = [
+        (0, "prosecution"),
+        (1, "courts"),
+        (1, "police"),
+        (2, "prosecution"),
+        (2, "police"),
+        (2, "prison"),
+        (3, "police"),
+        (3, "prosecution"),
+        (4, "police"),
+        (4, "prosecution"),
+    ];
+    for (i, who) in expected {
+        assert!(
+            pairs.contains(&(ids[i].clone(), who.to_string())),
+            "no disclosure of message {i} to {who}: {pairs:?}"
+        );
+    }
+    assert_eq!(pairs.len(), expected.len(), "{pairs:?}");
+    // what was removed for whom, by which rule, is part of the answer
+    assert!(
+        answer["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "minimised"
+                && e["recipient"] == "prison"
+                && e["rule"] == "prison-sees-persons-hearings-custody-sentences")
+    );
+    // a bad number names the field
+    let r = call(
+        &auditor,
+        &gw,
+        "POST",
+        "/admin/v1/audit/subject-access",
+        Some(json!({"cpr": "3204909995"})),
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["errors"][0]["path"], "cpr");
+    // the query is in the log as the auditor's consultation about that subject
+    let log: Value = call(&auditor, &gw, "GET", "/admin/v1/audit?limit=500", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "consulted"
+                && e["actor"] == "admin:auditor"
+                && e["subjects"][0] == subject.as_str())
+    );
+    let verified: Value = call(&auditor, &gw, "GET", "/admin/v1/audit/verify", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["status"], "ok", "{verified}");
+}
+
+#[tokio::test]
+async fn a_replayed_dead_letter_is_decided_again_and_delivered_once() {
+    let home = Home::new();
+    let hook = Webhook::start(&home, Mode::Always(500));
+    home.push_to("courts", &hook.url);
+    home.delivery(&[
+        ("retry_base_ms", "20"),
+        ("retry_cap_ms", "50"),
+        ("max_attempts", "2"),
+        ("breaker_failures", "100"),
+    ]);
+    let gw = home.start();
+    let prosecution = client_for(&home, "prosecution");
+    let m = submission("canonical/valid/indictment.filed.json", "ANK-REPLAY-1");
+    let id = accepted_id(post_json(&prosecution, &gw, "/v1/messages", m.to_string()).await).await;
+    let operator = client_for(&home, "operator");
+    let mut dead = Value::Null;
+    for _ in 0..200 {
+        dead = call(&operator, &gw, "GET", "/admin/v1/dead-letters", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if !dead["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead["items"][0]["message_id"], id.as_str(), "{dead}");
+    assert_eq!(dead["items"][0]["last_error"], "HTTP 500");
+    hook.set(Mode::Ok);
+    let r = call(
+        &operator,
+        &gw,
+        "POST",
+        &format!("/admin/v1/messages/{id}/replay"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["recipients"][0]["outcome"], "queued", "{out}");
+    hook.wait_until("the replayed copy", |h| {
+        h.delivered()
+            .iter()
+            .any(|r| r.message_id == id && r.status == 200)
+    })
+    .await;
+    // nothing left to replay
+    let r = call(
+        &operator,
+        &gw,
+        "POST",
+        &format!("/admin/v1/messages/{id}/replay"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    let auditor = client_for(&home, "auditor");
+    let log: Value = call(
+        &auditor,
+        &gw,
+        "GET",
+        &format!("/admin/v1/audit?message_id={id}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let events: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["recipient"] == "courts")
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for want in [
+        "decided",
+        "queued",
+        "delivery_failed",
+        "dead_lettered",
+        "replayed",
+        "delivered",
+    ] {
+        assert!(events.contains(&want), "{want} missing from {events:?}");
+    }
+}
+
+#[tokio::test]
+async fn after_a_key_rotation_earlier_signatures_and_checkpoints_still_verify() {
+    let home = Home::new();
+    let gw = home.start();
+    let prosecution = client_for(&home, "prosecution");
+    let police = client_for(&home, "police");
+    let r = post_json(
+        &police,
+        &gw,
+        "/police/v1/dokumenter",
+        sample("police/valid/anmeldelse-1.json"),
+    )
+    .await;
+    accepted_id(r).await;
+    // let the checkpointer sign with the first key
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let operator = client_for(&home, "operator");
+    let r = call(&operator, &gw, "POST", "/admin/v1/keys/rotate", None).await;
+    assert_eq!(r.status(), 200);
+    let rotated: Value = r.json().await.unwrap();
+    assert_ne!(rotated["previous"], rotated["current"]);
+    let keys = jwks(&police, &gw).await;
+    let kids: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&rotated["previous"].as_str().unwrap()),
+        "{kids:?}"
+    );
+    assert!(
+        kids.contains(&rotated["current"].as_str().unwrap()),
+        "{kids:?}"
+    );
+    // the copy signed before the rotation verifies against the published keys
+    let items = inbox(&prosecution, &gw).await;
+    let header = verify_detached(
+        items[0]["signature"].as_str().unwrap(),
+        items[0]["content"].as_str().unwrap().as_bytes(),
+        &keys,
+    )
+    .unwrap();
+    assert_eq!(header["kid"], rotated["previous"]);
+    // and the next message is signed with the new key
+    let r = post_json(
+        &police,
+        &gw,
+        "/police/v1/dokumenter",
+        with_dokumentid("police/valid/anmeldelse-1.json", "ROTATED-1"),
+    )
+    .await;
+    let receipt: Value = r.json().await.unwrap();
+    let (_, h) = verify_compact(receipt["receipt"].as_str().unwrap(), &keys).unwrap();
+    assert_eq!(h["kid"], rotated["current"]);
+    let mut gw = gw;
+    assert!(gw.terminate().success());
+    // the log, checkpointed under both keys, verifies offline
+    let (code, out, err) = jxg(&home, &["audit", "verify", "--config", "gateway.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let db = sled::open(home.path().join("data")).unwrap();
+    let kids: std::collections::BTreeSet<String> = db
+        .open_tree("checkpoints")
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            let jws = String::from_utf8(kv.unwrap().1.to_vec()).unwrap();
+            let h = jws.split('.').next().unwrap().to_string();
+            use base64::Engine;
+            let h: Value = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(h)
+                    .unwrap(),
+            )
+            .unwrap();
+            h["kid"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(kids.len(), 2, "checkpoints under both keys: {kids:?}");
+}
