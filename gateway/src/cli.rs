@@ -46,6 +46,11 @@ pub enum Command {
     },
     /// Check a canonical message (stored or submission form) against schema, master data and rules.
     Validate { file: PathBuf },
+    /// Retention of bodies, metadata and audit entries.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -55,6 +60,21 @@ pub enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Purge what the retention periods allow, on a stopped gateway's store (the running
+    /// gateway does the same every hour). `--at` runs it as of another time.
+    Purge {
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// RFC 3339 time to purge as of (default: now).
+        #[arg(long)]
+        at: Option<String>,
     },
 }
 
@@ -314,27 +334,67 @@ pub fn policy_explain(
     0
 }
 
+/// The configuration and the store of a stopped gateway, for offline commands.
+fn offline_store(
+    what: &str,
+    config: &Path,
+    data: &Option<PathBuf>,
+) -> Result<(Config, crate::store::SledStore), i32> {
+    let c = Config::load(config).map_err(|e| {
+        eprintln!("jxg {what}: {e}");
+        2
+    })?;
+    let path = data.clone().unwrap_or_else(|| c.resolve(&c.store.path));
+    if !path.exists() {
+        eprintln!("jxg {what}: no store at {}", path.display());
+        return Err(2);
+    }
+    let store = crate::store::SledStore::open(&path, 64).map_err(|e| {
+        eprintln!("jxg {what}: {e} (is the gateway still running?)");
+        2
+    })?;
+    Ok((c, store))
+}
+
+/// `jxg retention purge`; returns the exit code.
+pub fn retention_purge(config: &Path, data: &Option<PathBuf>, at: &Option<String>) -> i32 {
+    use crate::store::Store;
+    let now = match at {
+        Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) => t.timestamp(),
+            Err(_) => {
+                eprintln!("jxg retention purge: --at is not an RFC 3339 time");
+                return 2;
+            }
+        },
+        None => chrono::Utc::now().timestamp(),
+    };
+    let (c, store) = match offline_store("retention purge", config, data) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match store.purge(now, c.retention.body_days, c.retention.audit_days) {
+        Ok(p) => {
+            let _ = actix_web::rt::System::new().block_on(store.durable());
+            println!(
+                "purged {} bodies, {} messages' metadata, {} audit entries",
+                p.bodies, p.messages, p.audit_entries
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("jxg retention purge: {e}");
+            1
+        }
+    }
+}
+
 /// `jxg audit verify`; returns the exit code.
 pub fn audit_verify(config: &Path, data: &Option<PathBuf>) -> i32 {
     use crate::store::Store;
-    let c = match Config::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("jxg audit verify: {e}");
-            return 2;
-        }
-    };
-    let path = data.clone().unwrap_or_else(|| c.resolve(&c.store.path));
-    if !path.exists() {
-        eprintln!("jxg audit verify: no store at {}", path.display());
-        return 2;
-    }
-    let store = match crate::store::SledStore::open(&path, 64) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("jxg audit verify: {} (is the gateway still running?)", e);
-            return 2;
-        }
+    let store = match offline_store("audit verify", config, data) {
+        Ok((_, s)) => s,
+        Err(code) => return code,
     };
     let keys: Vec<josekit::jwk::Jwk> = match store.signing_keys() {
         Ok(k) => k

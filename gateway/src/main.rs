@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use jxg_gateway::cli::{AuditCommand, CertsCommand, Cli, Command, PolicyCommand};
+use jxg_gateway::cli::{AuditCommand, CertsCommand, Cli, Command, PolicyCommand, RetentionCommand};
 use jxg_gateway::config::Config;
 use jxg_gateway::{server, telemetry};
 
@@ -19,6 +19,9 @@ fn main() {
             file,
         } => jxg_gateway::cli::convert(&from, &to, sender, &file),
         Command::Validate { file } => jxg_gateway::cli::validate(&file),
+        Command::Retention {
+            command: RetentionCommand::Purge { config, data, at },
+        } => jxg_gateway::cli::retention_purge(&config, &data, &at),
         Command::Audit {
             command: AuditCommand::Verify { config, data },
         } => jxg_gateway::cli::audit_verify(&config, &data),

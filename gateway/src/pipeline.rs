@@ -290,6 +290,7 @@ impl Pipeline {
             body_sha256,
             response: response.clone(),
             canonical: String::from_utf8(m.to_bytes()).expect("JSON is UTF-8"),
+            subjects: subjects.clone(),
             skipped,
             traceparent,
             sender_signature,

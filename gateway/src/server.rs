@@ -146,6 +146,28 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
+    // retention, hourly
+    let s = state.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            let r = &s.pipeline.config.retention;
+            let (store, body, audit) = (s.pipeline.store.clone(), r.body_days, r.audit_days);
+            let now = chrono::Utc::now().timestamp();
+            match actix_web::web::block(move || store.purge(now, body, audit)).await {
+                Ok(Ok(p)) if p != Default::default() => {
+                    tracing::info!(
+                        bodies = p.bodies,
+                        messages = p.messages,
+                        audit_entries = p.audit_entries,
+                        "retention purge"
+                    );
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
 
     let s = state.clone();
     let authority = HttpServer::new(move || {

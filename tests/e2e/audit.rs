@@ -154,3 +154,86 @@ async fn every_operation_of_the_story_is_in_the_log_without_a_cpr_number_or_name
     let received = entries.iter().find(|e| e["event"] == "received").unwrap();
     assert!(!received["subjects"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn past_retention_bodies_go_then_metadata_and_old_audit_and_the_log_still_verifies() {
+    let home = after_the_story().await;
+    let in_days = |d: i64| {
+        (std::time::SystemTime::now() + std::time::Duration::from_secs((d * 86_400) as u64))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let rfc3339 = |secs: u64| {
+        time::OffsetDateTime::from_unix_timestamp(secs as i64)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    // inside the body retention nothing goes
+    let (code, out, err) = jxg(
+        &home,
+        &["retention", "purge", "--at", &rfc3339(in_days(89))],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("purged 0 bodies, 0 messages"), "{out}");
+    // past it, every body goes and the metadata stays
+    let (code, out, err) = jxg(
+        &home,
+        &["retention", "purge", "--at", &rfc3339(in_days(91))],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("purged 5 bodies, 0 messages"), "{out}");
+    {
+        let db = sled::open(home.path().join("data")).unwrap();
+        let messages: Vec<Value> = db
+            .open_tree("messages")
+            .unwrap()
+            .iter()
+            .map(|kv| serde_json::from_slice(&kv.unwrap().1).unwrap())
+            .collect();
+        assert_eq!(messages.len(), 5);
+        assert!(
+            messages
+                .iter()
+                .all(|m| m["canonical"] == "" && m["message_type"].is_string())
+        );
+        let outbox: Vec<Value> = db
+            .open_tree("outbox")
+            .unwrap()
+            .iter()
+            .map(|kv| serde_json::from_slice(&kv.unwrap().1).unwrap())
+            .collect();
+        assert!(!outbox.is_empty());
+        assert!(
+            outbox
+                .iter()
+                .all(|e| e["content_b64"] == "" && e["state"] == "delivered")
+        );
+        let purged = db
+            .open_tree("audit")
+            .unwrap()
+            .iter()
+            .filter(|kv| {
+                serde_json::from_slice::<Value>(&kv.as_ref().unwrap().1).unwrap()["event"]
+                    == "purged"
+            })
+            .count();
+        assert_eq!(purged, 5, "each purge is audited");
+    }
+    let (code, out) = verify(&home);
+    assert_eq!(code, 0, "{out}");
+    // past the audit retention the metadata goes, and the log is cut at a checkpoint
+    let (code, out, err) = jxg(
+        &home,
+        &["retention", "purge", "--at", &rfc3339(in_days(6 * 366))],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("5 messages' metadata"), "{out}");
+    let (code, out) = verify(&home);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("(seq 1.."),
+        "the log now starts after the cut: {out}"
+    );
+}

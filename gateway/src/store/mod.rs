@@ -100,8 +100,11 @@ pub struct StoredMessage {
     pub body_sha256: String,
     /// The 202 answer, returned again for a duplicate.
     pub response: Value,
-    /// The canonical message (stored form), JSON text.
+    /// The canonical message (stored form), JSON text; empty once retention purged the body.
     pub canonical: String,
+    /// Audit pseudonyms of the persons in the message.
+    #[serde(default)]
+    pub subjects: Vec<String>,
     pub skipped: Vec<Skipped>,
     /// W3C trace context the message came with.
     #[serde(default)]
@@ -233,6 +236,14 @@ pub enum AckOutcome {
     AlreadyAcked,
 }
 
+/// What a retention run removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    pub bodies: usize,
+    pub messages: usize,
+    pub audit_entries: u64,
+}
+
 /// The storage seam.
 pub trait Store: Send + Sync + 'static {
     /// The sequence number the next accepted message takes.
@@ -310,6 +321,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Vec<u8>>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, OutboxEntry)>, StoreError>;
+    /// Retention at `now` (Unix seconds): bodies of messages whose deliveries have all ended
+    /// more than `body_days` ago, metadata of messages older than `audit_days`, and audit
+    /// entries older than `audit_days` up to a checkpoint. Each purge is audited.
+    fn purge(&self, now: i64, body_days: u32, audit_days: u32) -> Result<Purged, StoreError>;
     /// Puts an entry back in line for delivery, with its audit entries, in one transaction.
     fn requeue(
         &self,

@@ -605,6 +605,148 @@ impl Store for SledStore {
         Ok(out)
     }
 
+    fn purge(&self, now: i64, body_days: u32, audit_days: u32) -> Result<Purged, StoreError> {
+        let mut done = Purged::default();
+        let body_cut = now - i64::from(body_days) * 86_400;
+        let meta_cut = now - i64::from(audit_days) * 86_400;
+        let ids: Vec<sled::IVec> = self
+            .messages
+            .iter()
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        for key in ids {
+            let Some(raw) = self.messages.get(&key).map_err(io)? else {
+                continue;
+            };
+            let mut m: StoredMessage = decode(&raw)?;
+            let received = chrono::DateTime::parse_from_rfc3339(&m.received_at)
+                .map(|t| t.timestamp())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let deliveries = self.deliveries(&m.id)?;
+            // a body is kept while any copy still waits
+            if deliveries.iter().any(|d| !d.state.is_final()) {
+                continue;
+            }
+            let last = deliveries
+                .iter()
+                .filter_map(|d| d.delivered_at.or(d.acked_at))
+                .max()
+                .unwrap_or(received)
+                .max(received);
+            let about = |detail: &str| {
+                Record::new(Event::Purged, "gateway")
+                    .message(m.id, &m.message_type, None)
+                    .subjects(&m.subjects)
+                    .detail(detail.to_string())
+            };
+            let mut chain = self.chain.lock().map_err(|_| io("audit chain poisoned"))?;
+            if received < meta_cut {
+                let staged = stage(&chain, vec![about("metadata and deliveries")]);
+                let outbox_keys: Vec<(Vec<u8>, Vec<u8>)> = deliveries
+                    .iter()
+                    .map(|d| {
+                        (
+                            outbox_key(&d.recipient, d.seq),
+                            by_message_key(&d.message_id, &d.recipient),
+                        )
+                    })
+                    .collect();
+                let ikey = idem_key(&m.sender, &m.source_document_id);
+                (
+                    &self.messages,
+                    &self.idempotency,
+                    &self.outbox,
+                    &self.by_message,
+                    &self.audit,
+                    &self.audit_subjects,
+                )
+                    .transaction(|(msgs, idem, outbox, by_msg, audit, subjects)| {
+                        msgs.remove(&key)?;
+                        idem.remove(ikey.as_slice())?;
+                        for (o, b) in &outbox_keys {
+                            outbox.remove(o.as_slice())?;
+                            by_msg.remove(b.as_slice())?;
+                        }
+                        write_audit(audit, subjects, &staged)?;
+                        Ok::<_, ConflictableTransactionError<StoreError>>(())
+                    })
+                    .map_err(|e| match e {
+                        TransactionError::Abort(e) => e,
+                        TransactionError::Storage(e) => io(e),
+                    })?;
+                *chain = staged.head;
+                done.messages += 1;
+            } else if last < body_cut && !m.canonical.is_empty() {
+                let staged = stage(&chain, vec![about("body")]);
+                m.canonical = String::new();
+                let value = encode(&m);
+                let emptied: Vec<(Vec<u8>, Vec<u8>)> = deliveries
+                    .iter()
+                    .map(|d| {
+                        let mut d = d.clone();
+                        d.content_b64 = String::new();
+                        (outbox_key(&d.recipient, d.seq), encode(&d))
+                    })
+                    .collect();
+                (
+                    &self.messages,
+                    &self.outbox,
+                    &self.audit,
+                    &self.audit_subjects,
+                )
+                    .transaction(|(msgs, outbox, audit, subjects)| {
+                        msgs.insert(&key, value.as_slice())?;
+                        for (k, v) in &emptied {
+                            outbox.insert(k.as_slice(), v.as_slice())?;
+                        }
+                        write_audit(audit, subjects, &staged)?;
+                        Ok::<_, ConflictableTransactionError<StoreError>>(())
+                    })
+                    .map_err(|e| match e {
+                        TransactionError::Abort(e) => e,
+                        TransactionError::Storage(e) => io(e),
+                    })?;
+                *chain = staged.head;
+                done.bodies += 1;
+            }
+        }
+        // audit entries past the audit retention go up to the newest checkpoint before the cut,
+        // which stays as the anchor the remaining log starts from
+        let mut anchor = None;
+        for (seq, _) in self.checkpoints()? {
+            match self.audit.get(seq.to_be_bytes()).map_err(io)? {
+                Some(v) => {
+                    let e: Entry = decode(&v)?;
+                    let at = chrono::DateTime::parse_from_rfc3339(&e.at)
+                        .map(|t| t.timestamp())
+                        .unwrap_or(i64::MAX);
+                    if at < meta_cut {
+                        anchor = Some(seq);
+                    }
+                }
+                None => continue,
+            }
+        }
+        if let Some(anchor) = anchor {
+            let keys: Vec<sled::IVec> = self
+                .audit
+                .range(..=anchor.to_be_bytes())
+                .keys()
+                .collect::<Result<_, _>>()
+                .map_err(io)?;
+            for k in &keys {
+                self.audit.remove(k).map_err(io)?;
+            }
+            done.audit_entries = keys.len() as u64;
+            self.audit(vec![Record::new(Event::Purged, "gateway").detail(format!(
+                "audit entries up to seq {anchor} ({})",
+                keys.len()
+            ))])?;
+        }
+        Ok(done)
+    }
+
     fn requeue(&self, entry: &OutboxEntry, audit: Vec<Record>) -> Result<(), StoreError> {
         let key = outbox_key(&entry.recipient, entry.seq);
         let value = encode(entry);
