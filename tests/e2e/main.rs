@@ -6,6 +6,7 @@ mod cli;
 mod courts;
 mod durability;
 mod identity;
+mod logs;
 mod police;
 mod policies;
 mod prosecution;

@@ -150,7 +150,12 @@ impl Home {
 
     /// Starts `jxg serve` on this home.
     pub fn start(&self) -> Gateway {
-        Gateway::start(self)
+        Gateway::start(self, &[])
+    }
+
+    /// Starts `jxg serve` with extra environment variables (e.g. `RUST_LOG`).
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Gateway {
+        Gateway::start(self, env)
     }
 }
 
@@ -195,8 +200,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    fn start(home: &Home) -> Self {
+    fn start(home: &Home, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(jxg_bin())
+            .envs(env.iter().copied())
             .current_dir(home.path())
             .args(["serve", "--config", "gateway.toml"])
             .stdout(Stdio::piped())
