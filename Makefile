@@ -4,6 +4,8 @@ CARGO ?= cargo
 CONFIG ?= gateway.toml
 CERTS ?= certs/dev
 JXG := target/debug/jxg
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS := target/tools/venv/bin/schemathesis
 
 .PHONY: help run test build certs lint fmt broker tools clean bench
 
@@ -24,10 +26,14 @@ run: certs ## start the gateway on gateway.toml (authority API :8443, admin :944
 broker: ## make sure RabbitMQ answers on 127.0.0.1:5672 (starts it where installed)
 	@scripts/ensure-broker.sh
 
-tools: ## install what the tests call besides cargo: xmllint (Debian's libxml2-utils)
+tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), schemathesis (PyPI, in target/tools/venv)
 	@command -v xmllint >/dev/null || { echo "installing libxml2-utils for xmllint"; \
 	  (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null || \
 	  { echo "xmllint is missing and could not be installed: apt-get install libxml2-utils" >&2; exit 1; }; }
+	@test -x $(SCHEMATHESIS) || { echo "installing schemathesis $(SCHEMATHESIS_VERSION) into target/tools/venv"; \
+	  python3 -m venv target/tools/venv && \
+	  target/tools/venv/bin/pip install -q schemathesis==$(SCHEMATHESIS_VERSION) || \
+	  { echo "schemathesis could not be installed: python3 with venv and pip is needed" >&2; exit 1; }; }
 
 test: broker tools ## run every test: unit, property, schema, end-to-end with the real binary
 	$(CARGO) build --workspace --all-targets

@@ -17,6 +17,16 @@ fn any_certificate(req: &HttpRequest) -> Result<(), Problem> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // a query string that does not fit its route is a problem+json 400 that says why
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
+        let detail = match &e {
+            actix_web::error::QueryPayloadError::Deserialize(d) => {
+                format!("the query string does not fit this route: {d}")
+            }
+            _ => "the query string does not fit this route".to_string(),
+        };
+        Problem::bad_request(detail).into()
+    }));
     cfg.service(
         web::resource("/healthz")
             .route(web::get().to(healthz))

@@ -222,6 +222,13 @@ pub struct Limits {
     /// Seconds an offered inbox item stays hidden before it is offered again. Default 30.
     #[serde(default = "default_visibility")]
     pub inbox_visibility_seconds: u64,
+    /// The longest an inbox long poll holds a request, whatever `wait` asks (0-30). Default 30.
+    #[serde(default = "default_max_wait")]
+    pub inbox_max_wait_seconds: u64,
+}
+
+fn default_max_wait() -> u64 {
+    30
 }
 
 impl Default for Limits {
@@ -229,6 +236,7 @@ impl Default for Limits {
         Self {
             body_bytes: default_body(),
             inbox_visibility_seconds: default_visibility(),
+            inbox_max_wait_seconds: default_max_wait(),
         }
     }
 }
@@ -518,6 +526,9 @@ impl Config {
         }
         if self.limits.body_bytes == 0 || self.limits.body_bytes > 64 * 1024 * 1024 {
             errs.push("limits.body_bytes must be between 1 and 64 MiB".into());
+        }
+        if self.limits.inbox_max_wait_seconds > 30 {
+            errs.push("limits.inbox_max_wait_seconds must be at most 30".into());
         }
         if self.limits.inbox_visibility_seconds == 0 {
             errs.push("limits.inbox_visibility_seconds must be at least 1".into());

@@ -10,3 +10,4 @@ mod logs;
 mod police;
 mod policies;
 mod prosecution;
+mod schemathesis;

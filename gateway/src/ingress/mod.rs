@@ -484,6 +484,7 @@ async fn get_inbox(
         return Ok(HttpResponse::Ok().json(json!({"items": []})));
     }
     let visibility = Duration::from_secs(p.config.limits.inbox_visibility_seconds);
+    let wait = wait.min(p.config.limits.inbox_max_wait_seconds);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let signal = p.store.inbox_signal();
     let items = loop {
