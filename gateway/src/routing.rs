@@ -55,3 +55,60 @@ pub fn table() -> serde_json::Value {
         {"type": "custody.released", "recipients": ["police", "prosecution"]},
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The table served to operators and the rules the pipeline applies must not drift apart:
+    /// every sample's default recipients are the row's unconditional recipients plus, at most,
+    /// its conditional ones, and every type in the table has a sample.
+    #[test]
+    fn the_served_table_agrees_with_the_rules_for_every_sample() {
+        let table = table();
+        let rows = table.as_array().unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/samples/canonical/valid");
+        let mut seen = BTreeSet::new();
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let path = f.unwrap().path();
+            let m: Message = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let ty = serde_json::to_value(m.message_type()).unwrap();
+            let ty = ty.as_str().unwrap().to_string();
+            let row = rows
+                .iter()
+                .find(|r| r["type"] == ty.as_str())
+                .unwrap_or_else(|| panic!("no row for {ty}"));
+            let names = |v: &serde_json::Value| -> BTreeSet<String> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let always = names(&row["recipients"]);
+            let mut possible = always.clone();
+            for (k, v) in row.as_object().unwrap() {
+                if k.starts_with("when_") {
+                    possible.extend(names(v));
+                }
+            }
+            let got: BTreeSet<String> = default_recipients(&m)
+                .into_iter()
+                .map(String::from)
+                .collect();
+            assert!(
+                always.is_subset(&got) && got.is_subset(&possible),
+                "{}: rules give {got:?}, the table says {always:?} of {possible:?}",
+                path.display()
+            );
+            seen.insert(ty);
+        }
+        let listed: BTreeSet<String> = rows
+            .iter()
+            .map(|r| r["type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(seen, listed, "every routed type has a sample");
+    }
+}
