@@ -63,6 +63,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/admin/v1/cases/{correlation}/timeline")
+            .route(web::get().to(ops::timeline))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/admin/v1/dead-letters")
             .route(web::get().to(ops::dead_letters))
             .default_service(web::to(not_allowed)),
@@ -148,12 +153,11 @@ async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     }
 }
 
-async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+async fn metrics(req: HttpRequest) -> Result<HttpResponse, Problem> {
     any_certificate(&req)?;
-    let store = &state.pipeline.store;
-    let text = state
-        .metrics
-        .render(store.flush_stats(), store.pending_count().unwrap_or(0));
+    let text = web::block(crate::telemetry::render_prometheus)
+        .await
+        .map_err(|_| Problem::unavailable("the metrics could not be read"))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text))

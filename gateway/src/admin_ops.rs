@@ -673,3 +673,73 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         }
     })
 }
+
+/// One case's messages in acceptance order, with sender, recipients, and when each was accepted
+/// and delivered (or taken from the inbox), and the time between the stages of
+/// [`crate::pipeline::CASE_STAGES`]. Metadata only: no body, no subject.
+pub async fn timeline(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    correlation: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Operator)?;
+    let store = &state.pipeline.store;
+    let found = store.case_messages(&correlation)?;
+    if found.is_empty() {
+        return Err(Problem::not_found("no message of this case is held"));
+    }
+    let mut messages = Vec::new();
+    for m in &found {
+        let recipients: Vec<Value> = store
+            .deliveries(&m.id)?
+            .iter()
+            .map(|d| {
+                json!({
+                    "recipient": d.recipient,
+                    "format": d.format,
+                    "status": d.state.as_str(),
+                    "delivered_at": seconds(d.delivered_at.or(d.acked_at)),
+                })
+            })
+            .chain(m.skipped.iter().map(
+                |s| json!({"recipient": s.recipient, "status": "skipped", "delivered_at": null}),
+            ))
+            .collect();
+        messages.push(json!({
+            "id": m.id,
+            "type": m.message_type,
+            "sender": m.sender,
+            "accepted_at": m.received_at,
+            "recipients": recipients,
+        }));
+    }
+    let at = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.timestamp())
+    };
+    let stages: Vec<Value> = crate::pipeline::CASE_STAGES
+        .iter()
+        .filter_map(|(from, to)| {
+            let first = |ty: &str| {
+                found
+                    .iter()
+                    .filter(|m| m.message_type == ty)
+                    .filter_map(|m| at(&m.received_at))
+                    .min()
+            };
+            let (a, b) = (first(from)?, first(to)?);
+            Some(json!({"from": from, "to": to, "seconds": b - a}))
+        })
+        .collect();
+    consulted(
+        &state,
+        actor,
+        format!("case timeline, {} message(s)", found.len()),
+    )?;
+    Ok(HttpResponse::Ok().json(json!({
+        "correlation_id": correlation.as_str(),
+        "messages": messages,
+        "stages": stages,
+    })))
+}

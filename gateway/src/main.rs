@@ -44,7 +44,13 @@ fn main() {
 }
 
 fn serve(path: &std::path::Path) -> i32 {
-    telemetry::init_logging();
+    let telemetry = telemetry::init();
+    let code = serve_with(path);
+    telemetry.shutdown();
+    code
+}
+
+fn serve_with(path: &std::path::Path) -> i32 {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {

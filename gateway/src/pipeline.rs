@@ -17,6 +17,27 @@ use crate::policy::PolicyStore;
 use crate::routing;
 use crate::signing::{DeliveryClaims, Signer, sha256_b64};
 use crate::store::{AcceptOutcome, Acceptance, OutboxEntry, Skipped, Store, StoredMessage};
+use crate::telemetry::{metrics, stage};
+use opentelemetry::KeyValue;
+use tracing::Instrument;
+
+/// The stretches of a case whose durations are exported (`jxg_case_stage_duration_seconds`):
+/// report → indictment, indictment → verdict, verdict → admission.
+pub const CASE_STAGES: [(&str, &str); 3] = [
+    ("offence.reported", "indictment.filed"),
+    ("indictment.filed", "verdict.issued"),
+    ("verdict.issued", "custody.admitted"),
+];
+
+fn decision(policy: &str, effect: &'static str) {
+    metrics().policy_decisions.add(
+        1,
+        &[
+            KeyValue::new("policy", policy.to_string()),
+            KeyValue::new("effect", effect),
+        ],
+    );
+}
 
 /// What the caller is told.
 #[derive(Debug, Clone)]
@@ -33,7 +54,12 @@ pub fn decode_document(
     bytes: &[u8],
     md: &MasterData,
 ) -> Result<Message, DecodeError> {
-    check_semantics(adapter.decode(bytes, &Context { master_data: md })?, md)
+    let m = {
+        let _s = stage("decode");
+        adapter.decode(bytes, &Context { master_data: md })?
+    };
+    let _s = stage("validate");
+    check_semantics(m, md)
 }
 
 /// The rules a schema cannot state, after any decode (canonical-v1.md).
@@ -118,9 +144,13 @@ impl Pipeline {
         let t = m.message_type();
         let policy = self.policies.current();
         let signer = self.signer.load_full();
-        policy
-            .may_send(sender, &m)
-            .map_err(|r| Problem::forbidden(r.reason))?;
+        {
+            let _s = stage("authorize");
+            policy.may_send(sender, &m).map_err(|r| {
+                decision(&r.rule, "forbid");
+                Problem::forbidden(r.reason)
+            })?;
+        }
         let body_sha256 = sha256_b64(body);
         if let Some((rec, first)) = self.store.idempotency(sender, &m.source_document_id)? {
             return self.duplicate(rec.body_sha256 == body_sha256, first).await;
@@ -130,10 +160,19 @@ impl Pipeline {
         m.id = Some(id);
         m.received_at = Some(received_at);
         m.sender = Some(sender.to_string());
+        let span = tracing::Span::current();
+        span.record("message_id", tracing::field::display(id));
+        span.record(
+            "case",
+            crate::telemetry::case_hash(&self.pseudonyms, &m.correlation_id),
+        );
         let seq = self.store.next_seq()?;
         let mut entries = Vec::new();
         let mut skipped = Vec::new();
-        let proposed = routing::default_recipients(&m);
+        let proposed = {
+            let _s = stage("route");
+            routing::default_recipients(&m)
+        };
         let mut refused = Vec::new();
         let subjects = self.pseudonyms.subjects(&m);
         let purpose = m.purpose.as_str();
@@ -150,9 +189,19 @@ impl Pipeline {
                 audit.push(decided.detail("skipped: not registered"));
                 continue;
             }
-            match policy.may_receive(recipient, sender, &m) {
-                Ok(v) => audit.push(decided.rule(v.policies.join(", ")).detail("permit")),
+            let verdict = {
+                let _s = stage("authorize");
+                policy.may_receive(recipient, sender, &m)
+            };
+            match verdict {
+                Ok(v) => {
+                    for p in &v.policies {
+                        decision(p, "permit");
+                    }
+                    audit.push(decided.rule(v.policies.join(", ")).detail("permit"))
+                }
                 Err(r) => {
+                    decision(&r.rule, "forbid");
                     refused.push(format!("{recipient} ({})", r.rule));
                     audit.push(
                         decided
@@ -163,7 +212,11 @@ impl Pipeline {
                     continue;
                 }
             }
-            let view = match policy.minimise(recipient, &m) {
+            let minimised = {
+                let _s = stage("minimise");
+                policy.minimise(recipient, &m)
+            };
+            let view = match minimised {
                 Ok(v) => v,
                 Err(r) => {
                     audit.push(
@@ -185,6 +238,7 @@ impl Pipeline {
                     .push(r.path.as_str());
             }
             for (rule, paths) in by_rule {
+                decision(rule, "minimise");
                 audit.push(
                     about(Event::Minimised, "gateway")
                         .recipient(recipient)
@@ -196,12 +250,15 @@ impl Pipeline {
                 skipped.push(Skipped::new(recipient, "no adapter for its format"));
                 continue;
             };
-            let (bytes, alterations) = match adapter.encode_noting(
+            let encode_stage = stage("encode");
+            let encoded = adapter.encode_noting(
                 &view.message,
                 &Context {
                     master_data: &self.master_data,
                 },
-            ) {
+            );
+            drop(encode_stage);
+            let (bytes, alterations) = match encoded {
                 Ok(b) => b,
                 Err(e) => {
                     audit.push(
@@ -220,10 +277,12 @@ impl Pipeline {
                 recipient,
                 issued_at: received_at.unix_seconds(),
             };
+            let sign_stage = stage("sign");
             let signature = signer.detached(&bytes, claims).map_err(|e| {
                 tracing::error!(error = %e, "signing failed");
                 Problem::unavailable("signing failed; nothing was accepted")
             })?;
+            drop(sign_stage);
             use base64::Engine;
             audit.push(
                 about(Event::Signed, "gateway")
@@ -274,10 +333,13 @@ impl Pipeline {
             "received_at": received_at.to_string(),
             "body_sha256": body_sha256,
         });
-        let receipt = signer.receipt(&claims).map_err(|e| {
-            tracing::error!(error = %e, "signing failed");
-            Problem::unavailable("signing failed; nothing was accepted")
-        })?;
+        let receipt = {
+            let _s = stage("sign");
+            signer.receipt(&claims).map_err(|e| {
+                tracing::error!(error = %e, "signing failed");
+                Problem::unavailable("signing failed; nothing was accepted")
+            })?
+        };
         let response = json!({"id": id.to_string(), "status": "accepted", "type": t.as_str(), "receipt": receipt});
         let stored = StoredMessage {
             id,
@@ -305,18 +367,54 @@ impl Pipeline {
                 &policy.digest[..12]
             )),
         );
-        match self.store.accept(Acceptance {
-            message: stored,
-            entries,
-            audit,
-        })? {
+        let started = std::time::Instant::now();
+        let store_span = crate::telemetry::stage_span("store");
+        let outcome = store_span.in_scope(|| {
+            self.store.accept(Acceptance {
+                message: stored,
+                entries,
+                audit,
+            })
+        })?;
+        match outcome {
             AcceptOutcome::Accepted => {
-                self.store.durable().await?;
+                self.store.durable().instrument(store_span).await?;
+                crate::telemetry::stage_done("store", started);
                 tracing::info!(message_id = %id, sender, r#type = t.as_str(), "accepted");
+                self.case_stages(&m.correlation_id, t, received_at);
                 Ok(Answer::Accepted(response))
             }
             AcceptOutcome::Duplicate(first) => self.duplicate(true, first).await,
             AcceptOutcome::Conflict => self.duplicate(false, Value::Null).await,
+        }
+    }
+
+    /// Records the time since the case's earlier message of the type before `t` in
+    /// [`CASE_STAGES`] (e.g. indictment after report). A failure to read only loses the sample.
+    fn case_stages(&self, correlation_id: &str, t: jxg_schema::MessageType, at: Instant) {
+        let wanted: Vec<&(&str, &str)> = CASE_STAGES
+            .iter()
+            .filter(|(_, to)| *to == t.as_str())
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let Ok(earlier) = self.store.case_messages(correlation_id) else {
+            return;
+        };
+        for (from, to) in wanted {
+            let first = earlier
+                .iter()
+                .filter(|e| e.message_type == *from)
+                .filter_map(|e| e.received_at.parse::<Instant>().ok())
+                .min();
+            if let Some(first) = first {
+                let seconds = (at.unix_seconds() - first.unix_seconds()) as f64;
+                metrics().case_stage_seconds.record(
+                    seconds.max(0.0),
+                    &[KeyValue::new("from", *from), KeyValue::new("to", *to)],
+                );
+            }
         }
     }
 

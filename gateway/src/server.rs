@@ -84,7 +84,6 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
             pseudonyms,
             sender_keys,
         },
-        metrics: Default::default(),
         limits,
         draining: AtomicBool::new(false),
         inflight: std::sync::atomic::AtomicUsize::new(0),
@@ -146,6 +145,7 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
+    let _gauges = gauges(&state);
     // retention, hourly
     let s = state.clone();
     actix_web::rt::spawn(async move {
@@ -297,4 +297,58 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// The gauges `/metrics` and OTLP read when they collect: outbox depth and the age of the oldest
+/// waiting entry per recipient, and the broker connection. Kept alive while the gateway serves.
+fn gauges(state: &crate::ingress::State) -> Vec<Box<dyn std::any::Any>> {
+    use opentelemetry::KeyValue;
+    let meter = crate::telemetry::meter();
+    let recipients: Vec<String> = state
+        .pipeline
+        .config
+        .authorities
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    let (s, r) = (state.clone(), recipients.clone());
+    let depth = meter
+        .u64_observable_gauge("jxg_outbox_depth")
+        .with_description("Entries waiting for a recipient")
+        .with_callback(move |o| {
+            for id in &r {
+                if let Ok((n, _)) = s.pipeline.store.outbox_depth(id) {
+                    o.observe(n as u64, &[KeyValue::new("recipient", id.clone())]);
+                }
+            }
+        })
+        .build();
+    let s = state.clone();
+    let age = meter
+        .f64_observable_gauge("jxg_outbox_oldest_age")
+        .with_description("Age of the oldest entry waiting for a recipient (0 when none)")
+        .with_unit("s")
+        .with_callback(move |o| {
+            let now = chrono::Utc::now().timestamp();
+            for id in &recipients {
+                if let Ok((_, oldest)) = s.pipeline.store.outbox_depth(id) {
+                    let age = oldest
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                        .map_or(0, |t| (now - t.timestamp()).max(0));
+                    o.observe(age as f64, &[KeyValue::new("recipient", id.clone())]);
+                }
+            }
+        })
+        .build();
+    let s = state.clone();
+    let broker = meter
+        .u64_observable_gauge("jxg_broker_connected")
+        .with_description("1 while the AMQP connection is up (absent without a broker)")
+        .with_callback(move |o| {
+            if let Some(b) = &s.broker {
+                o.observe(u64::from(b.is_connected()), &[]);
+            }
+        })
+        .build();
+    vec![Box::new(depth), Box::new(age), Box::new(broker)]
 }

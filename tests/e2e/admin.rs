@@ -63,6 +63,13 @@ async fn every_admin_route_answers_only_its_role() {
             "operator",
             200,
         ),
+        (
+            "GET",
+            "/admin/v1/cases/1470-76543-00012-26/timeline".into(),
+            None,
+            "operator",
+            200,
+        ),
         ("GET", "/admin/v1/authorities".into(), None, "operator", 200),
         ("GET", "/admin/v1/routes".into(), None, "operator", 200),
         ("GET", "/admin/v1/policies".into(), None, "operator", 200),

@@ -1,51 +1,22 @@
-//! No personal data in logs: the whole sample story, refused documents and a subject-access
-//! request with debug logging, and not one CPR number, name or address of the samples in any line.
+//! No personal data in logs, spans or metrics: the whole sample story, refused documents and a
+//! subject-access request with debug logging and traces exported to a real OTLP receiver, and
+//! not one CPR number, name or address of the samples in any log line, span name, span or event
+//! attribute, or metric (OTLP or `/metrics`).
 
 use jxg_tests::*;
 use serde_json::{Value, json};
 
-/// Every CPR number (both spellings), name and address in the canonical samples.
-fn personal_data() -> Vec<String> {
-    let mut out = Vec::new();
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    match (k.as_str(), v) {
-                        ("cpr", Value::String(s)) => {
-                            out.push(s.clone());
-                            out.push(format!("{}-{}", &s[..6], &s[6..]));
-                        }
-                        ("given_name" | "family_name" | "address", Value::String(s)) => {
-                            out.push(s.clone());
-                            // the family name alone, and the street of an address
-                            out.extend(s.split(',').next().map(String::from));
-                        }
-                        _ => walk(v, out),
-                    }
-                }
-            }
-            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    for e in std::fs::read_dir(samples_dir().join("canonical/valid")).unwrap() {
-        let v: Value = serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
-        walk(&v, &mut out);
-    }
-    out.sort();
-    out.dedup();
-    out.retain(|s| s.len() >= 4);
-    out
-}
-
 #[tokio::test]
-async fn the_story_with_debug_logging_logs_no_cpr_number_name_or_address() {
+async fn the_story_with_debug_logging_and_traces_shows_no_cpr_number_name_or_address() {
     let secrets = personal_data();
     assert!(secrets.len() > 10, "{secrets:?}");
     assert!(secrets.contains(&"0104909995".to_string()));
     let home = Home::new();
-    let mut gw = home.start_with_env(&[("RUST_LOG", "debug")]);
+    let otlp = OtlpReceiver::start();
+    let mut vars = otlp.env();
+    vars.push(("RUST_LOG", "debug".into()));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut gw = home.start_with_env(&vars);
     play_story(&home, &gw).await;
     // refused documents: each names its field, and what it held stays out of the log
     let police = client_for(&home, "police");
@@ -69,7 +40,34 @@ async fn the_story_with_debug_logging_logs_no_cpr_number_name_or_address() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let metrics = client_for(&home, "operator")
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("jxg_messages_rejected_total"));
+    // the exporters flush at shutdown
     assert!(gw.terminate().success());
+    let spans = otlp.spans.lock().unwrap().clone();
+    assert!(spans.len() > 50, "the story's spans: {}", spans.len());
+    assert!(spans.iter().any(|s| s.name == "minimise"));
+    let exported = otlp.metric_text.lock().unwrap().clone();
+    assert!(!exported.is_empty(), "metrics were exported");
+    for s in &secrets {
+        for span in &spans {
+            assert!(!span.name.contains(s.as_str()), "{s:?} in a span name");
+            for (k, v) in &span.attributes {
+                assert!(!v.contains(s.as_str()), "{s:?} in span attribute {k}: {v}");
+            }
+        }
+        for m in &exported {
+            assert!(!m.contains(s.as_str()), "{s:?} in an OTLP metric");
+        }
+        assert!(!metrics.contains(s.as_str()), "{s:?} in /metrics");
+    }
     let log = gw.log.lock().unwrap().clone();
     assert!(
         log.iter()

@@ -7,6 +7,7 @@ mod courts;
 mod durability;
 mod identity;
 mod logs;
+mod observability;
 mod police;
 mod policies;
 mod prosecution;

@@ -861,3 +861,185 @@ pub fn jxg(home: &Home, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into(),
     )
 }
+
+/// Every CPR number (both spellings), name and address in the canonical samples.
+pub fn personal_data() -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("cpr", Value::String(s)) => {
+                            out.push(s.clone());
+                            out.push(format!("{}-{}", &s[..6], &s[6..]));
+                        }
+                        ("given_name" | "family_name" | "address", Value::String(s)) => {
+                            out.push(s.clone());
+                            // the family name alone, and the street of an address
+                            out.extend(s.split(',').next().map(String::from));
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    for e in std::fs::read_dir(samples_dir().join("canonical/valid")).unwrap() {
+        let v: Value = serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        walk(&v, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out.retain(|s| s.len() >= 4);
+    out
+}
+
+/// One span an [`OtlpReceiver`] took, ids in lowercase hex.
+#[derive(Debug, Clone)]
+pub struct SeenSpan {
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub name: String,
+    /// Every attribute of the span and of its events, as (key, value as text).
+    pub attributes: Vec<(String, String)>,
+}
+
+/// A real OTLP/HTTP receiver (protobuf, `/v1/traces` and `/v1/metrics`) decoding what it takes
+/// with the `opentelemetry-proto` types.
+pub struct OtlpReceiver {
+    pub url: String,
+    pub spans: Arc<std::sync::Mutex<Vec<SeenSpan>>>,
+    /// Every metric name and every attribute key and value of every exported data point.
+    pub metric_text: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn any_text(v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(V::StringValue(s)) => s.clone(),
+        Some(V::BoolValue(b)) => b.to_string(),
+        Some(V::IntValue(i)) => i.to_string(),
+        Some(V::DoubleValue(d)) => d.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+impl OtlpReceiver {
+    pub fn start() -> Self {
+        use actix_web::{App, HttpResponse, HttpServer, web};
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let spans = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let metric_text = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, m) = (spans.clone(), metric_text.clone());
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                HttpServer::new(move || {
+                    let (s, m) = (s.clone(), m.clone());
+                    App::new()
+                        .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                        .route(
+                            "/v1/traces",
+                            web::post().to(move |body: web::Bytes| {
+                                let s = s.clone();
+                                async move {
+                                    let Ok(req) = ExportTraceServiceRequest::decode(body) else {
+                                        return HttpResponse::BadRequest().finish();
+                                    };
+                                    let hex = |b: &[u8]| {
+                                        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+                                    };
+                                    let mut out = s.lock().unwrap();
+                                    for rs in req.resource_spans {
+                                        for ss in rs.scope_spans {
+                                            for sp in ss.spans {
+                                                let mut attributes: Vec<(String, String)> = sp
+                                                    .attributes
+                                                    .iter()
+                                                    .map(|kv| (kv.key.clone(), any_text(&kv.value)))
+                                                    .collect();
+                                                for ev in &sp.events {
+                                                    attributes
+                                                        .push(("event".into(), ev.name.clone()));
+                                                    attributes.extend(ev.attributes.iter().map(
+                                                        |kv| (kv.key.clone(), any_text(&kv.value)),
+                                                    ));
+                                                }
+                                                out.push(SeenSpan {
+                                                    trace_id: hex(&sp.trace_id),
+                                                    span_id: hex(&sp.span_id),
+                                                    parent_span_id: hex(&sp.parent_span_id),
+                                                    name: sp.name,
+                                                    attributes,
+                                                });
+                                            }
+                                        }
+                                    }
+                                    HttpResponse::Ok()
+                                        .content_type("application/x-protobuf")
+                                        .finish()
+                                }
+                            }),
+                        )
+                        .route(
+                            "/v1/metrics",
+                            web::post().to(move |body: web::Bytes| {
+                                let m = m.clone();
+                                async move {
+                                    let Ok(req) = ExportMetricsServiceRequest::decode(body) else {
+                                        return HttpResponse::BadRequest().finish();
+                                    };
+                                    // names, and every attribute of every data point, as text
+                                    let text = format!("{req:?}");
+                                    m.lock().unwrap().push(text);
+                                    HttpResponse::Ok()
+                                        .content_type("application/x-protobuf")
+                                        .finish()
+                                }
+                            }),
+                        )
+                })
+                .workers(1)
+                .listen(listener)
+                .unwrap()
+                .run()
+                .await
+                .unwrap();
+            });
+        });
+        Self {
+            url,
+            spans,
+            metric_text,
+        }
+    }
+
+    /// The environment that sends a gateway's traces and metrics here, exported quickly.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.url.clone()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".into()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500".into()),
+        ]
+    }
+
+    /// The spans of one trace taken so far.
+    pub fn trace(&self, trace_id: &str) -> Vec<SeenSpan> {
+        self.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.trace_id == trace_id)
+            .cloned()
+            .collect()
+    }
+}

@@ -267,6 +267,13 @@ impl Pseudonyms {
         hex(ring::hmac::sign(&self.key, digits.as_bytes()).as_ref())
     }
 
+    /// A keyed hash of any other reference (`domain` keeps it apart from CPR pseudonyms).
+    pub fn keyed(&self, domain: &str, value: &str) -> String {
+        let mut input = format!("{domain}\0").into_bytes();
+        input.extend_from_slice(value.as_bytes());
+        hex(ring::hmac::sign(&self.key, &input).as_ref())
+    }
+
     /// The pseudonyms of every CPR number in a canonical message, sorted, without repeats.
     pub fn subjects(&self, message: &impl Serialize) -> Vec<String> {
         let v = serde_json::to_value(message).unwrap_or(Value::Null);

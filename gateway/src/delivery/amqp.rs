@@ -25,6 +25,10 @@ fn content_encoding(format: &str) -> &'static str {
 }
 
 impl Transport for AmqpTransport {
+    fn via(&self) -> &'static str {
+        "amqp"
+    }
+
     fn deliver<'a>(&'a self, entry: &'a OutboxEntry) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let ch = match self.broker.publisher().await {

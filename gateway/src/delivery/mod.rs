@@ -35,4 +35,6 @@ pub enum Outcome {
 /// One way of handing a document to a recipient.
 pub trait Transport: Send + Sync {
     fn deliver<'a>(&'a self, entry: &'a OutboxEntry) -> BoxFuture<'a, Outcome>;
+    /// The way it delivers, for metrics (`push`, `amqp`).
+    fn via(&self) -> &'static str;
 }

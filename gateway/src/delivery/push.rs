@@ -66,6 +66,10 @@ fn content_type(entry: &OutboxEntry) -> String {
 }
 
 impl Transport for PushTransport {
+    fn via(&self) -> &'static str {
+        "push"
+    }
+
     fn deliver<'a>(&'a self, entry: &'a OutboxEntry) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let mut req = self

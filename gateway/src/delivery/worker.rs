@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::{Outcome, PushTransport, Transport};
 use crate::config::{Config, Delivery, DeliveryConfig};
@@ -188,7 +189,24 @@ async fn attempt(
     max: u32,
     backoff: Backoff,
 ) -> bool {
-    let outcome = transport.deliver(&e).await;
+    let span = tracing::info_span!(
+        "deliver",
+        otel.name = "deliver",
+        otel.kind = "client",
+        recipient = %e.recipient,
+        message_id = %e.message_id,
+        attempt = e.attempts + 1,
+        trace_id = tracing::field::Empty,
+    );
+    crate::telemetry::adopt(&span, e.traceparent.as_deref());
+    // the recipient sees this attempt's span as its parent; the entry keeps the message's context
+    let stored = e.traceparent.clone();
+    e.traceparent = crate::telemetry::traceparent(&span, stored.clone());
+    if let Some(t) = crate::telemetry::trace_id(e.traceparent.as_deref()) {
+        span.record("trace_id", t);
+    }
+    let outcome = transport.deliver(&e).instrument(span.clone()).await;
+    e.traceparent = stored;
     e.attempts += 1;
     let now = now_ms();
     let ok = outcome == Outcome::Delivered;
@@ -214,7 +232,29 @@ async fn attempt(
             e.next_attempt_at_ms = Some(now + backoff.delay_ms(e.attempts) as i64);
         }
     }
-    tracing::info!(message_id = %e.message_id, recipient = %e.recipient, attempt = e.attempts, state = e.state.as_str(), "delivery attempt");
+    let label = match e.state {
+        DeliveryState::Delivered => "delivered",
+        DeliveryState::Dead => "dead",
+        _ => "retry",
+    };
+    let m = crate::telemetry::metrics();
+    let recipient = opentelemetry::KeyValue::new("recipient", e.recipient.clone());
+    m.delivery_attempts.add(
+        1,
+        &[
+            recipient.clone(),
+            opentelemetry::KeyValue::new("outcome", label),
+        ],
+    );
+    if e.state == DeliveryState::Delivered {
+        crate::telemetry::delivered(&e.recipient, transport.via());
+    }
+    if e.state == DeliveryState::Dead {
+        m.dead_letters.add(1, &[recipient]);
+    }
+    span.in_scope(|| {
+        tracing::info!(message_id = %e.message_id, recipient = %e.recipient, attempt = e.attempts, state = e.state.as_str(), "delivery attempt");
+    });
     if let Err(err) = store.record_delivery(&e) {
         tracing::error!(error = %err, "cannot record a delivery attempt");
         return false;

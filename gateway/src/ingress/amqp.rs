@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tracing::Instrument;
 
 use futures_util::StreamExt;
 use lapin::BasicProperties;
@@ -119,22 +120,31 @@ async fn handle(
         .map(|m| m.as_str().to_string())
         .filter(|k| !k.trim().is_empty());
     let traceparent = header(d.properties.headers().as_ref(), "traceparent");
-    let result = if d.data.len() > p.config.limits.body_bytes {
-        Err(Problem::too_large(p.config.limits.body_bytes))
-    } else {
+    let format = adapter.name();
+    let span = crate::ingress::ingest_span(authority, format, traceparent.as_deref());
+    let result = async {
+        if d.data.len() > p.config.limits.body_bytes {
+            return Err(Problem::too_large(p.config.limits.body_bytes));
+        }
         match pipeline::decode_document(adapter, &d.data, &p.master_data) {
             Ok(mut m) => {
                 if let Some(k) = &key {
                     m.source_document_id = k.clone();
                 }
-                p.accept(authority, m, &d.data, traceparent).await
+                let passed_on =
+                    crate::telemetry::traceparent(&tracing::Span::current(), traceparent);
+                p.accept(authority, m, &d.data, passed_on).await
             }
             Err(e) => Err(pipeline::rejection(e, authority, &p.policies)),
         }
-    };
+    }
+    .instrument(span)
+    .await;
     match result {
-        Ok(_) => {
-            state.metrics.accepted(authority);
+        Ok(answer) => {
+            if let pipeline::Answer::Accepted(body) = &answer {
+                crate::telemetry::accepted(authority, format, body["type"].as_str().unwrap_or(""));
+            }
             d.ack(BasicAckOptions::default())
                 .await
                 .map(|_| ())
@@ -153,7 +163,7 @@ async fn handle(
             Ok(())
         }
         Err(problem) => {
-            state.metrics.rejected(authority, problem.status);
+            crate::telemetry::rejected(authority, format, problem.status, problem.slug);
             let rec = crate::audit::Record::new(crate::audit::Event::Rejected, authority)
                 .detail(format!("{} from the broker", problem.status));
             if let Err(e) = state.pipeline.store.audit(vec![rec]) {

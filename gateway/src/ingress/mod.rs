@@ -23,14 +23,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::pipeline::{self, Answer, Pipeline};
-use crate::telemetry::Metrics;
 use identity::Peer;
 use problem::Problem;
+use tracing::Instrument;
 
 /// Shared state of the listeners.
 pub struct AppState {
     pub pipeline: Pipeline,
-    pub metrics: Metrics,
     /// Set on SIGTERM: new requests answer 503 while in-flight ones finish.
     pub draining: AtomicBool,
     /// Authority-API requests being answered now.
@@ -198,21 +197,43 @@ fn traceparent(req: &HttpRequest) -> Option<String> {
     ok.then(|| v.to_string())
 }
 
-fn answer(
-    state: &AppState,
-    who: &str,
-    r: Result<Answer, Problem>,
-) -> Result<HttpResponse, Problem> {
+/// The span of one submission: a child of the caller's `traceparent` when it sent one, with the
+/// trace id in every log line of the request.
+pub fn ingest_span(authority: &str, format: &'static str, caller: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "ingest",
+        otel.name = format!("ingest {format}"),
+        otel.kind = "server",
+        authority,
+        format,
+        message_id = tracing::field::Empty,
+        case = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    crate::telemetry::adopt(&span, caller);
+    if let Some(t) = crate::telemetry::traceparent(&span, caller.map(String::from)) {
+        span.record("trace_id", crate::telemetry::trace_id(Some(&t)));
+    }
+    span
+}
+
+/// The `traceparent` stored with a message and passed on to its recipients: the gateway's own
+/// span when traces are exported, else the caller's.
+fn passed_on(req: &HttpRequest) -> Option<String> {
+    crate::telemetry::traceparent(&tracing::Span::current(), traceparent(req))
+}
+
+fn answer(who: &str, format: &str, r: Result<Answer, Problem>) -> Result<HttpResponse, Problem> {
     match r {
         Ok(Answer::Accepted(body)) => {
-            state.metrics.accepted(who);
+            crate::telemetry::accepted(who, format, body["type"].as_str().unwrap_or(""));
             Ok(HttpResponse::Accepted().json(body))
         }
         Ok(Answer::Duplicate(body)) => Ok(HttpResponse::Ok()
             .insert_header(("JXG-Duplicate", "true"))
             .json(body)),
         Err(p) => {
-            state.metrics.rejected(who, p.status);
+            crate::telemetry::rejected(who, format, p.status, p.slug);
             Err(p)
         }
     }
@@ -224,8 +245,11 @@ async fn post_police(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let r = legacy(&state, &caller, &req, payload, "police-json").await;
-    answer(&state, &caller.0, r)
+    let span = ingest_span(&caller.0, "police-json", traceparent(&req).as_deref());
+    let r = legacy(&state, &caller, &req, payload, "police-json")
+        .instrument(span)
+        .await;
+    answer(&caller.0, "police-json", r)
 }
 
 async fn post_courts(
@@ -234,8 +258,11 @@ async fn post_courts(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let r = legacy(&state, &caller, &req, payload, "court-xml").await;
-    answer(&state, &caller.0, r)
+    let span = ingest_span(&caller.0, "court-xml", traceparent(&req).as_deref());
+    let r = legacy(&state, &caller, &req, payload, "court-xml")
+        .instrument(span)
+        .await;
+    answer(&caller.0, "court-xml", r)
 }
 
 /// A legacy document over HTTP: its format's media type (and, for XML, a charset that agrees with
@@ -262,7 +289,7 @@ async fn legacy(
     let adapter = registry::get(format).expect("the format of an HTTP route is registered");
     let m = pipeline::decode_document(adapter, &body, &p.master_data)
         .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?;
-    p.accept(&caller.0, m, &body, traceparent(req)).await
+    p.accept(&caller.0, m, &body, passed_on(req)).await
 }
 
 /// `application/xml` or `text/xml`.
@@ -329,8 +356,11 @@ async fn post_canonical(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let r = canonical(&state, &caller, &req, payload).await;
-    answer(&state, &caller.0, r)
+    let span = ingest_span(&caller.0, "canonical", traceparent(&req).as_deref());
+    let r = canonical(&state, &caller, &req, payload)
+        .instrument(span)
+        .await;
+    answer(&caller.0, "canonical", r)
 }
 
 async fn canonical(
@@ -372,8 +402,11 @@ async fn canonical(
     } else {
         (body.to_vec(), None)
     };
-    let v = jxg_adapters::canonical::parse_json(&json)
-        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?;
+    let v = {
+        let _s = crate::telemetry::stage("decode");
+        jxg_adapters::canonical::parse_json(&json)
+            .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?
+    };
     if let Some(named) = v.get("sender") {
         if named.as_str() != Some(caller.0.as_str()) {
             return Err(Problem::forbidden(
@@ -401,10 +434,13 @@ async fn canonical(
     if !assigned.is_empty() {
         return Err(Problem::invalid(assigned));
     }
-    let m = Canonical::decode_value(v, Form::Submission)
-        .and_then(|m| pipeline::check_semantics(m, &p.master_data))
-        .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?;
-    p.accept_signed(&caller.0, m, &body, traceparent(req), sender_signature)
+    let m = {
+        let _s = crate::telemetry::stage("validate");
+        Canonical::decode_value(v, Form::Submission)
+            .and_then(|m| pipeline::check_semantics(m, &p.master_data))
+            .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?
+    };
+    p.accept_signed(&caller.0, m, &body, passed_on(req), sender_signature)
         .await
 }
 
@@ -535,8 +571,11 @@ async fn post_ack(
     let now = jxg_schema::values::Instant::now().unix_seconds();
     match store.ack(&caller.0, &id, now)? {
         None => Err(Problem::not_found("no such message in this inbox")),
-        Some(_) => {
+        Some(outcome) => {
             store.durable().await?;
+            if outcome == crate::store::AckOutcome::Acked {
+                crate::telemetry::delivered(&caller.0, "pull");
+            }
             Ok(HttpResponse::Ok().json(json!({"id": id, "status": "acked"})))
         }
     }

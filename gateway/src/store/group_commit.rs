@@ -43,7 +43,11 @@ impl GroupCommit {
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter());
+                    let started = std::time::Instant::now();
                     let result = flush.flush();
+                    let m = crate::telemetry::metrics();
+                    m.flush_seconds.record(started.elapsed().as_secs_f64(), &[]);
+                    m.flush_batch.record(batch.len() as u64, &[]);
                     f.fetch_add(1, Ordering::Relaxed);
                     w.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     for waiter in batch {

@@ -21,6 +21,7 @@
 //! | `outbox` | recipient `\0` seq (u64 BE) | [`OutboxEntry`] (JSON) |
 //! | `pending` | recipient `\0` seq (u64 BE) | empty: present while the entry awaits its ack |
 //! | `by_message` | message id `\0` recipient | outbox key |
+//! | `cases` | correlation id `\0` seq (u64 BE) | message id |
 //! | `audit` | seq (u64 BE) | [`crate::audit::Entry`] (JSON) |
 //! | `audit_subjects` | subject pseudonym `\0` seq (u64 BE) | empty |
 //! | `checkpoints` | seq (u64 BE) | compact JWS of [`crate::audit::Checkpoint`] |
@@ -282,6 +283,10 @@ pub trait Store: Send + Sync + 'static {
     fn flush_stats(&self) -> FlushStats;
     /// Every pending entry, for start-up checks and tests.
     fn pending_count(&self) -> Result<usize, StoreError>;
+    /// Entries waiting for `recipient` and the `received_at` of the oldest (for `/metrics`).
+    fn outbox_depth(&self, recipient: &str) -> Result<(usize, Option<String>), StoreError>;
+    /// The messages of one case (`correlation_id`), in acceptance order.
+    fn case_messages(&self, correlation_id: &str) -> Result<Vec<StoredMessage>, StoreError>;
 
     /// Appends audit entries on their own (operations that change no other state).
     fn audit(&self, records: Vec<crate::audit::Record>) -> Result<(), StoreError>;

@@ -88,6 +88,14 @@ fn outbox_key(recipient: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// `cases` key: correlation id `\0` seq (u64 BE), so a case's messages scan in acceptance order.
+fn case_key(correlation_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = correlation_id.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn by_message_key(id: &Uuid, recipient: &str) -> Vec<u8> {
     let mut k = id.as_bytes().to_vec();
     k.push(0);
@@ -129,6 +137,7 @@ pub struct SledStore {
     outbox: sled::Tree,
     pending: sled::Tree,
     by_message: sled::Tree,
+    cases: sled::Tree,
     audit: sled::Tree,
     audit_subjects: sled::Tree,
     checkpoints: sled::Tree,
@@ -188,6 +197,7 @@ impl SledStore {
             outbox: tree("outbox")?,
             pending: tree("pending")?,
             by_message: tree("by_message")?,
+            cases: tree("cases")?,
             commit: GroupCommit::start(flush),
             leases: Mutex::new(HashMap::new()),
             signal: Arc::new(Notify::new()),
@@ -259,6 +269,7 @@ impl Store for SledStore {
                 )
             })
             .collect();
+        let ckey = case_key(&m.correlation_id, m.seq);
         let mut chain = self.chain.lock().map_err(|_| io("audit chain poisoned"))?;
         let staged = stage(&chain, a.audit.clone());
         let r = (
@@ -267,38 +278,44 @@ impl Store for SledStore {
             &self.outbox,
             &self.pending,
             &self.by_message,
+            &self.cases,
             &self.audit,
             &self.audit_subjects,
         )
-            .transaction(|(msgs, idem, outbox, pending, by_msg, audit, subjects)| {
-                if let Some(existing) = idem.get(&ikey)? {
-                    let rec: IdempotencyRecord =
-                        serde_json::from_slice(&existing).map_err(|e| {
+            .transaction(
+                |(msgs, idem, outbox, pending, by_msg, cases, audit, subjects)| {
+                    if let Some(existing) = idem.get(&ikey)? {
+                        let rec: IdempotencyRecord =
+                            serde_json::from_slice(&existing).map_err(|e| {
+                                ConflictableTransactionError::Abort(StoreError::Corrupt(
+                                    e.to_string(),
+                                ))
+                            })?;
+                        if rec.body_sha256 != m.body_sha256 {
+                            return Ok(AcceptOutcome::Conflict);
+                        }
+                        let first = msgs.get(rec.message_id.as_bytes())?.ok_or_else(|| {
+                            ConflictableTransactionError::Abort(StoreError::Corrupt(
+                                "idempotency key without message".into(),
+                            ))
+                        })?;
+                        let first: StoredMessage = serde_json::from_slice(&first).map_err(|e| {
                             ConflictableTransactionError::Abort(StoreError::Corrupt(e.to_string()))
                         })?;
-                    if rec.body_sha256 != m.body_sha256 {
-                        return Ok(AcceptOutcome::Conflict);
+                        return Ok(AcceptOutcome::Duplicate(first.response));
                     }
-                    let first = msgs.get(rec.message_id.as_bytes())?.ok_or_else(|| {
-                        ConflictableTransactionError::Abort(StoreError::Corrupt(
-                            "idempotency key without message".into(),
-                        ))
-                    })?;
-                    let first: StoredMessage = serde_json::from_slice(&first).map_err(|e| {
-                        ConflictableTransactionError::Abort(StoreError::Corrupt(e.to_string()))
-                    })?;
-                    return Ok(AcceptOutcome::Duplicate(first.response));
-                }
-                idem.insert(ikey.as_slice(), record.as_slice())?;
-                msgs.insert(m.id.as_bytes(), message.as_slice())?;
-                for (key, value, index) in &entries {
-                    outbox.insert(key.as_slice(), value.as_slice())?;
-                    pending.insert(key.as_slice(), &[] as &[u8])?;
-                    by_msg.insert(index.as_slice(), key.as_slice())?;
-                }
-                write_audit(audit, subjects, &staged)?;
-                Ok(AcceptOutcome::Accepted)
-            });
+                    idem.insert(ikey.as_slice(), record.as_slice())?;
+                    msgs.insert(m.id.as_bytes(), message.as_slice())?;
+                    cases.insert(ckey.as_slice(), m.id.as_bytes())?;
+                    for (key, value, index) in &entries {
+                        outbox.insert(key.as_slice(), value.as_slice())?;
+                        pending.insert(key.as_slice(), &[] as &[u8])?;
+                        by_msg.insert(index.as_slice(), key.as_slice())?;
+                    }
+                    write_audit(audit, subjects, &staged)?;
+                    Ok(AcceptOutcome::Accepted)
+                },
+            );
         match r {
             Ok(outcome) => {
                 if matches!(outcome, AcceptOutcome::Accepted) {
@@ -465,6 +482,36 @@ impl Store for SledStore {
 
     fn pending_count(&self) -> Result<usize, StoreError> {
         Ok(self.pending.len())
+    }
+
+    fn outbox_depth(&self, recipient: &str) -> Result<(usize, Option<String>), StoreError> {
+        let mut prefix = recipient.as_bytes().to_vec();
+        prefix.push(0);
+        let mut depth = 0;
+        let mut oldest = None;
+        for kv in self.pending.scan_prefix(&prefix).keys() {
+            let key = kv.map_err(io)?;
+            if oldest.is_none() {
+                if let Some(raw) = self.outbox.get(&key).map_err(io)? {
+                    oldest = Some(decode::<OutboxEntry>(&raw)?.received_at);
+                }
+            }
+            depth += 1;
+        }
+        Ok((depth, oldest))
+    }
+
+    fn case_messages(&self, correlation_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut prefix = correlation_id.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.cases.scan_prefix(&prefix) {
+            let (_, id) = kv.map_err(io)?;
+            if let Some(raw) = self.messages.get(&id).map_err(io)? {
+                out.push(decode(&raw)?);
+            }
+        }
+        Ok(out)
     }
 
     fn audit(&self, records: Vec<Record>) -> Result<(), StoreError> {
@@ -653,16 +700,19 @@ impl Store for SledStore {
                     })
                     .collect();
                 let ikey = idem_key(&m.sender, &m.source_document_id);
+                let ckey = case_key(&m.correlation_id, m.seq);
                 (
                     &self.messages,
                     &self.idempotency,
                     &self.outbox,
                     &self.by_message,
+                    &self.cases,
                     &self.audit,
                     &self.audit_subjects,
                 )
-                    .transaction(|(msgs, idem, outbox, by_msg, audit, subjects)| {
+                    .transaction(|(msgs, idem, outbox, by_msg, cases, audit, subjects)| {
                         msgs.remove(&key)?;
+                        cases.remove(ckey.as_slice())?;
                         idem.remove(ikey.as_slice())?;
                         for (o, b) in &outbox_keys {
                             outbox.remove(o.as_slice())?;
