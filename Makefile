@@ -7,7 +7,7 @@ JXG := target/debug/jxg
 SCHEMATHESIS_VERSION := 4.32.5
 SCHEMATHESIS := target/tools/venv/bin/schemathesis
 
-.PHONY: help run test build certs lint fmt broker tools clean bench
+.PHONY: help run test build certs lint fmt broker tools clean bench demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ certs: $(CERTS)/ca.pem ## make the development certificates and keys (once; neve
 run: certs ## start the gateway on gateway.toml (authority API :8443, admin :9443, store ./data)
 	$(CARGO) run -q -p jxg-gateway --bin jxg -- serve --config $(CONFIG)
 
+demo: ## play the sample story through a gateway of its own and show what happened (target/demo)
+	@scripts/demo.sh
+
 broker: ## make sure RabbitMQ answers on 127.0.0.1:5672 (starts it where installed)
 	@scripts/ensure-broker.sh
 
@@ -35,9 +38,10 @@ tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), sc
 	  target/tools/venv/bin/pip install -q schemathesis==$(SCHEMATHESIS_VERSION) || \
 	  { echo "schemathesis could not be installed: python3 with venv and pip is needed" >&2; exit 1; }; }
 
-test: broker tools ## run every test: unit, property, schema, end-to-end with the real binary
+test: broker tools ## run every test: unit, property, schema, end-to-end with the real binary, and the README's commands
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
+	python3 scripts/readme-check.py
 
 bench: ## run the criterion benchmarks (release build); BENCHMARKS.md explains the figures
 	$(CARGO) bench -p jxg-gateway --bench policy

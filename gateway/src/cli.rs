@@ -46,6 +46,21 @@ pub enum Command {
     },
     /// Check a canonical message (stored or submission form) against schema, master data and rules.
     Validate { file: PathBuf },
+    /// Play the four authority systems of the sample story against a running gateway, each with
+    /// its own certificate and transport, verifying every signature they receive.
+    Simulate {
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+        /// The shared samples folder.
+        #[arg(long, default_value = "../shared/samples")]
+        samples: PathBuf,
+        /// Leave out the prosecution's leg on RabbitMQ.
+        #[arg(long)]
+        no_broker: bool,
+        /// Also write what happened as JSON to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Retention of bodies, metadata and audit entries.
     Retention {
         #[command(subcommand)]

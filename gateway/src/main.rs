@@ -19,6 +19,17 @@ fn main() {
             file,
         } => jxg_gateway::cli::convert(&from, &to, sender, &file),
         Command::Validate { file } => jxg_gateway::cli::validate(&file),
+        Command::Simulate {
+            config,
+            samples,
+            no_broker,
+            report,
+        } => jxg_gateway::simulate::run(&jxg_gateway::simulate::Options {
+            config,
+            samples,
+            broker: !no_broker,
+            report,
+        }),
         Command::Retention {
             command: RetentionCommand::Purge { config, data, at },
         } => jxg_gateway::cli::retention_purge(&config, &data, &at),

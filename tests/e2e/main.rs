@@ -12,3 +12,4 @@ mod police;
 mod policies;
 mod prosecution;
 mod schemathesis;
+mod simulate;

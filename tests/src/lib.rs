@@ -8,10 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
 /// `../shared/samples/<rel>`.
@@ -280,38 +276,9 @@ impl Drop for Gateway {
     }
 }
 
-fn roots(ca_pem: &str) -> rustls::RootCertStore {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    roots
-}
-
 /// A client holding `cert`/`key` (or none), trusting `ca_pem`.
 pub fn client(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots(ca_pem));
-    let tls = match identity {
-        Some((cert, key)) => {
-            let chain: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(cert.as_bytes())
-                    .map(|c| c.unwrap())
-                    .collect();
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+    jxg_gateway::peer::client(ca_pem, identity).unwrap()
 }
 
 /// A client for a registered authority (or role) of `home`.
@@ -320,36 +287,7 @@ pub fn client_for(home: &Home, name: &str) -> reqwest::Client {
     client(&home.ca_pem(), Some((&c, &k)))
 }
 
-/// Verifies a compact JWS against a JWKS; returns payload and header.
-pub fn verify_compact(jws: &str, jwks: &Value) -> Result<(Vec<u8>, Value), String> {
-    let header: Value = {
-        let h = jws.split('.').next().ok_or("no header")?;
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?
-    };
-    let kid = header["kid"].as_str().ok_or("no kid")?;
-    let key = jwks["keys"]
-        .as_array()
-        .ok_or("no keys")?
-        .iter()
-        .find(|k| k["kid"] == kid)
-        .ok_or("unknown kid")?;
-    let jwk =
-        josekit::jwk::Jwk::from_map(key.as_object().unwrap().clone()).map_err(|e| e.to_string())?;
-    let verifier = josekit::jws::ES256
-        .verifier_from_jwk(&jwk)
-        .map_err(|e| e.to_string())?;
-    let (payload, _) =
-        josekit::jws::deserialize_compact(jws, &verifier).map_err(|e| e.to_string())?;
-    Ok((payload, header))
-}
-
-/// Verifies a detached JWS (`header..signature`) over `bytes`.
-pub fn verify_detached(detached: &str, bytes: &[u8], jwks: &Value) -> Result<Value, String> {
-    let (head, sig) = detached.split_once("..").ok_or("not a detached JWS")?;
-    let full = format!("{head}.{}.{sig}", URL_SAFE_NO_PAD.encode(bytes));
-    verify_compact(&full, jwks).map(|(_, h)| h)
-}
+pub use jxg_gateway::peer::{verify_compact, verify_detached};
 
 /// A police document with its `dokumentid` replaced.
 pub fn with_dokumentid(sample_rel: &str, id: &str) -> Vec<u8> {
