@@ -45,6 +45,7 @@ test: broker tools ## run every test: unit, property, schema, end-to-end with th
 
 bench: ## run the criterion benchmarks (release build); BENCHMARKS.md explains the figures
 	$(CARGO) bench -p jxg-gateway --bench policy
+	$(CARGO) bench -p jxg-gateway --bench adapters
 
 lint: ## formatting and clippy, as before every commit
 	$(CARGO) fmt --all -- --check

@@ -115,3 +115,47 @@ async fn the_simulated_story_reaches_every_recipient_in_order_with_what_prison_m
     drop(gw);
     p.delete(&[&inq, &outq, &rejq]).await;
 }
+
+#[tokio::test]
+async fn without_a_broker_the_simulation_says_what_it_leaves_out_and_plays_the_rest() {
+    let home = Home::with_broker("simulate-nobroker");
+    // nothing answers on this port: the prosecution's leg cannot run
+    home.edit_config(|t| t.replace("127.0.0.1:5672", "127.0.0.1:9"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    home.push_to("courts", &format!("https://127.0.0.1:{port}/jxg"));
+    let gw = home.start();
+    home.edit_config(|t| {
+        t.replacen("127.0.0.1:0", &gw.authority, 1)
+            .replacen("127.0.0.1:0", &gw.admin, 1)
+    });
+    let samples = samples_dir();
+    let (code, out, err) = jxg(
+        &home,
+        &[
+            "simulate",
+            "--no-broker",
+            "--samples",
+            samples.to_str().unwrap(),
+            "--report",
+            "report.json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("RabbitMQ is not running"), "{out}");
+    assert!(out.contains("rabbitmq-server -detached"), "{out}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("report.json")).unwrap()).unwrap();
+    let hops = report["hops"].as_array().unwrap();
+    assert_eq!(hops.len(), 8);
+    assert_eq!(hops[3]["skipped"], "no broker");
+    for (i, h) in hops.iter().enumerate().filter(|(i, _)| *i != 3) {
+        for r in h["recipients"].as_array().unwrap() {
+            let arrived = r["arrived"] == true && r["verified"] == true;
+            assert_eq!(arrived, r["recipient"] != "prosecution", "hop {i}: {r}");
+        }
+    }
+}
