@@ -196,6 +196,17 @@ pub struct StoreConfig {
     /// sled's page cache in MiB (sled's own default is 1 GiB). Default 64.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
+    /// Microseconds a group commit waits after its first writer for more before it flushes.
+    /// Default 0: flush at once, taking every writer already waiting.
+    #[serde(default)]
+    pub commit_window_us: u64,
+    /// The most writers one flush covers. Default 1024.
+    #[serde(default = "default_commit_batch_max")]
+    pub commit_batch_max: usize,
+    /// Writers waiting for a flush beyond which new submissions answer 503 with Retry-After
+    /// until the disk catches up. Default 4096.
+    #[serde(default = "default_commit_queue_max")]
+    pub commit_queue_max: usize,
 }
 
 impl Default for StoreConfig {
@@ -203,8 +214,27 @@ impl Default for StoreConfig {
         Self {
             path: default_store_path(),
             cache_mb: default_cache_mb(),
+            commit_window_us: 0,
+            commit_batch_max: default_commit_batch_max(),
+            commit_queue_max: default_commit_queue_max(),
         }
     }
+}
+
+impl StoreConfig {
+    /// The group commit's batching.
+    pub fn tuning(&self) -> crate::store::CommitTuning {
+        crate::store::CommitTuning {
+            window: std::time::Duration::from_micros(self.commit_window_us),
+            max_batch: self.commit_batch_max,
+        }
+    }
+}
+fn default_commit_batch_max() -> usize {
+    1024
+}
+fn default_commit_queue_max() -> usize {
+    4096
 }
 fn default_store_path() -> PathBuf {
     "data".into()

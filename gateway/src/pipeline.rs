@@ -141,6 +141,10 @@ impl Pipeline {
         traceparent: Option<String>,
         sender_signature: Option<String>,
     ) -> Result<Answer, Problem> {
+        // back-pressure: while the disk is behind, refuse new work instead of queueing it
+        if self.store.commit_queue() >= self.config.store.commit_queue_max {
+            return Err(Problem::store_behind());
+        }
         let t = m.message_type();
         let policy = self.policies.current();
         let signer = self.signer.load_full();

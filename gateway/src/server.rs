@@ -93,9 +93,11 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
 
 /// Opens the configured sled store.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    Ok(Arc::new(SledStore::open(
+    Ok(Arc::new(SledStore::open_tuned(
         &config.resolve(&config.store.path),
         config.store.cache_mb,
+        config.store.tuning(),
+        None,
     )?))
 }
 

@@ -138,10 +138,14 @@ impl GatedFlush {
     }
 }
 
-#[tokio::test]
-async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_share_flushes() {
-    let home = Home::new();
+/// An in-process gateway (the real app over real TLS, on free ports) whose store flushes through
+/// a gate the test holds; returns the gate, the authority port and the police client.
+async fn gated_gateway(
+    home: &Home,
+    edit: impl FnOnce(&mut Config),
+) -> (Arc<GatedFlush>, u16, reqwest::Client) {
     let mut config = Config::load(&home.path().join("gateway.toml")).unwrap();
+    edit(&mut config);
     let gate: Arc<Mutex<Option<Arc<GatedFlush>>>> = Arc::new(Mutex::new(None));
     let store_path = home.path().join("data");
     let g = gate.clone();
@@ -164,7 +168,6 @@ async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_sh
         .unwrap(),
     );
     let gate = gate.lock().unwrap().clone().unwrap();
-    // an in-process gateway on a fixed free port, serving the real app over real TLS
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -182,8 +185,7 @@ async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_sh
             .block_on(jxg_gateway::server::serve(config, store))
             .unwrap();
     });
-    let police = client_for(&home, "police");
-    let url = format!("https://127.0.0.1:{port}/police/v1/dokumenter");
+    let police = client_for(home, "police");
     for _ in 0..200 {
         if police
             .get(format!("https://127.0.0.1:{port}/v1/inbox"))
@@ -195,6 +197,14 @@ async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_sh
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (gate, port, police)
+}
+
+#[tokio::test]
+async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_share_flushes() {
+    let home = Home::new();
+    let (gate, port, police) = gated_gateway(&home, |_| {}).await;
+    let url = format!("https://127.0.0.1:{port}/police/v1/dokumenter");
 
     gate.set(false);
     let before = gate.done.load(Ordering::SeqCst);
@@ -229,6 +239,91 @@ async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_sh
         (1..=3).contains(&flushes),
         "20 concurrent commits took {flushes} flushes"
     );
+}
+
+#[tokio::test]
+async fn when_the_disk_falls_behind_new_submissions_get_503_and_nothing_accepted_is_lost() {
+    let home = Home::new();
+    let (gate, port, police) = gated_gateway(&home, |c| c.store.commit_queue_max = 4).await;
+    let url = format!("https://127.0.0.1:{port}/police/v1/dokumenter");
+    let post = |n: usize| {
+        let (c, u) = (police.clone(), url.clone());
+        async move {
+            c.post(u)
+                .header("Content-Type", "application/json")
+                .body(report(n, "BEHIND"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // the disk stalls: four writers wait for their flush, which is the most the store may owe
+    gate.set(false);
+    let waiting: Vec<_> = (0..4).map(|n| tokio::spawn(post(n))).collect();
+    for _ in 0..100 {
+        if gate.started.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // a fifth is refused at once, with a problem naming the reason and when to come back
+    let r = tokio::time::timeout(Duration::from_secs(20), post(4))
+        .await
+        .expect("a submission waited behind the stalled disk instead of being refused");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["type"], "urn:jxg:problem:store-behind");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was accepted")
+    );
+    for w in &waiting {
+        assert!(!w.is_finished(), "a writer was answered before its flush");
+    }
+    // the disk catches up: the four waiting get their 202, and the refused one is taken as new
+    gate.set(true);
+    for w in waiting {
+        assert_eq!(w.await.unwrap().status(), 202);
+    }
+    let r = post(4).await;
+    assert_eq!(
+        r.status(),
+        202,
+        "the refused document was not accepted on retry"
+    );
+    assert!(r.headers().get("jxg-duplicate").is_none());
+    // every accepted document reaches the recipient once; the refusal left nothing behind
+    let prosecution = client_for(&home, "prosecution");
+    let mut ids = HashSet::new();
+    for _ in 0..50 {
+        let r: Value = prosecution
+            .get(format!("https://127.0.0.1:{port}/v1/inbox?limit=500"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for i in r["items"].as_array().unwrap() {
+            let id = i["id"].as_str().unwrap().to_string();
+            prosecution
+                .post(format!("https://127.0.0.1:{port}/v1/inbox/{id}/ack"))
+                .send()
+                .await
+                .unwrap();
+            ids.insert(id);
+        }
+        if ids.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ids.len(), 5, "accepted documents: {ids:?}");
 }
 
 #[tokio::test]

@@ -106,6 +106,17 @@ impl Problem {
         p.retry_after = Some(retry_after);
         p
     }
+    /// 503 with `Retry-After: 1`: the store is behind; the sender should try again shortly.
+    pub fn store_behind() -> Self {
+        let mut p = Self::new(
+            503,
+            "store-behind",
+            "Service unavailable",
+            "the store is behind with its writes; nothing was accepted, try again after Retry-After",
+        );
+        p.retry_after = Some(1);
+        p
+    }
     pub fn unavailable(detail: impl Into<String>) -> Self {
         let mut p = Self::new(503, "unavailable", "Service unavailable", detail);
         p.retry_after = Some(5);

@@ -1,9 +1,13 @@
 //! Group commit: one thread runs the flushes; every writer waiting when a flush starts is
-//! covered by it, so N concurrent requests cost about one fsync.
+//! covered by it, so N concurrent requests cost about one fsync. A batch starts with the first
+//! waiter and takes every waiter already queued, then, when a window is set, the ones that arrive
+//! within it, up to a maximum count; one fsync then covers the batch and only then is any of its
+//! writers answered.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -23,33 +27,67 @@ pub struct FlushStats {
 
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
+/// How flushes are batched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitTuning {
+    /// How long a batch waits after its first writer for more (zero: flush at once).
+    pub window: Duration,
+    /// The most writers one flush covers; later ones wait for the next.
+    pub max_batch: usize,
+}
+
+impl Default for CommitTuning {
+    fn default() -> Self {
+        Self {
+            window: Duration::ZERO,
+            max_batch: 1024,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(super) struct GroupCommit {
     tx: mpsc::Sender<Waiter>,
     flushes: Arc<AtomicU64>,
     waiters: Arc<AtomicU64>,
+    /// Writers waiting for a flush (queued or in the flush running now).
+    queued: Arc<AtomicUsize>,
 }
 
 impl GroupCommit {
-    pub(super) fn start(flush: Arc<dyn Flush>) -> Self {
+    pub(super) fn start(flush: Arc<dyn Flush>, tuning: CommitTuning) -> Self {
         let (tx, rx) = mpsc::channel::<Waiter>();
         let flushes = Arc::new(AtomicU64::new(0));
         let waiters = Arc::new(AtomicU64::new(0));
-        let (f, w) = (flushes.clone(), waiters.clone());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (f, w, q) = (flushes.clone(), waiters.clone(), queued.clone());
+        let max_batch = tuning.max_batch.max(1);
         std::thread::Builder::new()
             .name("jxg-group-commit".into())
             .spawn(move || {
                 // ends when every sender (the store) is dropped
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
-                    let started = std::time::Instant::now();
+                    batch.extend(rx.try_iter().take(max_batch - 1));
+                    let deadline = Instant::now() + tuning.window;
+                    while batch.len() < max_batch {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        match rx.recv_timeout(left) {
+                            Ok(w) => batch.push(w),
+                            Err(_) => break,
+                        }
+                    }
+                    let started = Instant::now();
                     let result = flush.flush();
                     let m = crate::telemetry::metrics();
                     m.flush_seconds.record(started.elapsed().as_secs_f64(), &[]);
                     m.flush_batch.record(batch.len() as u64, &[]);
                     f.fetch_add(1, Ordering::Relaxed);
                     w.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    q.fetch_sub(batch.len(), Ordering::Relaxed);
                     for waiter in batch {
                         let _ = waiter.send(result.clone());
                     }
@@ -60,16 +98,24 @@ impl GroupCommit {
             tx,
             flushes,
             waiters,
+            queued,
         }
     }
 
     /// A future that resolves after a flush that began after this call.
     pub(super) fn wait(&self) -> oneshot::Receiver<Result<(), StoreError>> {
         let (tx, rx) = oneshot::channel();
+        self.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(mpsc::SendError(tx)) = self.tx.send(tx) {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             let _ = tx.send(Err(StoreError::Unavailable("the store is closed".into())));
         }
         rx
+    }
+
+    /// Writers waiting for a flush now.
+    pub(super) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     pub(super) fn stats(&self) -> FlushStats {

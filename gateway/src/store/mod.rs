@@ -19,7 +19,7 @@
 //! | `messages` | message id (16 bytes) | [`StoredMessage`] (JSON) |
 //! | `idempotency` | sender `\0` source document id | [`IdempotencyRecord`] (JSON) |
 //! | `outbox` | recipient `\0` seq (u64 BE) | [`OutboxEntry`] (JSON) |
-//! | `pending` | recipient `\0` seq (u64 BE) | empty: present while the entry awaits its ack |
+//! | `pending` | recipient `\0` seq (u64 BE) | the entry's `correlation_id`: present while the entry awaits its ack |
 //! | `by_message` | message id `\0` recipient | outbox key |
 //! | `cases` | correlation id `\0` seq (u64 BE) | message id |
 //! | `audit` | seq (u64 BE) | [`crate::audit::Entry`] (JSON) |
@@ -45,7 +45,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub use group_commit::{Flush, FlushStats};
+pub use group_commit::{CommitTuning, Flush, FlushStats};
 pub use sled_store::SledStore;
 
 /// A failure of the store; the request answers 503 and nothing is accepted.
@@ -281,6 +281,9 @@ pub trait Store: Send + Sync + 'static {
     fn inbox_signal(&self) -> Arc<Notify>;
     /// Flush counts, for `/metrics` and the durability tests.
     fn flush_stats(&self) -> FlushStats;
+    /// Writers waiting for a flush now: past `store.commit_queue_max` the store is behind and
+    /// new submissions are refused with 503 until it catches up.
+    fn commit_queue(&self) -> usize;
     /// Every pending entry, for start-up checks and tests.
     fn pending_count(&self) -> Result<usize, StoreError>;
     /// Entries waiting for `recipient` and the `received_at` of the oldest (for `/metrics`).

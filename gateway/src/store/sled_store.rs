@@ -12,7 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::group_commit::{Flush, GroupCommit};
+use super::group_commit::{CommitTuning, Flush, GroupCommit};
 use super::*;
 use crate::audit::{Entry, Event, Head, Record};
 
@@ -161,6 +161,16 @@ impl SledStore {
         cache_mb: u64,
         wrap: Option<&WrapFlush>,
     ) -> Result<Self, StoreError> {
+        Self::open_tuned(path, cache_mb, CommitTuning::default(), wrap)
+    }
+
+    /// Opens the store with its group commit batched as `tuning` says.
+    pub fn open_tuned(
+        path: &Path,
+        cache_mb: u64,
+        tuning: CommitTuning,
+        wrap: Option<&WrapFlush>,
+    ) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_mb * 1024 * 1024)
@@ -198,7 +208,7 @@ impl SledStore {
             pending: tree("pending")?,
             by_message: tree("by_message")?,
             cases: tree("cases")?,
-            commit: GroupCommit::start(flush),
+            commit: GroupCommit::start(flush, tuning),
             leases: Mutex::new(HashMap::new()),
             signal: Arc::new(Notify::new()),
             db,
@@ -207,25 +217,59 @@ impl SledStore {
 }
 
 impl SledStore {
-    /// The oldest waiting entry of each case for `recipient`, with its key, oldest first.
-    fn case_heads(&self, recipient: &str) -> Result<Vec<(Vec<u8>, OutboxEntry)>, StoreError> {
+    /// Up to `limit` case heads waiting for `recipient`, with their keys, oldest first: the
+    /// oldest waiting entry of each case, where `offer(key)` accepts it. A case whose head is
+    /// refused (offered and not yet acknowledged) is held back whole. The walk stops at `limit`
+    /// and reads an entry's body only when it is taken, so a long backlog costs a take no more
+    /// than the entries in front of what it returns.
+    fn case_heads(
+        &self,
+        recipient: &str,
+        limit: usize,
+        mut offer: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<(Vec<u8>, OutboxEntry)>, StoreError> {
         let mut prefix = recipient.as_bytes().to_vec();
         prefix.push(0);
         let mut seen_cases = HashSet::new();
         let mut out = Vec::new();
         for kv in self.pending.scan_prefix(&prefix) {
-            let (key, _) = kv.map_err(io)?;
-            let Some(raw) = self.outbox.get(&key).map_err(io)? else {
-                continue;
-            };
-            let entry: OutboxEntry = decode(&raw)?;
-            if seen_cases.insert(entry.correlation_id.clone()) {
-                out.push((key.to_vec(), entry));
+            if out.len() >= limit {
+                break;
             }
+            let (key, case) = kv.map_err(io)?;
+            let mut entry = None;
+            let case = if case.is_empty() {
+                // written before the waiting entry carried its case: read it from the entry
+                let Some(raw) = self.outbox.get(&key).map_err(io)? else {
+                    continue;
+                };
+                let e: OutboxEntry = decode(&raw)?;
+                let c = e.correlation_id.clone().into_bytes();
+                entry = Some(e);
+                c
+            } else {
+                case.to_vec()
+            };
+            if !seen_cases.insert(case) || !offer(&key) {
+                continue;
+            }
+            let entry = match entry {
+                Some(e) => e,
+                None => {
+                    let Some(raw) = self.outbox.get(&key).map_err(io)? else {
+                        continue;
+                    };
+                    decode(&raw)?
+                }
+            };
+            out.push((key.to_vec(), entry));
         }
         Ok(out)
     }
 }
+
+/// An outbox entry's rows: its key, its value, its `by_message` key and its case.
+type EntryRows = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
 
 impl Store for SledStore {
     fn next_seq(&self) -> Result<u64, StoreError> {
@@ -258,7 +302,7 @@ impl Store for SledStore {
             body_sha256: m.body_sha256.clone(),
         });
         let message = encode(m);
-        let entries: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = a
+        let entries: Vec<EntryRows> = a
             .entries
             .iter()
             .map(|e| {
@@ -266,6 +310,7 @@ impl Store for SledStore {
                     outbox_key(&e.recipient, e.seq),
                     encode(e),
                     by_message_key(&e.message_id, &e.recipient),
+                    e.correlation_id.as_bytes().to_vec(),
                 )
             })
             .collect();
@@ -307,9 +352,9 @@ impl Store for SledStore {
                     idem.insert(ikey.as_slice(), record.as_slice())?;
                     msgs.insert(m.id.as_bytes(), message.as_slice())?;
                     cases.insert(ckey.as_slice(), m.id.as_bytes())?;
-                    for (key, value, index) in &entries {
+                    for (key, value, index, case) in &entries {
                         outbox.insert(key.as_slice(), value.as_slice())?;
-                        pending.insert(key.as_slice(), &[] as &[u8])?;
+                        pending.insert(key.as_slice(), case.as_slice())?;
                         by_msg.insert(index.as_slice(), key.as_slice())?;
                     }
                     write_audit(audit, subjects, &staged)?;
@@ -366,26 +411,23 @@ impl Store for SledStore {
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let now = Instant::now();
         let mut leases = self.leases.lock().map_err(|_| io("lease table poisoned"))?;
-        let mut out = Vec::new();
-        for (key, entry) in self.case_heads(recipient)? {
-            if out.len() >= limit {
-                break;
-            }
-            // an offered, unacknowledged entry stays hidden and holds its case back
-            if leases.get(&key).is_some_and(|until| *until > now) {
-                continue;
-            }
-            leases.insert(key, now + visibility);
-            out.push(entry);
-        }
-        Ok(out)
+        // an offered, unacknowledged entry stays hidden and holds its case back
+        let taken = self.case_heads(recipient, limit, |key| {
+            leases.get(key).is_none_or(|until| *until <= now)
+        })?;
+        Ok(taken
+            .into_iter()
+            .map(|(key, entry)| {
+                leases.insert(key, now + visibility);
+                entry
+            })
+            .collect())
     }
 
     fn heads(&self, recipient: &str, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         Ok(self
-            .case_heads(recipient)?
+            .case_heads(recipient, limit, |_| true)?
             .into_iter()
-            .take(limit)
             .map(|(_, e)| e)
             .collect())
     }
@@ -478,6 +520,10 @@ impl Store for SledStore {
 
     fn flush_stats(&self) -> FlushStats {
         self.commit.stats()
+    }
+
+    fn commit_queue(&self) -> usize {
+        self.commit.queued()
     }
 
     fn pending_count(&self) -> Result<usize, StoreError> {
@@ -810,7 +856,7 @@ impl Store for SledStore {
         )
             .transaction(|(outbox, pending, audit, subjects)| {
                 outbox.insert(key.as_slice(), value.as_slice())?;
-                pending.insert(key.as_slice(), &[] as &[u8])?;
+                pending.insert(key.as_slice(), entry.correlation_id.as_bytes())?;
                 write_audit(audit, subjects, &staged)?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
