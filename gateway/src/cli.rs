@@ -76,6 +76,38 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Load-test a gateway of its own made from this configuration, side by side with the
+    /// machine's limit for the same work (ES256 signing on every core, and the same TLS stack
+    /// answering a trivial handler), and report every result as a ratio to it (BENCHMARKS.md).
+    Bench {
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+        /// The shared samples folder.
+        #[arg(long, default_value = "../shared/samples")]
+        samples: PathBuf,
+        /// Connections per sender, each a mutual-TLS session of its own.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// The submissions to drive (repeat or comma-separate; default all).
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [crate::bench::Workload::Police, crate::bench::Workload::Court, crate::bench::Workload::Canonical])]
+        workload: Vec<crate::bench::Workload>,
+        /// Police reports written through the pipeline before a second start, to measure
+        /// start-up, memory and draining with that backlog (0: skip).
+        #[arg(long, default_value_t = 0)]
+        backlog: u64,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// The bench's baseline: the gateway's TLS stack answering every request with a trivial 202.
+    #[command(hide = true)]
+    BenchBaseline {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod admin_ops;
 pub mod audit;
+pub mod bench;
 pub mod broker;
 pub mod certs;
 pub mod cli;

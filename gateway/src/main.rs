@@ -50,6 +50,24 @@ fn main() {
                     dir,
                 },
         } => jxg_gateway::cli::policy_explain(&message, &recipient, &format, sender, &config, &dir),
+        Command::Bench {
+            config,
+            samples,
+            connections,
+            seconds,
+            workload,
+            backlog,
+            report,
+        } => jxg_gateway::bench::run(&jxg_gateway::bench::Options {
+            config,
+            samples,
+            connections,
+            seconds,
+            workloads: workload,
+            backlog,
+            report,
+        }),
+        Command::BenchBaseline { config } => jxg_gateway::bench::baseline(&config),
     };
     std::process::exit(code);
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod bench;
 mod cli;
 mod courts;
 mod durability;

@@ -1,0 +1,1130 @@
+//! `jxg bench`: a load generator that measures the gateway against the machine's own limit for
+//! the same work, in one run.
+//!
+//! It makes a gateway of its own (the configuration given, with its listeners on free ports, its
+//! store in a temporary folder, every authority pulling and no rate limit) and then, one after
+//! another so that nothing else competes for the cores:
+//!
+//! 1. **S**: ES256 detached signatures per second with the gateway's signing key, on every core;
+//! 2. **R_http**: the same listener stack (actix-web, rustls, mutual TLS, the same client and
+//!    connections, the same documents) answering every request with a trivial 202, served by
+//!    `jxg bench-baseline` in a process of its own as the gateway is;
+//! 3. for each workload, the real binary (`jxg serve`) flat out, and then at a fixed rate of half
+//!    that, with latency measured from each request's intended start (corrected for coordinated
+//!    omission); the limit is `L = 1 / (1/R_http + k/S)` with `k` the signatures one message takes
+//!    (its receipt and one per recipient);
+//! 4. a consumer draining the pull inbox the police workload filled, against the ingest rate;
+//! 5. with `--backlog N`: N police reports written by the gateway's own pipeline before it starts,
+//!    then its start-up time, resident memory holding them, and a consumer draining them.
+//!
+//! Every request counts: any answer other than 202 (200 for takes and acknowledgements) is an
+//! error, listed by status.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::Config;
+
+/// A kind of submission the bench drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// The police's report (`anmeldelse-1.json`) over REST.
+    Police,
+    /// The courts' verdict (`dom-1-latin1.xml`, ISO-8859-1) over REST.
+    Court,
+    /// The prison service's admission (`custody.admitted.json`), canonical.
+    Canonical,
+}
+
+/// What `jxg bench` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration whose certificates, keys, policies and authorities the bench uses.
+    pub config: PathBuf,
+    pub samples: PathBuf,
+    /// Connections (each its own TLS session with the sender's certificate).
+    pub connections: usize,
+    /// Length of each measurement.
+    pub seconds: f64,
+    pub workloads: Vec<Workload>,
+    /// Police reports written before the gateway starts (0: none).
+    pub backlog: u64,
+    /// Also write the results as JSON here.
+    pub report: Option<PathBuf>,
+}
+
+/// One workload's documents: a sample with the values that must differ per message replaced.
+struct Documents {
+    workload: Workload,
+    sender: &'static str,
+    path: &'static str,
+    content_type: &'static str,
+    template: Vec<u8>,
+    swaps: Vec<Swap>,
+}
+
+/// A value of the sample, and what replaces it in document `n`.
+type Swap = (&'static str, fn(u64) -> String);
+
+/// The police journal number of message `n`: a case each, repeating after 99,999.
+fn journal(n: u64) -> String {
+    format!("1470-76543-{:05}-26", 1 + n % 99_999)
+}
+
+impl Documents {
+    fn load(w: Workload, samples: &Path) -> Result<Self, String> {
+        let (file, sender, path, content_type, swaps): (_, _, _, _, Vec<Swap>) = match w {
+            Workload::Police => (
+                "police/valid/anmeldelse-1.json",
+                "police",
+                "/police/v1/dokumenter",
+                "application/json",
+                vec![
+                    ("POL-2026-0012417", |n| {
+                        format!("POL-2026-{:07}", n % 10_000_000)
+                    }),
+                    ("1470-76543-00012-26", journal),
+                ],
+            ),
+            Workload::Court => (
+                "court/valid/dom-1-latin1.xml",
+                "courts",
+                "/courts/v1/dokumenter",
+                "application/xml; charset=ISO-8859-1",
+                vec![
+                    ("DOM-2026-000417", |n| {
+                        format!("DOM-2026-{:06}", n % 1_000_000)
+                    }),
+                    ("1470-76543-00012-26", journal),
+                ],
+            ),
+            Workload::Canonical => (
+                "canonical/valid/custody.admitted.json",
+                "prison",
+                "/v1/messages",
+                "application/json",
+                vec![
+                    ("OMS-ADM-2026-018842", |n| {
+                        format!("OMS-ADM-2026-{:06}", n % 1_000_000)
+                    }),
+                    ("1470-76543-00012-26", journal),
+                ],
+            ),
+        };
+        let at = samples.join(file);
+        let template = std::fs::read(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+        for (needle, _) in &swaps {
+            if !contains(&template, needle.as_bytes()) {
+                return Err(format!("{}: {needle} is not in the sample", at.display()));
+            }
+        }
+        Ok(Self {
+            workload: w,
+            sender,
+            path,
+            content_type,
+            template,
+            swaps,
+        })
+    }
+
+    /// Document `n`: the sample with its own document id and case.
+    fn body(&self, n: u64) -> Vec<u8> {
+        let mut out = self.template.clone();
+        for (needle, value) in &self.swaps {
+            out = replace(&out, needle.as_bytes(), value(n).as_bytes());
+        }
+        out
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn replace(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len() + with.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// What one measurement counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub requests: u64,
+    pub ok: u64,
+    /// Answers other than the expected one, by status (or transport error).
+    pub errors: BTreeMap<String, u64>,
+    pub seconds: f64,
+    /// Expected answers per second.
+    pub rate: f64,
+    pub latency: Percentiles,
+}
+
+struct Tally {
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    hist: Histogram<u64>,
+    last: Instant,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            ok: 0,
+            errors: BTreeMap::new(),
+            hist: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds"),
+            last: Instant::now(),
+        }
+    }
+    fn record(&mut self, outcome: Result<u16, String>, expected: u16, latency: Duration) {
+        match outcome {
+            Ok(s) if s == expected => self.ok += 1,
+            Ok(s) => *self.errors.entry(s.to_string()).or_default() += 1,
+            Err(e) => *self.errors.entry(e).or_default() += 1,
+        }
+        let _ = self
+            .hist
+            .record((latency.as_micros() as u64).clamp(1, 120_000_000));
+        self.last = Instant::now();
+    }
+    fn merge(&mut self, o: Tally) {
+        self.ok += o.ok;
+        for (k, v) in o.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        let _ = self.hist.add(&o.hist);
+        self.last = self.last.max(o.last);
+    }
+    fn finish(self, started: Instant) -> Run {
+        let seconds = self.last.duration_since(started).as_secs_f64().max(1e-9);
+        let requests = self.ok + self.errors.values().sum::<u64>();
+        Run {
+            requests,
+            ok: self.ok,
+            errors: self.errors,
+            seconds,
+            rate: self.ok as f64 / seconds,
+            latency: Percentiles::of(&self.hist),
+        }
+    }
+}
+
+/// Flat out, or requests started at a fixed rate.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    FlatOut,
+    Rate(f64),
+}
+
+/// Sends `docs` over every client for `duration`; each client is one connection used in turn.
+async fn drive(
+    clients: &[reqwest::Client],
+    base: &str,
+    docs: &Arc<Documents>,
+    next: &Arc<AtomicU64>,
+    pace: Pace,
+    duration: Duration,
+) -> Run {
+    let started = Instant::now();
+    let end = started + duration;
+    let tickets = Arc::new(AtomicU64::new(0));
+    let url = format!("{base}{}", docs.path);
+    let tasks: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let (c, url, docs, next, tickets) = (
+                c.clone(),
+                url.clone(),
+                docs.clone(),
+                next.clone(),
+                tickets.clone(),
+            );
+            tokio::spawn(async move {
+                let mut t = Tally::new();
+                loop {
+                    // with a fixed rate, latency counts from when the request was due, so a
+                    // stall is charged to every request it delayed (coordinated omission)
+                    let due = match pace {
+                        Pace::FlatOut => {
+                            let now = Instant::now();
+                            if now >= end {
+                                break;
+                            }
+                            now
+                        }
+                        Pace::Rate(r) => {
+                            let i = tickets.fetch_add(1, Ordering::Relaxed);
+                            let due = started + Duration::from_secs_f64(i as f64 / r);
+                            if due >= end {
+                                break;
+                            }
+                            tokio::time::sleep_until(due.into()).await;
+                            due
+                        }
+                    };
+                    let body = docs.body(next.fetch_add(1, Ordering::Relaxed));
+                    let r = c
+                        .post(&url)
+                        .header("Content-Type", docs.content_type)
+                        .body(body)
+                        .send()
+                        .await;
+                    let outcome = match r {
+                        Ok(r) => {
+                            let s = r.status().as_u16();
+                            let _ = r.bytes().await;
+                            Ok(s)
+                        }
+                        Err(e) => Err(transport(&e)),
+                    };
+                    t.record(outcome, 202, due.elapsed());
+                }
+                t
+            })
+        })
+        .collect();
+    let mut all = Tally::new();
+    all.last = started;
+    for t in tasks {
+        if let Ok(t) = t.await {
+            all.merge(t);
+        }
+    }
+    all.finish(started)
+}
+
+fn transport(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "transport: timeout".into()
+    } else if e.is_connect() {
+        "transport: connect".into()
+    } else {
+        "transport: other".into()
+    }
+}
+
+/// Takes and acknowledges the caller's inbox over every client until it stays empty (two takes
+/// that waited a second each found nothing) or `duration` passes; `ok` counts acknowledgements
+/// and the rate runs to the last of them.
+async fn drain(clients: &[reqwest::Client], base: &str, duration: Duration) -> Run {
+    let started = Instant::now();
+    let end = started + duration;
+    let tasks: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let (c, base) = (c.clone(), base.to_string());
+            tokio::spawn(async move {
+                let mut t = Tally::new();
+                let mut empty = 0;
+                while Instant::now() < end && empty < 2 {
+                    let asked = Instant::now();
+                    let r = c
+                        .get(format!("{base}/v1/inbox?limit=100&wait=1"))
+                        .send()
+                        .await;
+                    let items = match r {
+                        Ok(r) if r.status() == 200 => r
+                            .json::<Value>()
+                            .await
+                            .ok()
+                            .and_then(|v| v["items"].as_array().cloned())
+                            .unwrap_or_default(),
+                        Ok(r) => {
+                            t.record(Ok(r.status().as_u16()), 200, asked.elapsed());
+                            continue;
+                        }
+                        Err(e) => {
+                            t.record(Err(transport(&e)), 200, asked.elapsed());
+                            continue;
+                        }
+                    };
+                    empty = if items.is_empty() { empty + 1 } else { 0 };
+                    for item in items {
+                        let id = item["id"].as_str().unwrap_or_default();
+                        let r = c.post(format!("{base}/v1/inbox/{id}/ack")).send().await;
+                        let outcome = match r {
+                            Ok(r) => {
+                                let s = r.status().as_u16();
+                                let _ = r.bytes().await;
+                                Ok(s)
+                            }
+                            Err(e) => Err(transport(&e)),
+                        };
+                        t.record(outcome, 200, asked.elapsed());
+                    }
+                }
+                t
+            })
+        })
+        .collect();
+    let mut all = Tally::new();
+    all.last = started;
+    for t in tasks {
+        if let Ok(t) = t.await {
+            all.merge(t);
+        }
+    }
+    all.finish(started)
+}
+
+/// ES256 detached signatures per second on every core, with the gateway's key, over `bytes`.
+fn sign_rate(signer: &crate::signing::Signer, bytes: &[u8], duration: Duration) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let total: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cores)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    while started.elapsed() < duration {
+                        let claims = crate::signing::DeliveryClaims {
+                            message_id: "0192f000-0000-7000-8000-000000000000",
+                            message_type: "offence.reported",
+                            recipient: "prosecution",
+                            issued_at: 0,
+                        };
+                        if signer.detached(bytes, claims).is_ok() {
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A child process serving until dropped.
+struct Server {
+    child: Child,
+    /// The authority listener's address.
+    addr: String,
+    /// From spawn to the `listening` line.
+    startup: Duration,
+}
+
+impl Server {
+    /// Starts `jxg <args>` and waits for its `listening` line (a JSON log line whose fields give
+    /// `authority`).
+    fn start(args: &[&str], cwd: &Path) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        let started = Instant::now();
+        let mut child = Command::new(exe)
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("jxg {}: {e}", args.join(" ")))?;
+        let out = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let Some(t) = &tx else { continue };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["fields"]["message"] == "listening" {
+                        let addr = v["fields"]["authority"].as_str().unwrap_or("").to_string();
+                        let _ = t.send(addr);
+                        tx = None;
+                    }
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(addr) => Ok(Self {
+                child,
+                addr,
+                startup: started.elapsed(),
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("jxg {} did not start", args.join(" ")))
+            }
+        }
+    }
+
+    /// Resident and peak resident memory in MiB (Linux).
+    fn memory(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+    }
+
+    /// SIGTERM, then wait (the gateway flushes and exits).
+    fn stop(mut self) {
+        use nix::sys::signal::{Signal, kill};
+        let _ = kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The bench's own configuration: the given one with free ports, a store of its own, every
+/// authority pulling, no rate limit and every path absolute. Returns its path.
+fn bench_config(config: &Config, source: &Path, work: &Path) -> Result<PathBuf, String> {
+    let text = std::fs::read_to_string(source).map_err(|e| format!("{}: {e}", source.display()))?;
+    let mut t: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", source.display()))?;
+    let abs = |p: &Path| {
+        let r = config.resolve(p);
+        Value::from(std::path::absolute(&r).unwrap_or(r).display().to_string())
+    };
+    let tv = |v: Value| -> toml::Value {
+        toml::Value::try_from(v).unwrap_or(toml::Value::String(String::new()))
+    };
+    let table = |t: &mut toml::Table, k: &str| -> toml::Table {
+        t.get(k)
+            .and_then(|v| v.as_table())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut listeners = table(&mut t, "listeners");
+    listeners.insert("authority".into(), "127.0.0.1:0".into());
+    listeners.insert("admin".into(), "127.0.0.1:0".into());
+    t.insert("listeners".into(), listeners.into());
+    let mut tls = table(&mut t, "tls");
+    tls.insert("ca".into(), tv(abs(&config.tls.ca)));
+    tls.insert("cert".into(), tv(abs(&config.tls.cert)));
+    tls.insert("key".into(), tv(abs(&config.tls.key)));
+    t.insert("tls".into(), tls.into());
+    let mut signing = table(&mut t, "signing");
+    signing.insert("key".into(), tv(abs(&config.signing.key)));
+    t.insert("signing".into(), signing.into());
+    let mut audit = table(&mut t, "audit");
+    audit.insert("hmac_key".into(), tv(abs(&config.audit.hmac_key)));
+    t.insert("audit".into(), audit.into());
+    let mut store = table(&mut t, "store");
+    store.insert(
+        "path".into(),
+        work.join("data").display().to_string().into(),
+    );
+    t.insert("store".into(), store.into());
+    if let Some(p) = &config.policies {
+        t.insert("policies".into(), tv(abs(p)));
+    }
+    if let Some(p) = &config.master_data {
+        t.insert("master_data".into(), tv(abs(p)));
+    }
+    if let Some(toml::Value::Array(authorities)) = t.get_mut("authority") {
+        for a in authorities.iter_mut() {
+            let Some(a) = a.as_table_mut() else { continue };
+            a.insert("delivery".into(), "pull".into());
+            a.remove("webhook");
+            a.insert("rate_per_second".into(), toml::Value::Float(1e9));
+            a.insert("burst".into(), toml::Value::Integer(1_000_000_000));
+            if let Some(j) = a.get("jwks").and_then(|v| v.as_str()).map(PathBuf::from) {
+                a.insert("jwks".into(), tv(abs(&j)));
+            }
+        }
+    }
+    let path = work.join("gateway.toml");
+    let text = toml::to_string(&t).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Config::load(&path).map_err(|e| format!("the bench's configuration: {e}"))?;
+    Ok(path)
+}
+
+/// The connections of one authority, each a client of its own (one TLS session each).
+fn clients(config: &Config, authority: &str, n: usize) -> Result<Vec<reqwest::Client>, String> {
+    let ca_path = config.resolve(&config.tls.ca);
+    let dir = ca_path.parent().unwrap_or(Path::new("."));
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p).map_err(|e| {
+            format!(
+                "{}: {e} (jxg certs init makes the development certificates)",
+                p.display()
+            )
+        })
+    };
+    let ca = read(ca_path.clone())?;
+    let cert = read(dir.join(format!("{authority}.pem")))?;
+    let key = read(dir.join(format!("{authority}-key.pem")))?;
+    (0..n.max(1))
+        .map(|_| crate::peer::client(&ca, Some((&cert, &key))))
+        .collect()
+}
+
+/// Signatures one message of `docs` takes: its receipt and one per recipient that got it.
+async fn signatures_per_message(c: &reqwest::Client, base: &str, docs: &Documents) -> u64 {
+    let r = c
+        .post(format!("{base}{}", docs.path))
+        .header("Content-Type", docs.content_type)
+        .body(docs.body(u64::MAX / 2))
+        .send()
+        .await;
+    let Ok(r) = r else { return 1 };
+    let Ok(v) = r.json::<Value>().await else {
+        return 1;
+    };
+    let Some(id) = v["id"].as_str() else { return 1 };
+    let Ok(r) = c.get(format!("{base}/v1/messages/{id}")).send().await else {
+        return 1;
+    };
+    let m: Value = r.json().await.unwrap_or_default();
+    let delivered = m["recipients"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|r| r["status"] != "skipped").count());
+    1 + delivered as u64
+}
+
+/// Writes `n` police reports through the gateway's own pipeline (no HTTP) into the bench's
+/// store, 64 at a time so that they share fsyncs; returns the seconds it took.
+fn fill(config_path: &Path, docs: &Arc<Documents>, n: u64) -> Result<f64, String> {
+    let config = Config::load(config_path).map_err(|e| e.to_string())?;
+    let store = crate::server::open_store(&config).map_err(|e| e.to_string())?;
+    let state = Arc::new(crate::server::build_state(config, store).map_err(|e| e.to_string())?);
+    let adapter = jxg_adapters::registry::get("police-json").ok_or("no police adapter")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (state, docs, next, failed) =
+                    (state.clone(), docs.clone(), next.clone(), failed.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        let body = docs.body(i);
+                        let p = &state.pipeline;
+                        let accepted = match crate::pipeline::decode_document(
+                            adapter,
+                            &body,
+                            &p.master_data,
+                        ) {
+                            Ok(m) => p.accept(docs.sender, m, &body, None).await.is_ok(),
+                            Err(_) => false,
+                        };
+                        if !accepted {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let failed = failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        return Err(format!(
+            "{failed} of {n} backlog messages were not accepted"
+        ));
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// One workload's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadResult {
+    pub workload: Workload,
+    pub sender: String,
+    /// k: the message's receipt and one per recipient.
+    pub signatures_per_message: u64,
+    /// R_sign = S / k.
+    pub sign_limit: f64,
+    /// L = 1 / (1/R_http + 1/R_sign).
+    pub limit: f64,
+    pub flat_out: Run,
+    pub ratio_to_limit: f64,
+    pub ratio_to_http: f64,
+    /// Half the flat-out rate, requests started on a fixed schedule.
+    pub half_rate: f64,
+    /// Latency from each request's due time (corrected for coordinated omission).
+    pub at_half_rate: Run,
+    /// Every 202 of this workload, warm-up included: what its recipients' inboxes must hold.
+    pub accepted: u64,
+}
+
+/// A consumer draining a pull inbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drain {
+    pub recipient: String,
+    /// Acknowledged deliveries per second (`ok` counts acknowledgements).
+    pub run: Run,
+    /// Against the police workload's flat-out ingest rate.
+    pub ratio_to_ingest: Option<f64>,
+}
+
+/// The gateway holding a backlog.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backlog {
+    pub messages: u64,
+    pub fill_seconds: f64,
+    pub startup_seconds: f64,
+    pub rss_mib_at_start: f64,
+    pub peak_rss_mib: f64,
+    pub store_mib: f64,
+    pub drain: Drain,
+}
+
+/// Everything one `jxg bench` run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub machine: Value,
+    pub connections: usize,
+    pub seconds: f64,
+    /// S: ES256 signatures per second on every core.
+    pub sign_rate: f64,
+    /// R_http: the trivial handler on the same stack, flat out.
+    pub http: Run,
+    pub gateway_startup_seconds: f64,
+    pub workloads: Vec<WorkloadResult>,
+    pub inbox: Option<Drain>,
+    pub gateway_rss_mib: f64,
+    pub backlog: Option<Backlog>,
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown", |(_, m)| m.trim())
+        .to_string();
+    json!({
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "cpu": model,
+        "os": std::env::consts::OS,
+    })
+}
+
+fn dir_mib(p: &Path) -> f64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return 0;
+        };
+        rd.filter_map(Result::ok)
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    walk(p) as f64 / (1024.0 * 1024.0)
+}
+
+/// `jxg bench`: exit 0 when every request got its expected answer, 1 when any did not, 2 when
+/// the bench could not run.
+pub fn run(opts: &Options) -> i32 {
+    match measure(opts) {
+        Ok(report) => {
+            print(&report);
+            if let Some(path) = &opts.report {
+                let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("jxg bench: {}: {e}", path.display());
+                    return 2;
+                }
+            }
+            let errors: u64 = report
+                .workloads
+                .iter()
+                .flat_map(|w| [&w.flat_out, &w.at_half_rate])
+                .chain(report.inbox.as_ref().map(|d| &d.run))
+                .chain(report.backlog.as_ref().map(|b| &b.drain.run))
+                .chain([&report.http])
+                .map(|r| r.errors.values().sum::<u64>())
+                .sum();
+            if errors > 0 {
+                eprintln!("jxg bench: {errors} requests did not get their expected answer");
+                1
+            } else {
+                0
+            }
+        }
+        Err(e) => {
+            eprintln!("jxg bench: {e}");
+            2
+        }
+    }
+}
+
+fn measure(opts: &Options) -> Result<Report, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = Config::load(&opts.config).map_err(|e| e.to_string())?;
+    let work = tempfile::Builder::new()
+        .prefix("jxg-bench-")
+        .tempdir()
+        .map_err(|e| format!("a temporary folder: {e}"))?;
+    let path = bench_config(&config, &opts.config, work.path())?;
+    let config = Config::load(&path).map_err(|e| e.to_string())?;
+    let docs: Vec<Arc<Documents>> = opts
+        .workloads
+        .iter()
+        .map(|w| Documents::load(*w, &opts.samples).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let police = Arc::new(Documents::load(Workload::Police, &opts.samples)?);
+    let seconds = Duration::from_secs_f64(opts.seconds.max(0.2));
+    let warmup = Duration::from_secs_f64((opts.seconds / 5.0).clamp(0.2, 2.0));
+    // a drain runs until the inbox is empty, or at most this long (its rate is what it reached)
+    let drain_cap = seconds.max(Duration::from_secs(60));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let next = Arc::new(AtomicU64::new(1_000_000));
+
+    // S: signing on every core, alone on the machine
+    let signer = crate::signing::Signer::load(&config.resolve(&config.signing.key))
+        .map_err(|e| e.to_string())?;
+    eprintln!("jxg bench: ES256 signing on every core…");
+    let sign_rate = sign_rate(
+        &signer,
+        &police.template,
+        seconds.min(Duration::from_secs(5)),
+    );
+
+    // R_http: the same stack answering a trivial 202
+    eprintln!("jxg bench: the trivial handler on the same stack…");
+    let path_arg = path.display().to_string();
+    let baseline = Server::start(&["bench-baseline", "--config", &path_arg], work.path())?;
+    let base = format!("https://{}", baseline.addr);
+    let first = docs.first().cloned().unwrap_or_else(|| police.clone());
+    let c = clients(&config, first.sender, opts.connections)?;
+    let http = rt.block_on(async {
+        drive(&c, &base, &first, &next, Pace::FlatOut, warmup).await;
+        drive(&c, &base, &first, &next, Pace::FlatOut, seconds).await
+    });
+    baseline.stop();
+
+    // the gateway, one workload after another
+    let gateway = Server::start(&["serve", "--config", &path_arg], work.path())?;
+    let gateway_startup_seconds = gateway.startup.as_secs_f64();
+    let base = format!("https://{}", gateway.addr);
+    let mut workloads = Vec::new();
+    let mut inbox = None;
+    for d in &docs {
+        eprintln!(
+            "jxg bench: {:?} flat out, then at half that rate…",
+            d.workload
+        );
+        let c = clients(&config, d.sender, opts.connections)?;
+        let (k, flat, half, at_half, warm) = rt.block_on(async {
+            let k = signatures_per_message(&c[0], &base, d).await;
+            let warm = drive(&c, &base, d, &next, Pace::FlatOut, warmup).await;
+            let flat = drive(&c, &base, d, &next, Pace::FlatOut, seconds).await;
+            let half = (flat.rate / 2.0).max(1.0);
+            let at_half = drive(&c, &base, d, &next, Pace::Rate(half), seconds).await;
+            (k, flat, half, at_half, warm.ok)
+        });
+        let sign_limit = sign_rate / k as f64;
+        let limit = 1.0 / (1.0 / http.rate.max(1e-9) + 1.0 / sign_limit.max(1e-9));
+        workloads.push(WorkloadResult {
+            workload: d.workload,
+            sender: d.sender.to_string(),
+            signatures_per_message: k,
+            sign_limit,
+            limit,
+            ratio_to_limit: flat.rate / limit,
+            accepted: u64::from(k > 1) + warm + flat.ok + at_half.ok,
+            ratio_to_http: flat.rate / http.rate.max(1e-9),
+            flat_out: flat,
+            half_rate: half,
+            at_half_rate: at_half,
+        });
+        // the police reports wait in the prosecution's inbox alone: drain them before the
+        // next workload adds to it
+        if d.workload == Workload::Police {
+            eprintln!("jxg bench: the prosecution draining its inbox…");
+            let c = clients(&config, "prosecution", opts.connections)?;
+            let run = rt.block_on(drain(&c, &base, drain_cap));
+            let ingest = workloads.last().map(|w: &WorkloadResult| w.flat_out.rate);
+            inbox = Some(Drain {
+                recipient: "prosecution".into(),
+                ratio_to_ingest: ingest.map(|p| run.rate / p),
+                run,
+            });
+        }
+    }
+    let police_rate = workloads
+        .iter()
+        .find(|w| w.workload == Workload::Police)
+        .map(|w| w.flat_out.rate);
+    let (_, gateway_rss_mib) = gateway.memory();
+    gateway.stop();
+
+    let backlog = if opts.backlog > 0 {
+        let data = config.resolve(&config.store.path);
+        let _ = std::fs::remove_dir_all(&data);
+        eprintln!(
+            "jxg bench: writing a backlog of {} police reports…",
+            opts.backlog
+        );
+        let fill_seconds = fill(&path, &police, opts.backlog)?;
+        let store_mib = dir_mib(&data);
+        let gateway = Server::start(&["serve", "--config", &path_arg], work.path())?;
+        std::thread::sleep(Duration::from_secs(1));
+        let (rss_mib_at_start, _) = gateway.memory();
+        let base = format!("https://{}", gateway.addr);
+        let c = clients(&config, "prosecution", opts.connections)?;
+        eprintln!("jxg bench: the prosecution draining the backlog…");
+        let run = rt.block_on(drain(&c, &base, drain_cap));
+        let (_, peak_rss_mib) = gateway.memory();
+        let startup_seconds = gateway.startup.as_secs_f64();
+        gateway.stop();
+        Some(Backlog {
+            messages: opts.backlog,
+            fill_seconds,
+            startup_seconds,
+            rss_mib_at_start,
+            peak_rss_mib,
+            store_mib,
+            drain: Drain {
+                recipient: "prosecution".into(),
+                ratio_to_ingest: police_rate.map(|p| run.rate / p),
+                run,
+            },
+        })
+    } else {
+        None
+    };
+    Ok(Report {
+        machine: machine(),
+        connections: opts.connections,
+        seconds: opts.seconds,
+        sign_rate,
+        http,
+        gateway_startup_seconds,
+        workloads,
+        inbox,
+        gateway_rss_mib,
+        backlog,
+    })
+}
+
+fn errors(r: &Run) -> String {
+    if r.errors.is_empty() {
+        "0 errors".into()
+    } else {
+        let list: Vec<String> = r.errors.iter().map(|(k, v)| format!("{v}× {k}")).collect();
+        format!("ERRORS {}", list.join(", "))
+    }
+}
+
+fn lat(p: &Percentiles) -> String {
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        p.p50_ms, p.p99_ms, p.p999_ms, p.max_ms
+    )
+}
+
+fn print(r: &Report) {
+    println!(
+        "jxg bench: {} cores ({}), {} connections, {} s per measurement",
+        r.machine["cores"],
+        r.machine["cpu"].as_str().unwrap_or(""),
+        r.connections,
+        r.seconds
+    );
+    println!(
+        "  S       ES256 signatures on every core      {:>10.0} /s",
+        r.sign_rate
+    );
+    println!(
+        "  R_http  trivial 202, same stack and client  {:>10.0} /s  ({}; {})",
+        r.http.rate,
+        lat(&r.http.latency),
+        errors(&r.http)
+    );
+    println!(
+        "  the gateway started in {:.2} s",
+        r.gateway_startup_seconds
+    );
+    for w in &r.workloads {
+        println!(
+            "  {:?} from {}: k = {} signatures, R_sign = S/k = {:.0} /s, L = {:.0} /s",
+            w.workload, w.sender, w.signatures_per_message, w.sign_limit, w.limit
+        );
+        println!(
+            "    flat out        {:>8.0} /s = {:.2} of L, {:.2} of R_http ({}; {})",
+            w.flat_out.rate,
+            w.ratio_to_limit,
+            w.ratio_to_http,
+            lat(&w.flat_out.latency),
+            errors(&w.flat_out)
+        );
+        println!(
+            "    at {:>6.0} /s   latency from due time: {} ({})",
+            w.half_rate,
+            lat(&w.at_half_rate.latency),
+            errors(&w.at_half_rate)
+        );
+    }
+    if let Some(d) = &r.inbox {
+        println!(
+            "  inbox: {} drained {} deliveries at {:.0} /s{} ({})",
+            d.recipient,
+            d.run.ok,
+            d.run.rate,
+            d.ratio_to_ingest
+                .map(|x| format!(" = {x:.2} of the police ingest rate"))
+                .unwrap_or_default(),
+            errors(&d.run)
+        );
+    }
+    println!(
+        "  gateway resident memory after the run: {:.0} MiB",
+        r.gateway_rss_mib
+    );
+    if let Some(b) = &r.backlog {
+        println!(
+            "  backlog of {} messages: written in {:.1} s ({:.0} MiB on disk); start-up {:.2} s; resident {:.0} MiB at start, {:.0} MiB peak",
+            b.messages,
+            b.fill_seconds,
+            b.store_mib,
+            b.startup_seconds,
+            b.rss_mib_at_start,
+            b.peak_rss_mib
+        );
+        println!(
+            "    {} drained {} deliveries at {:.0} /s{} ({})",
+            b.drain.recipient,
+            b.drain.run.ok,
+            b.drain.run.rate,
+            b.drain
+                .ratio_to_ingest
+                .map(|x| format!(" = {x:.2} of the police ingest rate"))
+                .unwrap_or_default(),
+            errors(&b.drain.run)
+        );
+    }
+}
+
+/// `jxg bench-baseline`: the gateway's listener stack (actix-web, rustls with the ring provider,
+/// mutual TLS against the configured CA, the same connection hook) answering every request with
+/// a trivial 202 after reading its body. Logs its `listening` line as the gateway does.
+pub fn baseline(config: &Path) -> i32 {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jxg bench-baseline: {e}");
+            return 2;
+        }
+    };
+    let tls = match crate::tls::server_config(
+        &config.resolve(&config.tls.ca),
+        &config.resolve(&config.tls.cert),
+        &config.resolve(&config.tls.key),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("jxg bench-baseline: {e}");
+            return 2;
+        }
+    };
+    let registry = crate::ingress::identity::Registry(Arc::new(
+        config.authorities.iter().map(|a| a.id.clone()).collect(),
+    ));
+    let listener = match std::net::TcpListener::bind(config.listeners.authority) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("jxg bench-baseline: {e}");
+            return 2;
+        }
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let served = actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(|| {
+            App::new().default_service(web::to(|body: web::Bytes| async move {
+                HttpResponse::Accepted().json(json!({"status": "accepted", "bytes": body.len()}))
+            }))
+        })
+        .on_connect(crate::ingress::identity::on_connect(registry))
+        .listen_rustls_0_23(listener, tls)?
+        .run();
+        println!(
+            "{}",
+            json!({"fields": {"message": "listening", "authority": addr}})
+        );
+        server.await
+    });
+    match served {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("jxg bench-baseline: {e}");
+            1
+        }
+    }
+}
