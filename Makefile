@@ -6,6 +6,8 @@ CERTS ?= certs/dev
 JXG := target/debug/jxg
 SCHEMATHESIS_VERSION := 4.32.5
 SCHEMATHESIS := target/tools/venv/bin/schemathesis
+# extra arguments of `jxg bench` in `make bench`, e.g. BENCH_ARGS="--backlog 1000000 --report bench.json"
+BENCH_ARGS ?= --report target/bench.json
 
 .PHONY: help run test build certs lint fmt broker tools clean bench demo
 
@@ -43,9 +45,12 @@ test: broker tools ## run every test: unit, property, schema, end-to-end with th
 	$(CARGO) test --workspace --no-fail-fast
 	python3 scripts/readme-check.py
 
-bench: ## run the criterion benchmarks (release build); BENCHMARKS.md explains the figures
+bench: certs ## the criterion benchmarks, then jxg bench against the machine's limit (release build); BENCHMARKS.md explains the figures
 	$(CARGO) bench -p jxg-gateway --bench policy
 	$(CARGO) bench -p jxg-gateway --bench adapters
+	$(CARGO) bench -p jxg-gateway --bench core
+	$(CARGO) build --release -p jxg-gateway --bin jxg
+	target/release/jxg bench --config $(CONFIG) $(BENCH_ARGS)
 
 lint: ## formatting and clippy, as before every commit
 	$(CARGO) fmt --all -- --check

@@ -442,6 +442,8 @@ struct Server {
     child: Child,
     /// The authority listener's address.
     addr: String,
+    /// The admin listener's address (empty for the baseline).
+    admin: String,
     /// From spawn to the `listening` line.
     startup: Duration,
 }
@@ -457,7 +459,7 @@ impl Server {
             .current_dir(cwd)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("jxg {}: {e}", args.join(" ")))?;
         let out = child.stdout.take().ok_or("no stdout")?;
@@ -466,19 +468,23 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 let Some(t) = &tx else { continue };
+                if line.contains("\"level\":\"ERROR\"") {
+                    eprintln!("{line}");
+                }
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
                     if v["fields"]["message"] == "listening" {
-                        let addr = v["fields"]["authority"].as_str().unwrap_or("").to_string();
-                        let _ = t.send(addr);
+                        let field = |k: &str| v["fields"][k].as_str().unwrap_or("").to_string();
+                        let _ = t.send((field("authority"), field("admin")));
                         tx = None;
                     }
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(addr) => Ok(Self {
+            Ok((addr, admin)) => Ok(Self {
                 child,
                 addr,
+                admin,
                 startup: started.elapsed(),
             }),
             Err(_) => {
@@ -610,6 +616,55 @@ fn clients(config: &Config, authority: &str, n: usize) -> Result<Vec<reqwest::Cl
         .collect()
 }
 
+/// The gateway's stage histograms from `/metrics`: stage → (seconds in all, count).
+async fn stages(operator: &reqwest::Client, admin: &str) -> BTreeMap<String, (f64, u64)> {
+    let mut out: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    let Ok(r) = operator
+        .get(format!("https://{admin}/metrics"))
+        .send()
+        .await
+    else {
+        return out;
+    };
+    let text = r.text().await.unwrap_or_default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("jxg_stage_duration_seconds_") else {
+            continue;
+        };
+        let (Some(stage), Some(value)) = (
+            rest.split("stage=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next()),
+            line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        let e = out.entry(stage.to_string()).or_default();
+        if rest.starts_with("sum") {
+            e.0 += value;
+        } else if rest.starts_with("count") {
+            e.1 += value as u64;
+        }
+    }
+    out
+}
+
+/// Mean microseconds per message in each stage between two scrapes, over `messages`.
+fn stage_means(
+    before: &BTreeMap<String, (f64, u64)>,
+    after: &BTreeMap<String, (f64, u64)>,
+    messages: u64,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(stage, (sum, _))| {
+            let was = before.get(stage).map_or(0.0, |b| b.0);
+            (stage.clone(), (sum - was) * 1e6 / messages.max(1) as f64)
+        })
+        .filter(|(_, us)| *us > 0.0)
+        .collect()
+}
+
 /// Signatures one message of `docs` takes: its receipt and one per recipient that got it.
 async fn signatures_per_message(c: &reqwest::Client, base: &str, docs: &Documents) -> u64 {
     let r = c
@@ -708,6 +763,10 @@ pub struct WorkloadResult {
     pub at_half_rate: Run,
     /// Every 202 of this workload, warm-up included: what its recipients' inboxes must hold.
     pub accepted: u64,
+    /// Wall time per accepted message in each pipeline stage (the gateway's own histograms,
+    /// `jxg_stage_duration_seconds`), in microseconds: where the time goes. `store` includes the
+    /// wait for the batch's fsync; stages that run once per recipient are summed.
+    pub stage_us: BTreeMap<String, f64>,
 }
 
 /// A consumer draining a pull inbox.
@@ -868,6 +927,7 @@ fn measure(opts: &Options) -> Result<Report, String> {
     let gateway = Server::start(&["serve", "--config", &path_arg], work.path())?;
     let gateway_startup_seconds = gateway.startup.as_secs_f64();
     let base = format!("https://{}", gateway.addr);
+    let operator = clients(&config, "operator", 1)?.remove(0);
     let mut workloads = Vec::new();
     let mut inbox = None;
     for d in &docs {
@@ -876,6 +936,7 @@ fn measure(opts: &Options) -> Result<Report, String> {
             d.workload
         );
         let c = clients(&config, d.sender, opts.connections)?;
+        let before = rt.block_on(stages(&operator, &gateway.admin));
         let (k, flat, half, at_half, warm) = rt.block_on(async {
             let k = signatures_per_message(&c[0], &base, d).await;
             let warm = drive(&c, &base, d, &next, Pace::FlatOut, warmup).await;
@@ -884,6 +945,9 @@ fn measure(opts: &Options) -> Result<Report, String> {
             let at_half = drive(&c, &base, d, &next, Pace::Rate(half), seconds).await;
             (k, flat, half, at_half, warm.ok)
         });
+        let after = rt.block_on(stages(&operator, &gateway.admin));
+        let accepted = u64::from(k > 1) + warm + flat.ok + at_half.ok;
+        let stage_us = stage_means(&before, &after, accepted);
         let sign_limit = sign_rate / k as f64;
         let limit = 1.0 / (1.0 / http.rate.max(1e-9) + 1.0 / sign_limit.max(1e-9));
         workloads.push(WorkloadResult {
@@ -893,7 +957,8 @@ fn measure(opts: &Options) -> Result<Report, String> {
             sign_limit,
             limit,
             ratio_to_limit: flat.rate / limit,
-            accepted: u64::from(k > 1) + warm + flat.ok + at_half.ok,
+            accepted,
+            stage_us,
             ratio_to_http: flat.rate / http.rate.max(1e-9),
             flat_out: flat,
             half_rate: half,
@@ -927,7 +992,22 @@ fn measure(opts: &Options) -> Result<Report, String> {
             "jxg bench: writing a backlog of {} police reports…",
             opts.backlog
         );
-        let fill_seconds = fill(&path, &police, opts.backlog)?;
+        // in a process of its own, so that the store is closed when the gateway opens it
+        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        let filled = Command::new(exe)
+            .args(["bench-fill", "--config", &path_arg, "--samples"])
+            .arg(&opts.samples)
+            .args(["--count", &opts.backlog.to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("jxg bench-fill: {e}"))?;
+        if !filled.status.success() {
+            return Err("jxg bench-fill failed".into());
+        }
+        let fill_seconds: f64 = String::from_utf8_lossy(&filled.stdout)
+            .trim()
+            .parse()
+            .map_err(|_| "jxg bench-fill did not say how long it took")?;
         let store_mib = dir_mib(&data);
         let gateway = Server::start(&["serve", "--config", &path_arg], work.path())?;
         std::thread::sleep(Duration::from_secs(1));
@@ -1026,6 +1106,12 @@ fn print(r: &Report) {
             lat(&w.at_half_rate.latency),
             errors(&w.at_half_rate)
         );
+        let stages: Vec<String> = w
+            .stage_us
+            .iter()
+            .map(|(s, us)| format!("{s} {us:.0}"))
+            .collect();
+        println!("    µs per message by stage: {}", stages.join(", "));
     }
     if let Some(d) = &r.inbox {
         println!(
@@ -1064,6 +1150,28 @@ fn print(r: &Report) {
                 .unwrap_or_default(),
             errors(&b.drain.run)
         );
+    }
+}
+
+/// `jxg bench-fill`: writes `count` police reports into the configured store through the
+/// pipeline and prints the seconds it took.
+pub fn fill_command(config: &Path, samples: &Path, count: u64) -> i32 {
+    let docs = match Documents::load(Workload::Police, samples) {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            eprintln!("jxg bench-fill: {e}");
+            return 2;
+        }
+    };
+    match fill(config, &docs, count) {
+        Ok(seconds) => {
+            println!("{seconds}");
+            0
+        }
+        Err(e) => {
+            eprintln!("jxg bench-fill: {e}");
+            1
+        }
     }
 }
 

@@ -102,6 +102,16 @@ pub enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// The bench's backlog: police reports written through the pipeline into the store.
+    #[command(hide = true)]
+    BenchFill {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        samples: PathBuf,
+        #[arg(long)]
+        count: u64,
+    },
     /// The bench's baseline: the gateway's TLS stack answering every request with a trivial 202.
     #[command(hide = true)]
     BenchBaseline {

@@ -68,6 +68,11 @@ fn main() {
             report,
         }),
         Command::BenchBaseline { config } => jxg_gateway::bench::baseline(&config),
+        Command::BenchFill {
+            config,
+            samples,
+            count,
+        } => jxg_gateway::bench::fill_command(&config, &samples, count),
     };
     std::process::exit(code);
 }

@@ -82,6 +82,14 @@ fn bench_reports_every_workload_against_the_limit_and_loses_nothing() {
         for q in ["p50_ms", "p99_ms", "p999_ms", "max_ms"] {
             assert!(w["at_half_rate"]["latency"][q].as_f64().unwrap() > 0.0);
         }
+        // where the time went, from the gateway's own stage histograms
+        for stage in ["decode", "validate", "authorize", "encode", "sign", "store"] {
+            assert!(
+                w["stage_us"][stage].as_f64().is_some_and(|us| us > 0.0),
+                "{name}: no time in {stage}: {}",
+                w["stage_us"]
+            );
+        }
         let p = &w["at_half_rate"]["latency"];
         assert!(p["p50_ms"].as_f64() <= p["p99_ms"].as_f64());
         assert!(p["p99_ms"].as_f64() <= p["p999_ms"].as_f64());
