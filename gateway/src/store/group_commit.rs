@@ -125,3 +125,87 @@ impl GroupCommit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+
+    use super::*;
+
+    /// Counts flushes and the writers each covered; holds them while the gate is shut.
+    #[derive(Default)]
+    struct Counting {
+        shut: Mutex<bool>,
+        cv: Condvar,
+        flushes: AtomicU64,
+    }
+
+    impl Flush for Counting {
+        fn flush(&self) -> Result<(), StoreError> {
+            let mut shut = self.shut.lock().unwrap();
+            while *shut {
+                shut = self.cv.wait(shut).unwrap();
+            }
+            self.flushes.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    impl Counting {
+        fn set_shut(&self, shut: bool) {
+            *self.shut.lock().unwrap() = shut;
+            self.cv.notify_all();
+        }
+    }
+
+    fn wait_all(rxs: Vec<oneshot::Receiver<Result<(), StoreError>>>) {
+        for rx in rxs {
+            rx.blocking_recv().unwrap().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_flush_covers_at_most_max_batch_writers_and_the_queue_counts_the_rest() {
+        let f = Arc::new(Counting::default());
+        let gc = GroupCommit::start(
+            f.clone(),
+            CommitTuning {
+                window: Duration::ZERO,
+                max_batch: 2,
+            },
+        );
+        f.set_shut(true);
+        let first = gc.wait();
+        // the first flush is held; these queue behind it
+        std::thread::sleep(Duration::from_millis(50));
+        let rest: Vec<_> = (0..5).map(|_| gc.wait()).collect();
+        assert_eq!(gc.queued(), 6);
+        f.set_shut(false);
+        wait_all(vec![first]);
+        wait_all(rest);
+        // 1 for the first writer, then 2 + 2 + 1
+        assert_eq!(f.flushes.load(Ordering::SeqCst), 4);
+        assert_eq!(gc.queued(), 0);
+        assert_eq!(gc.stats().waiters, 6);
+    }
+
+    #[test]
+    fn writers_within_the_window_share_one_flush() {
+        let f = Arc::new(Counting::default());
+        let gc = GroupCommit::start(
+            f.clone(),
+            CommitTuning {
+                window: Duration::from_secs(2),
+                max_batch: 3,
+            },
+        );
+        // three writers arriving one after another inside the window: one flush
+        let mut rxs = vec![gc.wait()];
+        std::thread::sleep(Duration::from_millis(20));
+        rxs.push(gc.wait());
+        std::thread::sleep(Duration::from_millis(20));
+        rxs.push(gc.wait());
+        wait_all(rxs);
+        assert_eq!(f.flushes.load(Ordering::SeqCst), 1);
+    }
+}

@@ -23,7 +23,7 @@
 //! | `by_message` | message id `\0` recipient | outbox key |
 //! | `cases` | correlation id `\0` seq (u64 BE) | message id |
 //! | `audit` | seq (u64 BE) | [`crate::audit::Entry`] (JSON) |
-//! | `audit_subjects` | subject pseudonym `\0` seq (u64 BE) | empty |
+//! | `audit_subjects` | subject pseudonym `\0` first seq (u64 BE) | the seqs (u64 BE each) of one write's entries naming the subject |
 //! | `checkpoints` | seq (u64 BE) | compact JWS of [`crate::audit::Checkpoint`] |
 //! | `keys` | kid | public JWK (JSON) of every signing key used |
 //!

@@ -19,21 +19,34 @@ use crate::audit::{Entry, Event, Head, Record};
 /// Audit entries staged for a transaction: (key, value) and subject index keys.
 struct Staged {
     entries: Vec<(Vec<u8>, Vec<u8>)>,
-    index: Vec<Vec<u8>>,
+    /// `audit_subjects` rows: subject `\0` first seq → every seq of this write naming it.
+    index: Vec<(Vec<u8>, Vec<u8>)>,
     head: Head,
 }
 
+/// Chains `records` after `head` and indexes them by subject: one index row per subject per
+/// write (not per entry), keyed by the first entry naming it, listing them all.
 fn stage(head: &Head, records: Vec<Record>) -> Staged {
     let (entries, head) = head.chain(records, &crate::audit::now());
-    let mut index = Vec::new();
+    let mut by_subject: Vec<(&str, Vec<u8>)> = Vec::new();
     for e in &entries {
         for s in &e.record.subjects {
-            let mut k = s.as_bytes().to_vec();
-            k.push(0);
-            k.extend_from_slice(&e.seq.to_be_bytes());
-            index.push(k);
+            let seq = e.seq.to_be_bytes();
+            match by_subject.iter_mut().find(|(k, _)| *k == s.as_str()) {
+                Some((_, seqs)) => seqs.extend_from_slice(&seq),
+                None => by_subject.push((s.as_str(), seq.to_vec())),
+            }
         }
     }
+    let index = by_subject
+        .into_iter()
+        .map(|(s, seqs)| {
+            let mut k = s.as_bytes().to_vec();
+            k.push(0);
+            k.extend_from_slice(&seqs[..8]);
+            (k, seqs)
+        })
+        .collect();
     Staged {
         entries: entries
             .iter()
@@ -52,8 +65,8 @@ fn write_audit(
     for (k, v) in &staged.entries {
         audit.insert(k.as_slice(), v.as_slice())?;
     }
-    for k in &staged.index {
-        subjects.insert(k.as_slice(), &[] as &[u8])?;
+    for (k, seqs) in &staged.index {
+        subjects.insert(k.as_slice(), seqs.as_slice())?;
     }
     Ok(())
 }
@@ -589,10 +602,19 @@ impl Store for SledStore {
         prefix.push(0);
         let mut out = Vec::new();
         for kv in self.audit_subjects.scan_prefix(&prefix) {
-            let (k, _) = kv.map_err(io)?;
-            let seq = &k[prefix.len()..];
-            if let Some(v) = self.audit.get(seq).map_err(io)? {
-                out.push(decode(&v)?);
+            let (k, seqs) = kv.map_err(io)?;
+            // a row lists the seqs of one write; a row without a list (written before rows
+            // listed them) names the one seq in its key
+            let seqs: &[u8] = if seqs.is_empty() {
+                &k[prefix.len()..]
+            } else {
+                &seqs
+            };
+            for seq in seqs.chunks_exact(8) {
+                // entries cut by the audit retention are gone; their index rows are skipped
+                if let Some(v) = self.audit.get(seq).map_err(io)? {
+                    out.push(decode(&v)?);
+                }
             }
         }
         Ok(out)
