@@ -334,14 +334,24 @@ async fn drive(
     all.finish(started)
 }
 
+/// A transport failure by kind, with its innermost cause (never a body: TLS, socket and HTTP
+/// framing errors only).
 fn transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "transport: timeout".into()
+    let kind = if e.is_timeout() {
+        "timeout"
     } else if e.is_connect() {
-        "transport: connect".into()
+        "connect"
+    } else if e.is_request() {
+        "request"
     } else {
-        "transport: other".into()
+        "other"
+    };
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
     }
+    let text: String = cause.to_string().chars().take(80).collect();
+    format!("transport {kind}: {text}")
 }
 
 /// Takes and acknowledges the caller's inbox over every client until it stays empty (two takes
