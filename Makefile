@@ -6,10 +6,14 @@ CERTS ?= certs/dev
 JXG := target/debug/jxg
 SCHEMATHESIS_VERSION := 4.32.5
 SCHEMATHESIS := target/tools/venv/bin/schemathesis
+CARGO_FUZZ_VERSION := 0.13.2
+# the fuzz targets (fuzz/fuzz_targets/), and how long `make fuzz` runs each
+FUZZ_TARGETS := police_json court_xml prosecution_flat canonical
+FUZZ_SECONDS ?= 60
 # extra arguments of `jxg bench` in `make bench`, e.g. BENCH_ARGS="--backlog 1000000 --report bench.json"
 BENCH_ARGS ?= --report target/bench.json
 
-.PHONY: help run test build certs lint fmt broker tools clean bench demo
+.PHONY: help run test build certs lint fmt broker tools clean bench demo fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,10 +35,13 @@ demo: ## play the sample story through a gateway of its own and show what happen
 broker: ## make sure RabbitMQ answers on 127.0.0.1:5672 (starts it where installed)
 	@scripts/ensure-broker.sh
 
-tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), schemathesis (PyPI, in target/tools/venv)
+tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), schemathesis (PyPI, in target/tools/venv), cargo-fuzz (crates.io)
 	@command -v xmllint >/dev/null || { echo "installing libxml2-utils for xmllint"; \
 	  (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null || \
 	  { echo "xmllint is missing and could not be installed: apt-get install libxml2-utils" >&2; exit 1; }; }
+	@command -v cargo-fuzz >/dev/null || { echo "installing cargo-fuzz $(CARGO_FUZZ_VERSION)"; \
+	  $(CARGO) install -q --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION) || \
+	  { echo "cargo-fuzz could not be installed from crates.io" >&2; exit 1; }; }
 	@test -x $(SCHEMATHESIS) || { echo "installing schemathesis $(SCHEMATHESIS_VERSION) into target/tools/venv"; \
 	  python3 -m venv target/tools/venv && \
 	  target/tools/venv/bin/pip install -q schemathesis==$(SCHEMATHESIS_VERSION) || \
@@ -43,6 +50,7 @@ tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), sc
 test: broker tools ## run every test: unit, property, schema, end-to-end with the real binary, and the README's commands
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
 	python3 scripts/readme-check.py
 
 bench: certs ## the criterion benchmarks, then jxg bench against the machine's limit (release build); BENCHMARKS.md explains the figures
@@ -51,6 +59,18 @@ bench: certs ## the criterion benchmarks, then jxg bench against the machine's l
 	$(CARGO) bench -p jxg-gateway --bench core
 	$(CARGO) build --release -p jxg-gateway --bin jxg
 	target/release/jxg bench --config $(CONFIG) $(BENCH_ARGS)
+
+fuzz: tools ## run each fuzz target for FUZZ_SECONDS (default 60) from the committed corpus; a crash stops with its input in target/fuzz/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz/corpus/$$t target/fuzz/artifacts/$$t && \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz --target-dir target/fuzz/build $$t \
+	    target/fuzz/corpus/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=target/fuzz/artifacts/$$t/ -print_final_stats=1 \
+	    > target/fuzz/$$t.log 2>&1 || { tail -40 target/fuzz/$$t.log; \
+	    echo "fuzz: $$t failed; the input is in target/fuzz/artifacts/$$t (make it a regression in fuzz/regressions/$$t)" >&2; exit 1; }; \
+	  grep -E "^Done|stat::number_of_executed_units" target/fuzz/$$t.log | head -2; \
+	done
 
 lint: ## formatting and clippy, as before every commit
 	$(CARGO) fmt --all -- --check

@@ -8,6 +8,8 @@
 pub mod canonical;
 pub mod court_xml;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod police_json;
 pub mod prosecution_flat;
 pub mod registry;
