@@ -315,6 +315,10 @@ impl Money {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Instant(DateTime<Utc>);
 
+/// The earliest year of an instant in a message: before it no case event is plausible, and
+/// Danish local time had no whole-minute offset from UTC.
+pub const EARLIEST_YEAR: i32 = 1900;
+
 impl Instant {
     pub fn from_utc(t: DateTime<Utc>) -> Self {
         Self(t.with_nanosecond_zero())
@@ -348,6 +352,9 @@ impl FromStr for Instant {
             .ok_or_else(|| {
                 invalid("an instant is RFC 3339 in UTC with seconds: 2026-11-28T09:14:00Z")
             })?;
+        if naive.year() < EARLIEST_YEAR {
+            return Err(invalid("an instant is in 1900 or later"));
+        }
         Ok(Self(naive.and_utc()))
     }
 }

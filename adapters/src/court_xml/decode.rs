@@ -124,6 +124,11 @@ fn child_path(parent: &Element, parent_path: &str, child: &Element) -> String {
 pub(super) fn parse_datetime(s: &str) -> Result<Instant, &'static str> {
     let t = DateTime::parse_from_rfc3339(s.trim())
         .map_err(|_| "must be an xs:dateTime with an offset, e.g. 2026-06-15T14:30:00+02:00")?;
+    // before 1900 no court event is plausible, and Danish local time then had no whole-minute
+    // offset, so such a time could not be written back as it came
+    if chrono::Datelike::year(&t.to_utc()) < jxg_schema::values::EARLIEST_YEAR {
+        return Err("must be in 1900 or later");
+    }
     Ok(Instant::from_utc(t.to_utc()))
 }
 
