@@ -99,6 +99,13 @@ pub struct Tls {
     /// PEM private key of the gateway. Default `certs/dev/gateway-key.pem`.
     #[serde(default = "default_key")]
     pub key: PathBuf,
+    /// Days before the gateway's certificate or the CA expires from which the gateway warns at
+    /// start. Default 30.
+    #[serde(default = "default_expiry_warning_days")]
+    pub expiry_warning_days: u32,
+}
+fn default_expiry_warning_days() -> u32 {
+    30
 }
 
 impl Default for Tls {
@@ -107,6 +114,7 @@ impl Default for Tls {
             ca: default_ca(),
             cert: default_cert(),
             key: default_key(),
+            expiry_warning_days: default_expiry_warning_days(),
         }
     }
 }

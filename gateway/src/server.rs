@@ -148,6 +148,7 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
         }
     });
     let _gauges = gauges(&state);
+    let _expiry = certificate_expiry(&state.pipeline.config)?;
     // retention, hourly
     let s = state.clone();
     actix_web::rt::spawn(async move {
@@ -303,6 +304,38 @@ async fn wait_for_signal() {
 
 /// The gauges `/metrics` and OTLP read when they collect: outbox depth and the age of the oldest
 /// waiting entry per recipient, and the broker connection. Kept alive while the gateway serves.
+/// Warns at start about a configured certificate within `tls.expiry_warning_days` of its end, and
+/// exports the seconds each has left (`jxg_certificate_expiry_seconds{certificate}`, negative once
+/// expired).
+fn certificate_expiry(config: &Config) -> Result<Box<dyn std::any::Any>, StartError> {
+    use opentelemetry::KeyValue;
+    let mut ends = Vec::new();
+    for (name, path) in [("server", &config.tls.cert), ("ca", &config.tls.ca)] {
+        let end = crate::tls::not_after(&config.resolve(path))?;
+        let days_left = (end - chrono::Utc::now().timestamp()).div_euclid(86_400);
+        if days_left < i64::from(config.tls.expiry_warning_days) {
+            tracing::warn!(
+                certificate = name,
+                days_left,
+                "a configured certificate expires soon"
+            );
+        }
+        ends.push((name, end));
+    }
+    let gauge = crate::telemetry::meter()
+        .i64_observable_gauge("jxg_certificate_expiry")
+        .with_description("Seconds until a configured certificate expires (negative once expired)")
+        .with_unit("s")
+        .with_callback(move |o| {
+            let now = chrono::Utc::now().timestamp();
+            for (name, end) in &ends {
+                o.observe(end - now, &[KeyValue::new("certificate", *name)]);
+            }
+        })
+        .build();
+    Ok(Box::new(gauge))
+}
+
 fn gauges(state: &crate::ingress::State) -> Vec<Box<dyn std::any::Any>> {
     use opentelemetry::KeyValue;
     let meter = crate::telemetry::meter();

@@ -42,6 +42,14 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(certs)
 }
 
+/// The end of the validity of the first certificate in a PEM file, in Unix seconds.
+pub fn not_after(path: &Path) -> Result<i64, TlsError> {
+    let certs = load_certs(path)?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(certs[0].as_ref()).map_err(|e| file_err(path, e))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
 /// The server configuration for a listener.
 pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
     crate::signing::refuse_if_readable_by_others(key).map_err(|m| file_err(key, m))?;

@@ -467,3 +467,44 @@ async fn the_sample_case_timeline_lists_its_messages_in_order_with_their_times()
 fn chrono_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
+
+#[tokio::test]
+async fn certificates_near_their_end_are_warned_about_and_their_time_left_is_a_metric() {
+    // the development certificates are valid for years: no warning with the default 30 days
+    let home = Home::new();
+    let gw = home.start();
+    let (_, s) = scrape(&home, &gw).await;
+    for name in ["server", "ca"] {
+        let left = sum(
+            &s,
+            "jxg_certificate_expiry_seconds",
+            &[("certificate", name)],
+        );
+        assert!(left > 30.0 * 86_400.0, "{name}: {left} s left");
+    }
+    let warned = |gw: &Gateway| {
+        gw.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("a configured certificate expires soon"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(warned(&gw).is_empty(), "{:?}", warned(&gw));
+    drop(gw);
+    // warned about both when the warning starts further out than their end
+    home.edit_config(|c| c.replace("[tls]\n", "[tls]\nexpiry_warning_days = 1000000\n"));
+    let gw = home.start();
+    let lines = warned(&gw);
+    for name in ["server", "ca"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("\"certificate\":\"{name}\""))
+                    && l.contains("\"level\":\"WARN\"")
+                    && l.contains("days_left")),
+            "no warning for {name}: {lines:?}"
+        );
+    }
+}
