@@ -310,20 +310,29 @@ async fn drive(
                         .body(body)
                         .send()
                         .await;
-                    let outcome = match r {
-                        Ok(r) => {
-                            let s = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            Ok(s)
-                        }
-                        Err(e) => Err(transport(&e)),
-                    };
-                    t.record(outcome, 202, due.elapsed());
+                    t.record(answer(r).await, 202, due.elapsed());
                 }
                 t
             })
         })
         .collect();
+    gather(tasks, started).await
+}
+
+/// A response's status, its body read so that the connection is reused; or the transport error.
+async fn answer(r: Result<reqwest::Response, reqwest::Error>) -> Result<u16, String> {
+    match r {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            let _ = r.bytes().await;
+            Ok(s)
+        }
+        Err(e) => Err(transport(&e)),
+    }
+}
+
+/// The connections' tallies as one run, timed from `started`.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>, started: Instant) -> Run {
     let mut all = Tally::new();
     all.last = started;
     for t in tasks {
@@ -393,29 +402,14 @@ async fn drain(clients: &[reqwest::Client], base: &str, duration: Duration) -> R
                     for item in items {
                         let id = item["id"].as_str().unwrap_or_default();
                         let r = c.post(format!("{base}/v1/inbox/{id}/ack")).send().await;
-                        let outcome = match r {
-                            Ok(r) => {
-                                let s = r.status().as_u16();
-                                let _ = r.bytes().await;
-                                Ok(s)
-                            }
-                            Err(e) => Err(transport(&e)),
-                        };
-                        t.record(outcome, 200, asked.elapsed());
+                        t.record(answer(r).await, 200, asked.elapsed());
                     }
                 }
                 t
             })
         })
         .collect();
-    let mut all = Tally::new();
-    all.last = started;
-    for t in tasks {
-        if let Ok(t) = t.await {
-            all.merge(t);
-        }
-    }
-    all.finish(started)
+    gather(tasks, started).await
 }
 
 /// ES256 detached signatures per second on every core, with the gateway's key, over `bytes`.
