@@ -143,13 +143,28 @@ async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
         reasons.push("shutting down".to_string());
     }
+    // a certificate near its end still works: a warning, not a reason to take traffic away
+    let warnings: Vec<_> = state
+        .tls
+        .get()
+        .map(|tls| crate::server::expiring(tls, state.pipeline.config.tls.expiry_warning_days))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(certificate, days_left)| {
+            json!({"certificate": certificate, "days_left": days_left,
+                   "detail": "a configured certificate expires soon"})
+        })
+        .collect();
     if reasons.is_empty() {
-        Ok(HttpResponse::Ok()
-            .json(json!({"status": "ready", "signing_key": state.pipeline.signer.load().kid()})))
+        Ok(HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "signing_key": state.pipeline.signer.load().kid(),
+            "warnings": warnings,
+        })))
     } else {
         Ok(HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
-            .json(json!({"status": "not ready", "reasons": reasons})))
+            .json(json!({"status": "not ready", "reasons": reasons, "warnings": warnings})))
     }
 }
 

@@ -562,6 +562,9 @@ fn bench_config(config: &Config, source: &Path, work: &Path) -> Result<PathBuf, 
     tls.insert("ca".into(), tv(abs(&config.tls.ca)));
     tls.insert("cert".into(), tv(abs(&config.tls.cert)));
     tls.insert("key".into(), tv(abs(&config.tls.key)));
+    if let Some(crl) = &config.tls.crl {
+        tls.insert("crl".into(), tv(abs(crl)));
+    }
     t.insert("tls".into(), tls.into());
     let mut signing = table(&mut t, "signing");
     signing.insert("key".into(), tv(abs(&config.signing.key)));

@@ -6,6 +6,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use rustls_pki_types::pem::PemObject;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -30,6 +32,9 @@ pub enum CertsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A certificate or CRL file that does not parse.
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
     /// rcgen refused.
     #[error("certificate: {0}")]
     Rcgen(#[from] rcgen::Error),
@@ -120,6 +125,126 @@ pub fn new_ca(name: &str, validity: Validity) -> Result<Issued, CertsError> {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })
+}
+
+/// The serial number of a certificate (DER).
+pub fn serial(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.raw_serial().to_vec())
+}
+
+/// The serial number of each certificate in a PEM text.
+pub fn serials(cert_pem: &str) -> Result<Vec<Vec<u8>>, CertsError> {
+    let mut out = Vec::new();
+    for der in rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
+        let der = der.map_err(|_| rcgen::Error::CouldNotParseCertificate)?;
+        out.push(serial(der.as_ref()).ok_or(rcgen::Error::CouldNotParseCertificate)?);
+    }
+    if out.is_empty() {
+        return Err(rcgen::Error::CouldNotParseCertificate.into());
+    }
+    Ok(out)
+}
+
+/// The serials a CRL (PEM) revokes and its CRL number.
+pub fn crl_contents(crl_pem: &str) -> Result<(Vec<Vec<u8>>, u64), CertsError> {
+    let (mut revoked, mut number) = (Vec::new(), 0);
+    for der in rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(crl_pem.as_bytes()) {
+        let der = der.map_err(|_| rcgen::Error::CouldNotParseCertificate)?;
+        let (_, crl) = x509_parser::parse_x509_crl(der.as_ref())
+            .map_err(|_| rcgen::Error::CouldNotParseCertificate)?;
+        revoked.extend(
+            crl.iter_revoked_certificates()
+                .map(|r| r.raw_serial().to_vec()),
+        );
+        let n = crl
+            .crl_number()
+            .map(|n| n.to_u64_digits())
+            .unwrap_or_default();
+        number = number.max(n.first().copied().unwrap_or(0));
+    }
+    Ok((revoked, number))
+}
+
+/// A certificate revocation list from the CA in `ca_pem`/`ca_key_pem` revoking the certificates
+/// with the given serial numbers, valid for `days`; `number` is the CRL number (higher is newer).
+pub fn crl(
+    ca_pem: &str,
+    ca_key_pem: &str,
+    serials: &[Vec<u8>],
+    number: u64,
+    days: i64,
+) -> Result<String, CertsError> {
+    let issuer = Issuer::from_ca_cert_pem(ca_pem, KeyPair::from_pem(ca_key_pem)?)?;
+    let now = time::OffsetDateTime::now_utc();
+    let revoked_certs = serials
+        .iter()
+        .map(|serial| rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from_slice(serial),
+            revocation_time: now,
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        })
+        .collect();
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::minutes(5),
+        next_update: now + time::Duration::days(days),
+        crl_number: rcgen::SerialNumber::from(number),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    Ok(params.signed_by(&issuer)?.pem()?)
+}
+
+/// `jxg certs revoke`: adds the certificates in `certs` to the CRL at `crl_path` (made when
+/// absent), signed by the CA in `dir`, with the next CRL number. Returns how many it lists.
+pub fn revoke(
+    dir: &Path,
+    crl_path: &Path,
+    certs: &[PathBuf],
+    days: i64,
+) -> Result<usize, CertsError> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|source| CertsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let (mut revoked, number) = match std::fs::metadata(crl_path) {
+        Ok(_) => crl_contents(&read(crl_path)?).map_err(|e| CertsError::Parse {
+            path: crl_path.to_path_buf(),
+            message: format!("not a CRL this command can extend: {e}"),
+        })?,
+        Err(_) => (Vec::new(), 0),
+    };
+    for c in certs {
+        let found = serials(&read(c)?).map_err(|e| CertsError::Parse {
+            path: c.clone(),
+            message: e.to_string(),
+        })?;
+        for serial in found {
+            if !revoked.contains(&serial) {
+                revoked.push(serial);
+            }
+        }
+    }
+    let pem = crl(
+        &read(&dir.join("ca.pem"))?,
+        &read(&dir.join("ca-key.pem"))?,
+        &revoked,
+        number + 1,
+        days,
+    )?;
+    // written beside and renamed, so that a gateway reading it never sees half a CRL
+    let tmp = crl_path.with_extension("pem.new");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, pem.as_bytes(), false)?;
+    std::fs::rename(&tmp, crl_path).map_err(|source| CertsError::Write {
+        path: crl_path.to_path_buf(),
+        source,
+    })?;
+    Ok(revoked.len())
 }
 
 /// A new ES256 signing key, PKCS#8 PEM.

@@ -192,6 +192,22 @@ pub enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Revoke certificates: write the CRL (`tls.crl`) signed by the development CA, listing them
+    /// and every certificate it listed before. A running gateway reads it within
+    /// `tls.reload_interval_seconds`.
+    Revoke {
+        /// PEM files of the certificates to revoke.
+        #[arg(required = true)]
+        certs: Vec<PathBuf>,
+        #[arg(long, default_value = "certs/dev")]
+        dir: PathBuf,
+        /// The CRL file; default `<dir>/crl.pem`.
+        #[arg(long)]
+        crl: Option<PathBuf>,
+        /// Days until the CRL's next update.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
 }
 
 fn read_input(file: &Option<PathBuf>) -> Result<Vec<u8>, String> {
@@ -292,6 +308,21 @@ pub fn certs_init(config: &Path, dir: &Path, force: bool) -> i32 {
         }
         Err(e) => {
             eprintln!("jxg certs init: {e}");
+            1
+        }
+    }
+}
+
+/// `jxg certs revoke`; returns the exit code.
+pub fn certs_revoke(dir: &Path, crl: Option<PathBuf>, certs: &[PathBuf], days: i64) -> i32 {
+    let crl = crl.unwrap_or_else(|| dir.join("crl.pem"));
+    match crate::certs::revoke(dir, &crl, certs, days) {
+        Ok(n) => {
+            println!("{} lists {n} revoked certificates", crl.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("jxg certs revoke: {e}");
             1
         }
     }

@@ -103,6 +103,17 @@ pub struct Tls {
     /// start. Default 30.
     #[serde(default = "default_expiry_warning_days")]
     pub expiry_warning_days: u32,
+    /// PEM file of certificate revocation lists (`X509 CRL`), one from each CA in `ca`; a client
+    /// certificate they do not decide is refused. None by default.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+    /// How often the gateway looks for a changed certificate, key, CA bundle or CRL file and
+    /// reads the set again; 0 never. Default 5.
+    #[serde(default = "default_reload_interval")]
+    pub reload_interval_seconds: u64,
+}
+fn default_reload_interval() -> u64 {
+    5
 }
 fn default_expiry_warning_days() -> u32 {
     30
@@ -115,6 +126,8 @@ impl Default for Tls {
             cert: default_cert(),
             key: default_key(),
             expiry_warning_days: default_expiry_warning_days(),
+            crl: None,
+            reload_interval_seconds: default_reload_interval(),
         }
     }
 }

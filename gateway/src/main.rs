@@ -12,6 +12,15 @@ fn main() {
         Command::Certs {
             command: CertsCommand::Init { config, dir, force },
         } => jxg_gateway::cli::certs_init(&config, &dir, force),
+        Command::Certs {
+            command:
+                CertsCommand::Revoke {
+                    certs,
+                    dir,
+                    crl,
+                    days,
+                },
+        } => jxg_gateway::cli::certs_revoke(&dir, crl, &certs, days),
         Command::Convert {
             from,
             to,

@@ -88,6 +88,7 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
         draining: AtomicBool::new(false),
         inflight: std::sync::atomic::AtomicUsize::new(0),
         broker,
+        tls: std::sync::OnceLock::new(),
     })
 }
 
@@ -104,11 +105,13 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
 /// Serves until SIGTERM or SIGINT.
 pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls = crate::tls::server_config(
-        &config.resolve(&config.tls.ca),
-        &config.resolve(&config.tls.cert),
-        &config.resolve(&config.tls.key),
-    )?;
+    let live_tls = crate::tls::LiveTls::open(crate::tls::Paths {
+        ca: config.resolve(&config.tls.ca),
+        cert: config.resolve(&config.tls.cert),
+        key: config.resolve(&config.tls.key),
+        crl: config.tls.crl.as_ref().map(|p| config.resolve(p)),
+    })?;
+    let tls = live_tls.server_config()?;
     let registry = Registry(Arc::new(
         config
             .authorities
@@ -148,7 +151,9 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
         }
     });
     let _gauges = gauges(&state);
-    let _expiry = certificate_expiry(&state.pipeline.config)?;
+    let _ = state.tls.set(live_tls.clone());
+    let _expiry = certificate_expiry(&live_tls, state.pipeline.config.tls.expiry_warning_days);
+    watch_tls(live_tls, &state.pipeline.config);
     // retention, hourly
     let s = state.clone();
     actix_web::rt::spawn(async move {
@@ -304,36 +309,80 @@ async fn wait_for_signal() {
 
 /// The gauges `/metrics` and OTLP read when they collect: outbox depth and the age of the oldest
 /// waiting entry per recipient, and the broker connection. Kept alive while the gateway serves.
-/// Warns at start about a configured certificate within `tls.expiry_warning_days` of its end, and
-/// exports the seconds each has left (`jxg_certificate_expiry_seconds{certificate}`, negative once
-/// expired).
-fn certificate_expiry(config: &Config) -> Result<Box<dyn std::any::Any>, StartError> {
+/// The configured certificates within `warning_days` of their end: (which, days left).
+pub fn expiring(tls: &crate::tls::LiveTls, warning_days: u32) -> Vec<(&'static str, i64)> {
+    let now = chrono::Utc::now().timestamp();
+    tls.expiries()
+        .into_iter()
+        .map(|(name, end)| (name, (end - now).div_euclid(86_400)))
+        .filter(|(_, days_left)| *days_left < i64::from(warning_days))
+        .collect()
+}
+
+/// Warns about a configured certificate within `tls.expiry_warning_days` of its end, and exports
+/// the seconds each in force has left (`jxg_certificate_expiry_seconds{certificate}`, negative
+/// once expired).
+fn certificate_expiry(tls: &Arc<crate::tls::LiveTls>, warning_days: u32) -> Box<dyn std::any::Any> {
     use opentelemetry::KeyValue;
-    let mut ends = Vec::new();
-    for (name, path) in [("server", &config.tls.cert), ("ca", &config.tls.ca)] {
-        let end = crate::tls::not_after(&config.resolve(path))?;
-        let days_left = (end - chrono::Utc::now().timestamp()).div_euclid(86_400);
-        if days_left < i64::from(config.tls.expiry_warning_days) {
-            tracing::warn!(
-                certificate = name,
-                days_left,
-                "a configured certificate expires soon"
-            );
-        }
-        ends.push((name, end));
+    for (certificate, days_left) in expiring(tls, warning_days) {
+        tracing::warn!(
+            certificate,
+            days_left,
+            "a configured certificate expires soon"
+        );
     }
+    let tls = tls.clone();
     let gauge = crate::telemetry::meter()
         .i64_observable_gauge("jxg_certificate_expiry")
         .with_description("Seconds until a configured certificate expires (negative once expired)")
         .with_unit("s")
         .with_callback(move |o| {
             let now = chrono::Utc::now().timestamp();
-            for (name, end) in &ends {
-                o.observe(end - now, &[KeyValue::new("certificate", *name)]);
+            for (name, end) in tls.expiries() {
+                o.observe(end - now, &[KeyValue::new("certificate", name)]);
             }
         })
         .build();
-    Ok(Box::new(gauge))
+    Box::new(gauge)
+}
+
+/// Looks for changed TLS files every `tls.reload_interval_seconds` and puts a new set in force
+/// for the handshakes that follow; a set that does not load is logged and the old one stays.
+fn watch_tls(tls: Arc<crate::tls::LiveTls>, config: &Config) {
+    let every = config.tls.reload_interval_seconds;
+    let warning_days = config.tls.expiry_warning_days;
+    if every == 0 {
+        return;
+    }
+    let reloads = crate::telemetry::meter()
+        .u64_counter("jxg_tls_reloads")
+        .with_description("Reads of changed TLS files, by result (loaded, refused)")
+        .build();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(every));
+            match tls.reload_if_changed() {
+                Ok(false) => {}
+                Ok(true) => {
+                    reloads.add(1, &[opentelemetry::KeyValue::new("result", "loaded")]);
+                    tracing::info!(
+                        "TLS certificate, key, CA bundle or CRL read again; new connections use them"
+                    );
+                    for (certificate, days_left) in expiring(&tls, warning_days) {
+                        tracing::warn!(
+                            certificate,
+                            days_left,
+                            "a configured certificate expires soon"
+                        );
+                    }
+                }
+                Err(e) => {
+                    reloads.add(1, &[opentelemetry::KeyValue::new("result", "refused")]);
+                    tracing::error!(error = %e, "changed TLS files not loaded; the set in force stays");
+                }
+            }
+        }
+    });
 }
 
 fn gauges(state: &crate::ingress::State) -> Vec<Box<dyn std::any::Any>> {

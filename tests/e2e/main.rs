@@ -14,3 +14,4 @@ mod policies;
 mod prosecution;
 mod schemathesis;
 mod simulate;
+mod tls;

@@ -981,3 +981,94 @@ impl OtlpReceiver {
             .collect()
     }
 }
+
+/// One HTTP/1.1 keep-alive connection over mutual TLS, held open by the test, so that it can
+/// show a connection outliving a change on the server and see which certificate the server sent.
+pub struct TlsConn {
+    stream: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+}
+
+impl TlsConn {
+    /// Connects to `addr` trusting `ca_pem`, presenting `identity` (certificate, key PEM).
+    pub fn open(addr: &str, ca_pem: &str, identity: (&str, &str)) -> Result<Self, String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots
+                .add(c.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        }
+        let chain = CertificateDer::pem_slice_iter(identity.0.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let key =
+            PrivateKeyDer::from_pem_slice(identity.1.as_bytes()).map_err(|e| e.to_string())?;
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+        let conn = rustls::ClientConnection::new(
+            Arc::new(cfg),
+            ServerName::try_from("localhost").map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Self { stream })
+    }
+
+    /// The serial number of the certificate the server presented.
+    pub fn server_serial(&self) -> Vec<u8> {
+        let leaf = &self.stream.conn.peer_certificates().unwrap()[0];
+        jxg_gateway::certs::serial(leaf.as_ref()).unwrap()
+    }
+
+    /// `GET path` on this connection; the status, or why there was none.
+    pub fn get(&mut self, path: &str) -> Result<u16, String> {
+        use std::io::{Read, Write};
+        write!(
+            self.stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        self.stream.flush().map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            match self.stream.read(&mut byte) {
+                Ok(0) => return Err("the connection was closed".into()),
+                Ok(_) => buf.push(byte[0]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("no status line")?;
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        self.stream
+            .read_exact(&mut body)
+            .map_err(|e| e.to_string())?;
+        Ok(status)
+    }
+}

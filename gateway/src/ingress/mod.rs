@@ -38,6 +38,8 @@ pub struct AppState {
     pub limits: limits::RateLimits,
     /// The broker, when an authority is delivered by amqp.
     pub broker: Option<Arc<crate::broker::Broker>>,
+    /// The listeners' TLS material, once serving.
+    pub tls: std::sync::OnceLock<Arc<crate::tls::LiveTls>>,
 }
 
 /// The authenticated authority of a request.
