@@ -6,6 +6,8 @@ CERTS ?= certs/dev
 JXG := target/debug/jxg
 SCHEMATHESIS_VERSION := 4.32.5
 SCHEMATHESIS := target/tools/venv/bin/schemathesis
+SSLYZE_VERSION := 6.3.1
+SSLYZE := target/tools/sslyze/bin/sslyze
 CARGO_FUZZ_VERSION := 0.13.2
 # the fuzz targets (fuzz/fuzz_targets/), and how long `make fuzz` runs each
 FUZZ_TARGETS := police_json court_xml prosecution_flat canonical
@@ -13,7 +15,7 @@ FUZZ_SECONDS ?= 60
 # extra arguments of `jxg bench` in `make bench`, e.g. BENCH_ARGS="--backlog 1000000 --report bench.json"
 BENCH_ARGS ?= --report target/bench.json
 
-.PHONY: help run test build certs lint fmt broker tools clean bench demo fuzz
+.PHONY: help run test build certs lint fmt broker tools clean bench demo fuzz audit-tls
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,7 +37,7 @@ demo: ## play the sample story through a gateway of its own and show what happen
 broker: ## make sure RabbitMQ answers on 127.0.0.1:5672 (starts it where installed)
 	@scripts/ensure-broker.sh
 
-tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), schemathesis (PyPI, in target/tools/venv), cargo-fuzz (crates.io)
+tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), schemathesis and sslyze (PyPI, in target/tools/), cargo-fuzz (crates.io)
 	@command -v xmllint >/dev/null || { echo "installing libxml2-utils for xmllint"; \
 	  (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null || \
 	  { echo "xmllint is missing and could not be installed: apt-get install libxml2-utils" >&2; exit 1; }; }
@@ -46,11 +48,16 @@ tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), sc
 	  python3 -m venv target/tools/venv && \
 	  target/tools/venv/bin/pip install -q schemathesis==$(SCHEMATHESIS_VERSION) || \
 	  { echo "schemathesis could not be installed: python3 with venv and pip is needed" >&2; exit 1; }; }
+	@test -x $(SSLYZE) || { echo "installing sslyze $(SSLYZE_VERSION) into target/tools/sslyze"; \
+	  python3 -m venv target/tools/sslyze && \
+	  target/tools/sslyze/bin/pip install -q sslyze==$(SSLYZE_VERSION) || \
+	  { echo "sslyze could not be installed: python3 with venv and pip is needed" >&2; exit 1; }; }
 
 test: broker tools ## run every test: unit, property, schema, end-to-end with the real binary, and the README's commands
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
+	$(MAKE) --no-print-directory audit-tls
 	python3 scripts/readme-check.py
 
 bench: certs ## the criterion benchmarks, then jxg bench against the machine's limit (release build); BENCHMARKS.md explains the figures
@@ -71,6 +78,10 @@ fuzz: tools ## run each fuzz target for FUZZ_SECONDS (default 60) from the commi
 	    echo "fuzz: $$t failed; the input is in target/fuzz/artifacts/$$t (make it a regression in fuzz/regressions/$$t)" >&2; exit 1; }; \
 	  grep -E "^Done|stat::number_of_executed_units" target/fuzz/$$t.log | head -2; \
 	done
+
+audit-tls: tools ## scan both listeners of a gateway of its own with sslyze (with and without a client certificate); fails on any protocol below TLS 1.2, non-AEAD suite, client renegotiation or optional client certificate
+	$(CARGO) build -q -p jxg-gateway --bin jxg
+	python3 scripts/audit-tls.py $(SSLYZE) $(JXG)
 
 lint: ## formatting and clippy, as before every commit
 	$(CARGO) fmt --all -- --check

@@ -96,6 +96,8 @@ pub fn issue(
             .push(ExtendedKeyUsagePurpose::ServerAuth);
     }
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // path builders that follow RFC 5280 strictly want the issuer's key identifier
+    p.use_authority_key_identifier_extension = true;
     p.not_before = validity.not_before;
     p.not_after = validity.not_after;
     let cert = p.signed_by(&key, &issuer)?;
