@@ -131,11 +131,59 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("store records serialise")
 }
 
-struct SledFlush(sled::Db);
+/// A flush that is durable. sled's own flush ends its log writes with `sync_file_range` on
+/// Linux, which neither records the file's new length and blocks nor empties the device's write
+/// cache, and writes large values to files under `blobs/` with no sync at all (sled issue
+/// #1452): an acknowledged write could vanish with the power or an aborted file-system journal
+/// (shown by `tests/e2e/faults.rs`). So each flush also syncs the blob files written since the
+/// last one and their folder, and `fdatasync`s the log.
+struct SledFlush {
+    db: sled::Db,
+    log: std::fs::File,
+    blobs: std::path::PathBuf,
+    /// Blob files already synced.
+    synced: Mutex<std::collections::HashSet<std::ffi::OsString>>,
+}
+
+impl SledFlush {
+    fn new(db: sled::Db, path: &Path) -> Result<Self, StoreError> {
+        let log = std::fs::File::open(path.join("db"))
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.join("db").display())))?;
+        Ok(Self {
+            db,
+            log,
+            blobs: path.join("blobs"),
+            synced: Mutex::new(Default::default()),
+        })
+    }
+
+    fn sync_blobs(&self) -> std::io::Result<()> {
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        let mut present = std::collections::HashSet::new();
+        let mut new = false;
+        for e in std::fs::read_dir(&self.blobs)? {
+            let name = e?.file_name();
+            if !synced.contains(&name) {
+                std::fs::File::open(self.blobs.join(&name))?.sync_data()?;
+                new = true;
+            }
+            present.insert(name);
+        }
+        if new {
+            std::fs::File::open(&self.blobs)?.sync_all()?;
+        }
+        // blobs sled has collected are forgotten
+        *synced = present;
+        Ok(())
+    }
+}
 
 impl Flush for SledFlush {
     fn flush(&self) -> Result<(), StoreError> {
-        self.0.flush().map(|_| ()).map_err(io)
+        let failed = |e: std::io::Error| StoreError::Unavailable(format!("flush: {e}"));
+        self.sync_blobs().map_err(failed)?;
+        self.db.flush().map_err(io)?;
+        self.log.sync_data().map_err(failed)
     }
 }
 
@@ -163,6 +211,23 @@ pub struct SledStore {
 }
 
 impl SledStore {
+    /// The same store notifying `signal` of new and released entries.
+    pub fn with_signal(mut self, signal: Arc<Notify>) -> Self {
+        self.signal = signal;
+        self
+    }
+
+    /// A small durable write: whether the store can write to its disk now.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.db
+            .insert(
+                "probe",
+                &chrono::Utc::now().timestamp_micros().to_be_bytes(),
+            )
+            .map_err(io)?;
+        self.db.flush().map(|_| ()).map_err(io)
+    }
+
     /// Opens (or creates) the store in `path` with a page cache of `cache_mb` MiB.
     pub fn open(path: &Path, cache_mb: u64) -> Result<Self, StoreError> {
         Self::open_with(path, cache_mb, None)
@@ -192,8 +257,21 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(io)?;
+        // sled fsyncs its files but not the folders that name them: without this, a store
+        // created moments before a crash (or a file system turning read-only) can lose its
+        // folder entries, and with them everything acknowledged
+        for dir in [Some(path), path.parent()].into_iter().flatten() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        }
         let tree = |n: &str| db.open_tree(n).map_err(io);
-        let base: Arc<dyn Flush> = Arc::new(SledFlush(db.clone()));
+        let base: Arc<dyn Flush> = Arc::new(SledFlush::new(db.clone(), path)?);
         let flush = match wrap {
             Some(w) => w(base),
             None => base,
