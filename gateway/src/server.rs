@@ -92,14 +92,30 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
     })
 }
 
-/// Opens the configured sled store.
+/// Opens the configured sled store, to be opened again should its disk fail.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    Ok(Arc::new(SledStore::open_tuned(
-        &config.resolve(&config.store.path),
+    let (path, cache_mb, tuning) = (
+        config.resolve(&config.store.path),
         config.store.cache_mb,
         config.store.tuning(),
-        None,
-    )?))
+    );
+    let store = SledStore::open_tuned(&path, cache_mb, tuning, None)?;
+    let first = std::sync::Mutex::new(Some(store));
+    Ok(Arc::new(crate::store::Reopening::open(Box::new(
+        move || {
+            if let Some(store) = first.lock().ok().and_then(|mut f| f.take()) {
+                return Ok(store);
+            }
+            // a store that vanished (an unmounted disk) is not made anew: that would hide loss
+            if !path.join("db").exists() {
+                return Err(crate::store::StoreError::Unavailable(format!(
+                    "no store at {}",
+                    path.display()
+                )));
+            }
+            SledStore::open_tuned(&path, cache_mb, tuning, None)
+        },
+    ))?))
 }
 
 /// Serves until SIGTERM or SIGINT.

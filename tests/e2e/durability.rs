@@ -11,42 +11,6 @@ use jxg_gateway::store::{Flush, SledStore, Store, StoreError};
 use jxg_tests::*;
 use serde_json::Value;
 
-/// An anmeldelse of its own case (so inbox order does not serialise the check).
-fn report(n: usize, tag: &str) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&sample("police/valid/anmeldelse-1.json")).unwrap();
-    v["dokumentid"] = Value::from(format!("{tag}-{n}"));
-    v["journalnr"] = Value::from(format!("1470-76543-{:05}-26", n % 100_000));
-    serde_json::to_vec(&v).unwrap()
-}
-
-async fn drain_inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<String> {
-    let mut ids = Vec::new();
-    loop {
-        let r: Value = c
-            .get(gw.url("/v1/inbox?limit=500"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let items = r["items"].as_array().unwrap().clone();
-        if items.is_empty() {
-            return ids;
-        }
-        for i in items {
-            let id = i["id"].as_str().unwrap().to_string();
-            let a = c
-                .post(gw.url(&format!("/v1/inbox/{id}/ack")))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(a.status(), 200);
-            ids.push(id);
-        }
-    }
-}
-
 #[tokio::test]
 async fn sigkill_under_concurrent_load_loses_and_duplicates_nothing_acknowledged() {
     let home = Home::new();
@@ -64,7 +28,7 @@ async fn sigkill_under_concurrent_load_loses_and_duplicates_nothing_acknowledged
                 let r = c
                     .post(&url)
                     .header("Content-Type", "application/json")
-                    .body(report(n, "KILL"))
+                    .body(police_report(n, "KILL"))
                     .send()
                     .await;
                 match r {
@@ -213,7 +177,7 @@ async fn no_202_leaves_before_the_flush_that_covers_it_and_concurrent_commits_sh
         tokio::spawn(async move {
             c.post(u)
                 .header("Content-Type", "application/json")
-                .body(report(n, "GATE"))
+                .body(police_report(n, "GATE"))
                 .send()
                 .await
                 .unwrap()
@@ -251,7 +215,7 @@ async fn when_the_disk_falls_behind_new_submissions_get_503_and_nothing_accepted
         async move {
             c.post(u)
                 .header("Content-Type", "application/json")
-                .body(report(n, "BEHIND"))
+                .body(police_report(n, "BEHIND"))
                 .send()
                 .await
                 .unwrap()
@@ -331,7 +295,13 @@ async fn sigterm_stops_cleanly_and_keeps_what_was_accepted() {
     let home = Home::new();
     let mut gw = home.start();
     let police = client_for(&home, "police");
-    let r = post_json(&police, &gw, "/police/v1/dokumenter", report(1, "TERM")).await;
+    let r = post_json(
+        &police,
+        &gw,
+        "/police/v1/dokumenter",
+        police_report(1, "TERM"),
+    )
+    .await;
     assert_eq!(r.status(), 202);
     let status = gw.terminate();
     assert!(status.success(), "exit status {status:?}");
@@ -358,7 +328,13 @@ async fn during_shutdown_new_requests_get_503_while_requests_in_flight_finish() 
     tokio::time::sleep(Duration::from_millis(500)).await;
     gw.signal_term();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = post_json(&police, &gw, "/police/v1/dokumenter", report(1, "LATE")).await;
+    let r = post_json(
+        &police,
+        &gw,
+        "/police/v1/dokumenter",
+        police_report(1, "LATE"),
+    )
+    .await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("Retry-After"));
     assert_eq!(

@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod courts;
 mod durability;
+mod faults;
 mod identity;
 mod logs;
 mod observability;

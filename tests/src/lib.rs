@@ -1072,3 +1072,40 @@ impl TlsConn {
         Ok(status)
     }
 }
+
+/// An anmeldelse of its own case (so inbox order does not serialise the check).
+pub fn police_report(n: usize, tag: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&sample("police/valid/anmeldelse-1.json")).unwrap();
+    v["dokumentid"] = Value::from(format!("{tag}-{n}"));
+    v["journalnr"] = Value::from(format!("1470-76543-{:05}-26", n % 100_000));
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Takes and acknowledges every item in the inbox; their message ids.
+pub async fn drain_inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let r: Value = c
+            .get(gw.url("/v1/inbox?limit=500"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = r["items"].as_array().unwrap().clone();
+        if items.is_empty() {
+            return ids;
+        }
+        for i in items {
+            let id = i["id"].as_str().unwrap().to_string();
+            let a = c
+                .post(gw.url(&format!("/v1/inbox/{id}/ack")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(a.status(), 200);
+            ids.push(id);
+        }
+    }
+}

@@ -34,6 +34,7 @@
 //! promises.
 
 mod group_commit;
+mod reopen;
 mod sled_store;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use group_commit::{CommitTuning, Flush, FlushStats};
+pub use reopen::Reopening;
 pub use sled_store::SledStore;
 
 /// A failure of the store; the request answers 503 and nothing is accepted.

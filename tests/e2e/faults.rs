@@ -1,0 +1,303 @@
+//! Faults under the store: its disk full or read-only. Ingest answers 503 with Retry-After,
+//! nothing acknowledged is lost, and the gateway takes work again once the disk does.
+//!
+//! The store lives on a tmpfs of its own, mounted by the test (which needs root, as in CI and
+//! on the development machine), so that the fault is the kernel's own ENOSPC or EROFS.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jxg_tests::*;
+use serde_json::Value;
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+/// The mount point, inside a folder removed after it.
+struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(megabytes: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        mount(
+            &["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"],
+            &path,
+        );
+        Self(path, dir)
+    }
+}
+
+fn mount(args: &[&str], path: &Path) {
+    let out = Command::new("mount").args(args).arg(path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "mount {args:?} failed (these tests need root to mount a tmpfs): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes `path` until the disk is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    // the last bytes that fit
+    while f.write_all(&block[..512]).is_ok() {}
+}
+
+async fn submit(c: &reqwest::Client, gw: &Gateway, n: usize) -> (u16, Option<String>, Value) {
+    let r = c
+        .post(gw.url("/police/v1/dokumenter"))
+        .header("Content-Type", "application/json")
+        .body(police_report(n, "FAULT"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("Retry-After")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = r.json().await.unwrap_or(Value::Null);
+    (status, retry, body)
+}
+
+/// Submits documents while the disk cannot take them: each answer is 503 with Retry-After and a
+/// problem, none is a 202; then the disk is given back and every refused document is accepted
+/// on retry; at the end the recipient has exactly every accepted document.
+async fn refuse_then_recover(disk: &Path, break_disk: impl FnOnce(), restore: impl FnOnce()) {
+    let home = Home::new();
+    let store = disk.join("store");
+    home.edit_config(|t| {
+        t.replace(
+            "path = \"data\"",
+            &format!("path = \"{}\"", store.display()),
+        )
+    });
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let mut accepted = Vec::new();
+    for n in 0..5 {
+        let (status, _, body) = submit(&police, &gw, n).await;
+        assert_eq!(status, 202, "{body}");
+        accepted.push(body["id"].as_str().unwrap().to_string());
+    }
+    break_disk();
+    let mut refused = Vec::new();
+    let mut other = Vec::new();
+    for n in 5..25 {
+        let (status, retry, body) = submit(&police, &gw, n).await;
+        match status {
+            503 => {
+                assert!(retry.is_some(), "503 without Retry-After: {body}");
+                assert_eq!(body["status"], 503, "{body}");
+                assert!(
+                    body["type"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("urn:jxg:problem:")),
+                    "{body}"
+                );
+                refused.push(n);
+            }
+            _ => other.push((n, status, body)),
+        }
+    }
+    assert!(
+        other.is_empty(),
+        "answers other than 503 while the disk was broken: {other:?}"
+    );
+    // not ready meanwhile, with the store named as the reason
+    let operator = client_for(&home, "operator");
+    let ready = operator.get(gw.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("store"));
+    restore();
+    // the gateway takes work again; every refused document is accepted on retry
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for n in refused {
+        loop {
+            let (status, _, body) = submit(&police, &gw, n).await;
+            if status == 202 {
+                accepted.push(body["id"].as_str().unwrap().to_string());
+                break;
+            }
+            assert_eq!(status, 503, "{body}");
+            assert!(
+                Instant::now() < deadline,
+                "not accepted after the disk came back: {body}\n{}",
+                gw.log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| l.contains("store"))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    assert_eq!(
+        operator
+            .get(gw.admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(
+        gw.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("the store is writable again")),
+        "the recovery was not logged"
+    );
+    assert!(
+        gw.log
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| !l.contains("panicked")),
+        "the gateway panicked"
+    );
+    // nothing acknowledged is lost, nothing twice
+    let mut got = drain_inbox(&client_for(&home, "prosecution"), &gw).await;
+    got.sort();
+    accepted.sort();
+    assert_eq!(got, accepted);
+    // and the audit chain verifies
+    let v: Value = client_for(&home, "auditor")
+        .get(gw.admin_url("/admin/v1/audit/verify"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "ok", "{v}");
+}
+
+#[tokio::test]
+async fn when_the_stores_disk_is_full_ingest_answers_503_and_recovers_with_nothing_lost() {
+    let disk = Tmpfs::mount(48);
+    let filler = disk.0.join("filler");
+    refuse_then_recover(
+        &disk.0,
+        || fill(&filler),
+        || std::fs::remove_file(&filler).unwrap(),
+    )
+    .await;
+}
+
+/// An ext4 file system on a loop device, mounted with `errors=remount-ro`, unmounted when
+/// dropped.
+struct Ext4 {
+    image: PathBuf,
+    at: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Ext4 {
+    fn mount(megabytes: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, at) = (dir.path().join("disk.img"), dir.path().join("disk"));
+        std::fs::create_dir(&at).unwrap();
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(megabytes << 20)
+            .unwrap();
+        run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+        let me = Self {
+            image,
+            at,
+            _dir: dir,
+        };
+        me.attach();
+        me
+    }
+    fn attach(&self) {
+        run(
+            "mount",
+            &[
+                "-o",
+                "loop,errors=remount-ro",
+                self.image.to_str().unwrap(),
+                self.at.to_str().unwrap(),
+            ],
+        );
+    }
+    /// The kernel's own reaction to a file-system error: the mount turns read-only at once.
+    fn fail(&self) {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        let device = mounts
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == self.at.to_str())
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .trim_start_matches("/dev/")
+            .to_string();
+        std::fs::write(format!("/sys/fs/ext4/{device}/trigger_fs_error"), "1").unwrap();
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn when_the_stores_disk_turns_read_only_ingest_answers_503_and_recovers_with_nothing_lost() {
+    let disk = Ext4::mount(64);
+    refuse_then_recover(
+        &disk.at,
+        || disk.fail(),
+        || {
+            // an emergency read-only ext4 comes back only through unmount, check and mount:
+            // possible once the gateway has let go of the store's files
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !Command::new("umount")
+                .arg(&disk.at)
+                .status()
+                .unwrap()
+                .success()
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the gateway kept the store's files open"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let fsck = Command::new("e2fsck")
+                .args(["-f", "-y"])
+                .arg(&disk.image)
+                .output()
+                .unwrap();
+            assert!(
+                fsck.status.code().is_some_and(|c| c <= 1),
+                "e2fsck: {fsck:?}"
+            );
+            disk.attach();
+        },
+    )
+    .await;
+}
