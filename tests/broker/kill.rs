@@ -28,30 +28,6 @@ impl Lcg {
     }
 }
 
-fn court_verdict(n: usize) -> Vec<u8> {
-    let text = sample("court/valid/dom-1-latin1.xml");
-    let swap = |bytes: Vec<u8>, from: &str, to: &str| {
-        let at = bytes
-            .windows(from.len())
-            .position(|w| w == from.as_bytes())
-            .unwrap_or_else(|| panic!("{from} is in the sample"));
-        let mut out = bytes[..at].to_vec();
-        out.extend_from_slice(to.as_bytes());
-        out.extend_from_slice(&bytes[at + from.len()..]);
-        out
-    };
-    let text = swap(
-        text,
-        "DOM-2026-000417",
-        &format!("DOM-2026-{:06}", 900_000 + n),
-    );
-    swap(
-        text,
-        "1470-76543-00012-26",
-        &format!("1470-76543-{:05}-26", 40_000 + n),
-    )
-}
-
 /// Submits one document until it is acknowledged (202, or 200 for a document the gateway
 /// already holds); a connection the kill cut leaves the outcome open, so it is sent again.
 async fn until_acknowledged(

@@ -4,6 +4,7 @@
 //! The store lives on a tmpfs of its own, mounted by the test (which needs root, as in CI and
 //! on the development machine), so that the fault is the kernel's own ENOSPC or EROFS.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -300,4 +301,174 @@ async fn when_the_stores_disk_turns_read_only_ingest_answers_503_and_recovers_wi
         },
     )
     .await;
+}
+
+/// Court verdicts of their own cases; each goes to the prosecution, the prison service and the
+/// police. Returns their ids.
+async fn verdicts(home: &Home, gw: &Gateway, n: usize) -> Vec<String> {
+    let courts = client_for(home, "courts");
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let r = courts
+            .post(gw.url("/courts/v1/dokumenter"))
+            .header("Content-Type", "application/xml; charset=ISO-8859-1")
+            .body(court_verdict(i))
+            .send()
+            .await
+            .unwrap();
+        ids.push(accepted_id(r).await);
+    }
+    ids
+}
+
+/// Each recipient's delivery state of each message: recipient → [(status, attempts, error)].
+async fn states(
+    home: &Home,
+    gw: &Gateway,
+    ids: &[String],
+) -> BTreeMap<String, Vec<(String, u64, String)>> {
+    let courts = client_for(home, "courts");
+    let mut out: BTreeMap<String, Vec<(String, u64, String)>> = BTreeMap::new();
+    for id in ids {
+        let s: Value = courts
+            .get(gw.url(&format!("/v1/messages/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for r in s["recipients"].as_array().unwrap() {
+            out.entry(r["recipient"].as_str().unwrap().to_string())
+                .or_default()
+                .push((
+                    r["status"].as_str().unwrap().to_string(),
+                    r["attempts"].as_u64().unwrap_or(0),
+                    r["last_error"].as_str().unwrap_or_default().to_string(),
+                ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_hanging_and_a_resetting_recipient_hold_up_no_one_and_end_dead_lettered() {
+    let home = Home::new();
+    let hanging = Webhook::start(&home, Mode::Hang);
+    let resetting = Resetter::start();
+    home.push_to("police", &hanging.url);
+    home.push_to("prison", &resetting.url);
+    home.delivery(&[
+        ("retry_base_ms", "50"),
+        ("retry_cap_ms", "200"),
+        ("max_attempts", "3"),
+        ("request_timeout_seconds", "1"),
+        ("breaker_failures", "10000"),
+    ]);
+    let gw = home.start();
+    let ids = verdicts(&home, &gw, 10).await;
+    // the prosecution gets every verdict while the other two are still failing
+    let prosecution = client_for(&home, "prosecution");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < ids.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the prosecution got {} of {}",
+            got.len(),
+            ids.len()
+        );
+        got.extend(drain_inbox(&prosecution, &gw).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    got.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(got, expected);
+    let early = states(&home, &gw, &ids).await;
+    assert!(
+        early["police"]
+            .iter()
+            .chain(&early["prison"])
+            .any(|(s, ..)| s != "dead"),
+        "the failing recipients were done before the healthy one: {early:?}"
+    );
+    // the hanging and the resetting recipient are retried, then dead-lettered
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let now = states(&home, &gw, &ids).await;
+        if now["police"]
+            .iter()
+            .chain(&now["prison"])
+            .all(|(s, ..)| s == "dead")
+        {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "not dead-lettered: {now:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for (recipient, cause) in [("police", "timed out"), ("prison", "")] {
+        for (_, attempts, error) in &last[recipient] {
+            assert_eq!(*attempts, 3, "{recipient}: {error}");
+            assert!(
+                !error.is_empty() && error.contains(cause),
+                "{recipient}: {error}"
+            );
+        }
+    }
+    assert!(
+        resetting
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 30
+    );
+    let dead: Value = client_for(&home, "operator")
+        .get(gw.admin_url("/admin/v1/dead-letters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dead["items"].as_array().map(Vec::len), Some(20), "{dead}");
+}
+
+#[tokio::test]
+async fn a_slow_recipient_gets_everything_once_and_holds_up_no_one() {
+    let home = Home::new();
+    let slow = Webhook::start(&home, Mode::Slow(1500));
+    let quick = Webhook::start(&home, Mode::Ok);
+    home.push_to("police", &slow.url);
+    home.push_to("prison", &quick.url);
+    home.delivery(&[("request_timeout_seconds", "5"), ("retry_base_ms", "50")]);
+    let gw = home.start();
+    let ids = verdicts(&home, &gw, 6).await;
+    // the quick recipient has everything before the slow one could have half
+    quick
+        .wait_until("the quick recipient has every verdict", |w| {
+            w.delivered().len() >= ids.len()
+        })
+        .await;
+    assert!(
+        slow.delivered().len() < ids.len(),
+        "the slow recipient was not slow"
+    );
+    slow.wait_until("the slow recipient has every verdict", |w| {
+        w.delivered().len() >= ids.len()
+    })
+    .await;
+    let once: BTreeSet<String> = slow.delivered().into_iter().map(|r| r.message_id).collect();
+    assert_eq!(once.len(), ids.len());
+    assert_eq!(
+        slow.delivered().len(),
+        ids.len(),
+        "a slow answer was taken for a failure"
+    );
+    let states = states(&home, &gw, &ids).await;
+    assert!(
+        states["police"]
+            .iter()
+            .all(|(s, a, _)| s == "delivered" && *a == 1),
+        "{states:?}"
+    );
 }

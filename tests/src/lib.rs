@@ -353,6 +353,10 @@ pub enum Mode {
     FailTimes(usize, u16),
     /// Always this status.
     Always(u16),
+    /// Never answers (holds each request open for an hour).
+    Hang,
+    /// 200, after this many milliseconds.
+    Slow(u64),
 }
 
 /// One request a webhook took.
@@ -413,10 +417,19 @@ impl Webhook {
                         web::post().to(move |req: HttpRequest, body: web::Bytes| {
                             let (r, m) = (r.clone(), m.clone());
                             async move {
+                                let now = *m.lock().unwrap();
+                                let pause = match now {
+                                    Mode::Hang => Some(Duration::from_secs(3600)),
+                                    Mode::Slow(ms) => Some(Duration::from_millis(ms)),
+                                    _ => None,
+                                };
+                                if let Some(pause) = pause {
+                                    tokio::time::sleep(pause).await;
+                                }
                                 let status = {
                                     let mut mode = m.lock().unwrap();
                                     match *mode {
-                                        Mode::Ok => 200,
+                                        Mode::Ok | Mode::Hang | Mode::Slow(_) => 200,
                                         Mode::Always(s) => s,
                                         Mode::FailTimes(0, _) => 200,
                                         Mode::FailTimes(n, s) => {
@@ -1108,4 +1121,64 @@ pub async fn drain_inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<String> {
             ids.push(id);
         }
     }
+}
+
+/// A recipient endpoint that resets every connection as soon as it is made (a TCP RST, before
+/// any TLS), counting them.
+pub struct Resetter {
+    pub url: String,
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Resetter {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}/jxg",
+            listener.local_addr().unwrap().port()
+        );
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // linger zero: close sends RST instead of FIN
+                let _ = nix::sys::socket::setsockopt(
+                    &stream,
+                    nix::sys::socket::sockopt::Linger,
+                    &nix::libc::linger {
+                        l_onoff: 1,
+                        l_linger: 0,
+                    },
+                );
+                drop(stream);
+            }
+        });
+        Self { url, connections }
+    }
+}
+
+/// The courts' verdict sample (ISO-8859-1) as a document and case of its own.
+pub fn court_verdict(n: usize) -> Vec<u8> {
+    let text = sample("court/valid/dom-1-latin1.xml");
+    let swap = |bytes: Vec<u8>, from: &str, to: &str| {
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .unwrap_or_else(|| panic!("{from} is in the sample"));
+        let mut out = bytes[..at].to_vec();
+        out.extend_from_slice(to.as_bytes());
+        out.extend_from_slice(&bytes[at + from.len()..]);
+        out
+    };
+    let text = swap(
+        text,
+        "DOM-2026-000417",
+        &format!("DOM-2026-{:06}", 900_000 + n % 100_000),
+    );
+    swap(
+        text,
+        "1470-76543-00012-26",
+        &format!("1470-76543-{:05}-26", 40_000 + n % 50_000),
+    )
 }
