@@ -11,6 +11,7 @@ use crate::ingress::problem::Problem;
 use crate::ingress::{AppState, jwks, not_allowed};
 
 fn any_certificate(req: &HttpRequest) -> Result<(), Problem> {
+    crate::ingress::identity::Slot::check(req)?;
     req.conn_data::<Peer>()
         .map(|_| ())
         .ok_or_else(Problem::unauthenticated)

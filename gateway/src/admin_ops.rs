@@ -25,6 +25,7 @@ pub fn role(req: &HttpRequest, role: AdminRole) -> Result<&'static str, Problem>
         AdminRole::Operator => "admin:operator",
         AdminRole::Auditor => "admin:auditor",
     };
+    crate::ingress::identity::Slot::check(req)?;
     match req.conn_data::<Peer>() {
         None => Err(Problem::unauthenticated()),
         Some(Peer::Admin(r)) if *r == role => Ok(name),

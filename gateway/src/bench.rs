@@ -1226,7 +1226,10 @@ pub fn baseline(config: &Path) -> i32 {
                 HttpResponse::Accepted().json(json!({"status": "accepted", "bytes": body.len()}))
             }))
         })
-        .on_connect(crate::ingress::identity::on_connect(registry))
+        .on_connect(crate::ingress::identity::on_connect(
+            registry,
+            crate::ingress::identity::Slots::new(usize::MAX),
+        ))
         .listen_rustls_0_23(listener, tls)?
         .run();
         println!(

@@ -65,6 +65,13 @@ pub struct Listeners {
     /// How long in-flight requests may take to finish on SIGTERM, in seconds. Default 30.
     #[serde(default = "default_drain")]
     pub drain_timeout_seconds: u64,
+    /// How long a client has to send a request's head (line and headers) once it starts, in
+    /// milliseconds; later, 408 and the connection closed. Default 5000.
+    #[serde(default = "default_header_read_ms")]
+    pub header_read_ms: u64,
+}
+fn default_header_read_ms() -> u64 {
+    5000
 }
 
 impl Default for Listeners {
@@ -73,6 +80,7 @@ impl Default for Listeners {
             authority: default_authority_addr(),
             admin: default_admin_addr(),
             drain_timeout_seconds: default_drain(),
+            header_read_ms: default_header_read_ms(),
         }
     }
 }
@@ -276,6 +284,37 @@ pub struct Limits {
     /// The longest an inbox long poll holds a request, whatever `wait` asks (0-30). Default 30.
     #[serde(default = "default_max_wait")]
     pub inbox_max_wait_seconds: u64,
+    /// Body limits of single routes, by path, in place of `body_bytes`
+    /// (`"/police/v1/dokumenter" = 262144`). None by default.
+    #[serde(default)]
+    pub body_bytes_per_route: std::collections::BTreeMap<String, usize>,
+    /// How long a request's whole body may take to arrive, in seconds; later, 408. Default 30.
+    #[serde(default = "default_body_read")]
+    pub body_read_seconds: u64,
+    /// The deepest nesting of objects and arrays a JSON body may have. Default 32.
+    #[serde(default = "default_json_depth")]
+    pub json_depth: usize,
+    /// The longest string (member name or value, in bytes as sent) a JSON body may hold.
+    /// Default 65536.
+    #[serde(default = "default_json_string_bytes")]
+    pub json_string_bytes: usize,
+    /// Connections one certificate holder may have open on a listener at once; requests on the
+    /// ones over it get 429 and the connection is closed. Default 64.
+    #[serde(default = "default_connections_per_peer")]
+    pub connections_per_peer: usize,
+}
+
+fn default_body_read() -> u64 {
+    30
+}
+fn default_json_depth() -> usize {
+    32
+}
+fn default_json_string_bytes() -> usize {
+    65536
+}
+fn default_connections_per_peer() -> usize {
+    64
 }
 
 fn default_max_wait() -> u64 {
@@ -288,6 +327,11 @@ impl Default for Limits {
             body_bytes: default_body(),
             inbox_visibility_seconds: default_visibility(),
             inbox_max_wait_seconds: default_max_wait(),
+            body_bytes_per_route: Default::default(),
+            body_read_seconds: default_body_read(),
+            json_depth: default_json_depth(),
+            json_string_bytes: default_json_string_bytes(),
+            connections_per_peer: default_connections_per_peer(),
         }
     }
 }

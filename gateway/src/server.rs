@@ -136,6 +136,8 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
             .collect::<BTreeSet<_>>(),
     ));
     let drain = Duration::from_secs(config.listeners.drain_timeout_seconds);
+    let header_read = Duration::from_millis(config.listeners.header_read_ms);
+    let per_peer = config.limits.connections_per_peer;
     let authority_listener =
         TcpListener::bind(config.listeners.authority).map_err(StartError::Bind)?;
     let admin_listener = TcpListener::bind(config.listeners.admin).map_err(StartError::Bind)?;
@@ -231,7 +233,11 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
             .configure(ingress::configure)
             .default_service(web::to(ingress::not_found))
     })
-    .on_connect(identity::on_connect(registry.clone()))
+    .on_connect(identity::on_connect(
+        registry.clone(),
+        identity::Slots::new(per_peer),
+    ))
+    .client_request_timeout(header_read)
     .disable_signals()
     .shutdown_timeout(drain.as_secs())
     .listen_rustls_0_23(authority_listener, tls.clone())
@@ -244,7 +250,11 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
             .configure(crate::admin::configure)
             .default_service(web::to(ingress::not_found))
     })
-    .on_connect(identity::on_connect(registry))
+    .on_connect(identity::on_connect(
+        registry,
+        identity::Slots::new(per_peer),
+    ))
+    .client_request_timeout(header_read)
     .disable_signals()
     .workers(1)
     .shutdown_timeout(drain.as_secs())

@@ -8,6 +8,7 @@ mod courts;
 mod durability;
 mod faults;
 mod identity;
+mod limits;
 mod logs;
 mod observability;
 mod police;

@@ -1051,13 +1051,23 @@ impl TlsConn {
 
     /// `GET path` on this connection; the status, or why there was none.
     pub fn get(&mut self, path: &str) -> Result<u16, String> {
-        use std::io::{Read, Write};
-        write!(
-            self.stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
-        )
-        .map_err(|e| e.to_string())?;
-        self.stream.flush().map_err(|e| e.to_string())?;
+        self.send(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n")
+                .as_bytes(),
+        )?;
+        self.response()
+    }
+
+    /// Writes raw bytes on the connection (part of a request, say).
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        use std::io::Write;
+        self.stream.write_all(bytes).map_err(|e| e.to_string())?;
+        self.stream.flush().map_err(|e| e.to_string())
+    }
+
+    /// Reads one response; its status, or why there was none.
+    pub fn response(&mut self) -> Result<u16, String> {
+        use std::io::Read;
         let mut buf = Vec::new();
         let mut byte = [0u8; 1];
         while !buf.ends_with(b"\r\n\r\n") {

@@ -50,6 +50,9 @@ impl FromRequest for Caller {
     type Error = Problem;
     type Future = std::future::Ready<Result<Self, Problem>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Err(p) = identity::Slot::check(req) {
+            return std::future::ready(Err(p));
+        }
         std::future::ready(match req.conn_data::<Peer>() {
             Some(Peer::Authority(id)) => {
                 let limited = req
@@ -164,8 +167,38 @@ fn require_json(req: &HttpRequest) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Reads the body, refusing it as soon as it passes the limit.
+/// Reads the body within its route's size limit and `limits.body_read_seconds`, refusing it as
+/// soon as it passes either.
 async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: &crate::config::Limits,
+) -> Result<web::Bytes, Problem> {
+    let limit = limits
+        .body_bytes_per_route
+        .get(req.path())
+        .copied()
+        .unwrap_or(limits.body_bytes);
+    let seconds = limits.body_read_seconds;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(seconds),
+        read_limited(req, payload, limit),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Problem::request_timeout(format!(
+            "the body did not arrive within {seconds} s"
+        )))
+    })
+}
+
+/// The JSON body within `limits.json_depth` and `limits.json_string_bytes`.
+fn check_json(body: &[u8], limits: &crate::config::Limits) -> Result<(), Problem> {
+    limits::check_json(body, limits.json_depth, limits.json_string_bytes)
+        .map_err(Problem::json_limit)
+}
+
+async fn read_limited(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -284,9 +317,11 @@ async fn legacy(
         require_json(req)?;
     }
     let p = &state.pipeline;
-    let body = read_body(req, payload, p.config.limits.body_bytes).await?;
+    let body = read_body(req, payload, &p.config.limits).await?;
     if xml {
         require_xml(req, &body)?;
+    } else {
+        check_json(&body, &p.config.limits)?;
     }
     let adapter = registry::get(format).expect("the format of an HTTP route is registered");
     let m = pipeline::decode_document(adapter, &body, &p.master_data)
@@ -388,7 +423,7 @@ async fn canonical(
     } else {
         require_json(req)?;
     }
-    let body = read_body(req, payload, p.config.limits.body_bytes).await?;
+    let body = read_body(req, payload, &p.config.limits).await?;
     let (json, sender_signature) = if jose {
         let text = std::str::from_utf8(&body)
             .map_err(|_| Problem::malformed("a compact JWS is ASCII"))?
@@ -404,6 +439,7 @@ async fn canonical(
     } else {
         (body.to_vec(), None)
     };
+    check_json(&json, &p.config.limits)?;
     let v = {
         let _s = crate::telemetry::stage("decode");
         jxg_adapters::canonical::parse_json(&json)

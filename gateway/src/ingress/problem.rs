@@ -83,6 +83,27 @@ impl Problem {
     pub fn malformed(detail: impl Into<String>) -> Self {
         Self::new(400, "malformed", "Malformed document", detail)
     }
+    /// A JSON body over a structural limit (depth, string length), naming where.
+    pub fn json_limit(limit: crate::ingress::limits::JsonLimit) -> Self {
+        Self::new(
+            400,
+            "json-limit",
+            "JSON over a limit",
+            format!("the body passes a limit at {}", limit.pointer),
+        )
+        .with_errors(vec![Violation::new(limit.pointer, limit.message)])
+    }
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(408, "request-timeout", "Request timeout", detail)
+    }
+    pub fn too_many_connections(limit: usize) -> Self {
+        Self::new(
+            429,
+            "too-many-connections",
+            "Too many connections",
+            format!("this certificate has more than {limit} connections open; this one is closed"),
+        )
+    }
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(400, "bad-request", "Bad request", detail)
     }
@@ -171,6 +192,10 @@ impl ResponseError for Problem {
         r.content_type("application/problem+json");
         if let Some(s) = self.retry_after {
             r.insert_header(("Retry-After", s.to_string()));
+        }
+        // a connection over its holder's limit, or whose request timed out, is not kept
+        if matches!(self.slug, "too-many-connections" | "request-timeout") {
+            r.force_close();
         }
         r.body(self.body().to_string())
     }
