@@ -275,15 +275,7 @@ async fn twenty_sigkills_under_mixed_load_and_a_broker_restart_lose_and_duplicat
     );
     assert_eq!(consumer.depth(&rejq).await, 0, "an indictment was rejected");
     // the audit chain verifies across every kill
-    let v: Value = client_for(&home, "auditor")
-        .get(gw.admin_url("/admin/v1/audit/verify"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["status"], "ok", "{v}");
+    assert_audit_verifies(&home, &gw).await;
     eprintln!(
         "delivered: {:?}; prosecution copies read {:?}",
         got.iter()

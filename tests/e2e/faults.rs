@@ -177,15 +177,7 @@ async fn refuse_then_recover(disk: &Path, break_disk: impl FnOnce(), restore: im
     accepted.sort();
     assert_eq!(got, accepted);
     // and the audit chain verifies
-    let v: Value = client_for(&home, "auditor")
-        .get(gw.admin_url("/admin/v1/audit/verify"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["status"], "ok", "{v}");
+    assert_audit_verifies(&home, &gw).await;
 }
 
 #[tokio::test]
@@ -330,14 +322,7 @@ async fn states(
     let courts = client_for(home, "courts");
     let mut out: BTreeMap<String, Vec<(String, u64, String)>> = BTreeMap::new();
     for id in ids {
-        let s: Value = courts
-            .get(gw.url(&format!("/v1/messages/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s = get_json(&courts, &gw.url(&format!("/v1/messages/{id}"))).await;
         for r in s["recipients"].as_array().unwrap() {
             out.entry(r["recipient"].as_str().unwrap().to_string())
                 .or_default()
@@ -422,14 +407,11 @@ async fn a_hanging_and_a_resetting_recipient_hold_up_no_one_and_end_dead_lettere
             .load(std::sync::atomic::Ordering::SeqCst)
             >= 30
     );
-    let dead: Value = client_for(&home, "operator")
-        .get(gw.admin_url("/admin/v1/dead-letters"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dead = get_json(
+        &client_for(&home, "operator"),
+        &gw.admin_url("/admin/v1/dead-letters"),
+    )
+    .await;
     assert_eq!(dead["items"].as_array().map(Vec::len), Some(20), "{dead}");
 }
 

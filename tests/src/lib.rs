@@ -1192,3 +1192,18 @@ pub fn court_verdict(n: usize) -> Vec<u8> {
         &format!("1470-76543-{:05}-26", 40_000 + n % 50_000),
     )
 }
+
+/// `GET url` answered with JSON.
+pub async fn get_json(c: &reqwest::Client, url: &str) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The audit chain of the gateway verifies, as its auditor sees it.
+pub async fn assert_audit_verifies(home: &Home, gw: &Gateway) {
+    let v = get_json(
+        &client_for(home, "auditor"),
+        &gw.admin_url("/admin/v1/audit/verify"),
+    )
+    .await;
+    assert_eq!(v["status"], "ok", "{v}");
+}
