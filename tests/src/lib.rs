@@ -1104,15 +1104,22 @@ pub fn police_report(n: usize, tag: &str) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
-/// Takes and acknowledges every item in the inbox; their message ids.
+/// Takes and acknowledges every item in the inbox; their message ids. Answers over the
+/// authority's rate limit are waited out.
 pub async fn drain_inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<String> {
+    async fn limited(send: impl AsyncFn() -> reqwest::Response) -> reqwest::Response {
+        loop {
+            let r = send().await;
+            if r.status() != 429 {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     let mut ids = Vec::new();
     loop {
-        let r: Value = c
-            .get(gw.url("/v1/inbox?limit=500"))
-            .send()
+        let r: Value = limited(async || c.get(gw.url("/v1/inbox?limit=500")).send().await.unwrap())
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -1122,11 +1129,8 @@ pub async fn drain_inbox(c: &reqwest::Client, gw: &Gateway) -> Vec<String> {
         }
         for i in items {
             let id = i["id"].as_str().unwrap().to_string();
-            let a = c
-                .post(gw.url(&format!("/v1/inbox/{id}/ack")))
-                .send()
-                .await
-                .unwrap();
+            let url = gw.url(&format!("/v1/inbox/{id}/ack"));
+            let a = limited(async || c.post(&url).send().await.unwrap()).await;
             assert_eq!(a.status(), 200);
             ids.push(id);
         }

@@ -146,6 +146,13 @@ impl Worker {
                     );
                     actix_web::rt::spawn(async move {
                         let seq = e.seq;
+                        // an entry goes out only once its acceptance is on disk: a copy sent
+                        // before the flush, then lost in a crash, would come back from the
+                        // sender's retry under another id
+                        if store.durable().await.is_err() {
+                            let _ = tx.send((seq, false));
+                            return;
+                        }
                         let ok = attempt(transport.as_ref(), store.as_ref(), e, max, backoff).await;
                         let _ = tx.send((seq, ok));
                     });

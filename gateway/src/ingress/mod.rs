@@ -564,7 +564,13 @@ async fn get_inbox(
     let items = loop {
         let notified = signal.notified();
         let items = p.store.take_inbox(&caller.0, limit, visibility)?;
-        if !items.is_empty() || tokio::time::Instant::now() >= deadline {
+        if !items.is_empty() {
+            // offered only once on disk (a message lost to a crash after it was offered would
+            // come back from its sender under another id)
+            p.store.durable().await?;
+            break items;
+        }
+        if tokio::time::Instant::now() >= deadline {
             break items;
         }
         // wake on a new entry, or re-check when a hidden entry's visibility may have passed
