@@ -148,7 +148,7 @@ async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     let warnings: Vec<_> = state
         .tls
         .get()
-        .map(|tls| crate::server::expiring(tls, state.pipeline.config.tls.expiry_warning_days))
+        .map(|tls| tls.expiring(state.pipeline.config.tls.expiry_warning_days))
         .unwrap_or_default()
         .into_iter()
         .map(|(certificate, days_left)| {

@@ -335,22 +335,12 @@ async fn wait_for_signal() {
 
 /// The gauges `/metrics` and OTLP read when they collect: outbox depth and the age of the oldest
 /// waiting entry per recipient, and the broker connection. Kept alive while the gateway serves.
-/// The configured certificates within `warning_days` of their end: (which, days left).
-pub fn expiring(tls: &crate::tls::LiveTls, warning_days: u32) -> Vec<(&'static str, i64)> {
-    let now = chrono::Utc::now().timestamp();
-    tls.expiries()
-        .into_iter()
-        .map(|(name, end)| (name, (end - now).div_euclid(86_400)))
-        .filter(|(_, days_left)| *days_left < i64::from(warning_days))
-        .collect()
-}
-
 /// Warns about a configured certificate within `tls.expiry_warning_days` of its end, and exports
 /// the seconds each in force has left (`jxg_certificate_expiry_seconds{certificate}`, negative
 /// once expired).
 fn certificate_expiry(tls: &Arc<crate::tls::LiveTls>, warning_days: u32) -> Box<dyn std::any::Any> {
     use opentelemetry::KeyValue;
-    for (certificate, days_left) in expiring(tls, warning_days) {
+    for (certificate, days_left) in tls.expiring(warning_days) {
         tracing::warn!(
             certificate,
             days_left,
@@ -394,7 +384,7 @@ fn watch_tls(tls: Arc<crate::tls::LiveTls>, config: &Config) {
                     tracing::info!(
                         "TLS certificate, key, CA bundle or CRL read again; new connections use them"
                     );
-                    for (certificate, days_left) in expiring(&tls, warning_days) {
+                    for (certificate, days_left) in tls.expiring(warning_days) {
                         tracing::warn!(
                             certificate,
                             days_left,

@@ -204,6 +204,16 @@ impl LiveTls {
         self.loaded.load().ends
     }
 
+    /// The certificates in force within `warning_days` of their end: (which, days left).
+    pub fn expiring(&self, warning_days: u32) -> Vec<(&'static str, i64)> {
+        let now = chrono::Utc::now().timestamp();
+        self.expiries()
+            .into_iter()
+            .map(|(name, end)| (name, (end - now).div_euclid(86_400)))
+            .filter(|(_, days_left)| *days_left < i64::from(warning_days))
+            .collect()
+    }
+
     /// The configuration of a listener, reading the material in force at each handshake.
     pub fn server_config(self: &Arc<Self>) -> Result<rustls::ServerConfig, TlsError> {
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider())

@@ -317,13 +317,6 @@ async fn readyz_warns_of_a_certificate_near_its_end_and_stays_ready() {
     drop(gw);
     home.edit_config(|t| t.replace("\nexpiry_warning_days = 100000", ""));
     let gw = home.start();
-    let body: serde_json::Value = client_for(&home, "operator")
-        .get(gw.admin_url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = get_json(&client_for(&home, "operator"), &gw.admin_url("/readyz")).await;
     assert_eq!(body["warnings"], serde_json::json!([]), "{body}");
 }
