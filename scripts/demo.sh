@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 JXG=target/debug/jxg
 DEMO=target/demo
-SAMPLES=${SAMPLES:-../shared/samples}
+SAMPLES=${SAMPLES:-tests/data}
 AUTHORITY=127.0.0.1:8453 ADMIN=127.0.0.1:9453 WEBHOOK=127.0.0.1:9454
 
 [ -d "$SAMPLES" ] || { echo "demo: the samples are not at $SAMPLES (set SAMPLES=...)" >&2; exit 2; }

@@ -342,14 +342,14 @@ pub fn arrest_body() -> impl Strategy<Value = Body> {
         })
 }
 
-/// `../shared/samples/<rel>`.
-pub fn shared(rel: &str) -> std::path::PathBuf {
+/// `tests/data/<rel>`: the sample documents.
+pub fn sample_path(rel: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/samples")
+        .join("../tests/data")
         .join(rel)
 }
 pub fn read(rel: &str) -> Vec<u8> {
-    std::fs::read(shared(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    std::fs::read(sample_path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 pub fn json(rel: &str) -> serde_json::Value {
     serde_json::from_slice(&read(rel)).unwrap()

@@ -17,7 +17,7 @@ use jxg_schema::{MasterData, Message};
 
 fn sample(rel: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/samples")
+        .join("../tests/data")
         .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

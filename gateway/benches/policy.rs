@@ -36,7 +36,7 @@ fn setup() -> Setup {
     )
     .expect("a signer");
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/samples/canonical/valid/verdict.issued.json");
+        .join("../tests/data/canonical/valid/verdict.issued.json");
     let verdict: Message = serde_json::from_slice(&std::fs::read(p).expect("the sample")).unwrap();
     let view = policies
         .minimise("prison", &verdict)

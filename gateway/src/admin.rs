@@ -1,5 +1,5 @@
 //! The admin listener: health, readiness, metrics and the JWKS for any certificate of the sector
-//! CA; the `/admin/v1/…` routes for the role each needs (api.md, "Admin API").
+//! CA; the `/admin/v1/…` routes for the role each needs (the admin API: `gateway/openapi/admin.json`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! The `/admin/v1/…` handlers for operators and auditors (api.md, "Admin API"). Operators see
+//! The `/admin/v1/…` handlers for operators and auditors (the admin API: `gateway/openapi/admin.json`). Operators see
 //! metadata, deliveries, the registry, policies and keys, and may replay and rotate; they never
 //! see a body or an audit subject. Auditors read the audit log, answer subject-access requests
 //! and verify the chain; they cannot replay or rotate. Every read is audited as `consulted`.

@@ -1,4 +1,4 @@
-//! The `jxg` command line (api.md, "Command line").
+//! The `jxg` command line (README, "Command line").
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -51,8 +51,8 @@ pub enum Command {
     Simulate {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,
-        /// The shared samples folder.
-        #[arg(long, default_value = "../shared/samples")]
+        /// The sample documents (the repository's tests/data).
+        #[arg(long, default_value = "tests/data")]
         samples: PathBuf,
         /// Leave out the prosecution's leg on RabbitMQ.
         #[arg(long)]
@@ -82,8 +82,8 @@ pub enum Command {
     Bench {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,
-        /// The shared samples folder.
-        #[arg(long, default_value = "../shared/samples")]
+        /// The sample documents (the repository's tests/data).
+        #[arg(long, default_value = "tests/data")]
         samples: PathBuf,
         /// Connections per sender, each a mutual-TLS session of its own.
         #[arg(long, default_value_t = 16)]

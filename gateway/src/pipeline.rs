@@ -62,7 +62,7 @@ pub fn decode_document(
     check_semantics(m, md)
 }
 
-/// The rules a schema cannot state, after any decode (canonical-v1.md).
+/// The rules a schema cannot state, after any decode (docs/formats/canonical-v1.md).
 pub fn check_semantics(m: Message, md: &MasterData) -> Result<Message, DecodeError> {
     let t = m.message_type();
     validate::semantic(&m, md)

@@ -1,4 +1,4 @@
-//! The gateway's signatures (security.md): the ingest receipt in every 202/200, and the detached
+//! The gateway's signatures (docs/SECURITY.md): the ingest receipt in every 202/200, and the detached
 //! JWS (RFC 7515 appendix F) of every delivered document. ES256 through josekit; the `kid` is the
 //! key's RFC 7638 JWK thumbprint.
 

@@ -43,7 +43,7 @@ fn policies_dir() -> PathBuf {
 
 fn sample(name: &str) -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/samples/canonical/valid")
+        .join("../tests/data/canonical/valid")
         .join(name);
     serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
         .unwrap()

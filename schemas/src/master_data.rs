@@ -1,4 +1,4 @@
-//! Sector reference data (master-data.md), shipped as JSON files under `schemas/master-data/`
+//! Sector reference data, shipped as JSON files under `schemas/master-data/`
 //! and embedded as the default; a deployment may load a replacement folder without a rebuild.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The envelope and the ten message bodies of canonical v1 (canonical-v1.md).
+//! The envelope and the ten message bodies of canonical v1 (docs/formats/canonical-v1.md).
 //!
 //! A [`Message`] reads and writes exactly the JSON of the spec: the body's shape follows `type`,
 //! unknown keys are refused at every level, and optional fields are left out rather than `null`.
@@ -56,7 +56,7 @@ string_enum!(
 );
 
 impl MessageType {
-    /// The purpose a legacy document of this type is given (canonical-v1.md).
+    /// The purpose a legacy document of this type is given (docs/formats/canonical-v1.md).
     pub fn default_purpose(&self) -> Purpose {
         match self {
             Self::OffenceReported | Self::PersonCharged | Self::PersonArrested => {
@@ -345,7 +345,7 @@ pub struct PersonCharged {
     pub charged_at: Instant,
 }
 
-/// The custody hearing's deadline: the arrest plus PT24H (canonical-v1.md), derived, never sent.
+/// The custody hearing's deadline: the arrest plus PT24H (docs/formats/canonical-v1.md), derived, never sent.
 pub fn custody_hearing_deadline(arrested_at: Instant) -> Instant {
     Instant::from_utc(arrested_at.utc() + chrono::Duration::hours(24))
 }

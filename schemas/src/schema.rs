@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn violations_never_quote_the_value() {
         let mut v: Value = serde_json::from_str(include_str!(
-            "../../../shared/samples/canonical/valid/offence.reported.json"
+            "../../tests/data/canonical/valid/offence.reported.json"
         ))
         .unwrap();
         v["body"]["persons"][0]["cpr"] = "01049X9995".into();

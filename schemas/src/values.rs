@@ -39,7 +39,7 @@ fn all_digits(s: &str) -> bool {
 }
 
 /// A CPR number: ten digits whose first six are a date that exists in the century digit 7 gives
-/// (master-data.md). The modulus-11 check is deliberately not applied.
+/// (schemas/master-data/). The modulus-11 check is deliberately not applied.
 ///
 /// `Debug` never shows the number.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

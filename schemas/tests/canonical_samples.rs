@@ -9,8 +9,7 @@ use jxg_schema::{MasterData, Message, validate};
 use serde_json::Value;
 
 fn samples() -> Vec<(String, Value)> {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/canonical/valid");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/canonical/valid");
     let mut out: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// `../shared/samples/<rel>`.
+/// `tests/data/<rel>`: the sample documents.
 pub fn sample(rel: &str) -> Vec<u8> {
     let p = samples_dir().join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 pub fn samples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
 /// The `jxg` binary cargo built for this workspace.
@@ -736,7 +736,7 @@ pub async fn broker_home(tag: &str) -> (Home, Prosecution, (String, String, Stri
     (home, p, queues)
 }
 
-/// The sample story (../shared/samples/README.md, "The story") against a gateway on
+/// The sample story (tests/data/README.md, "The story") against a gateway on
 /// [`Home::new`]'s topology (the prosecution takes canonical messages from its inbox): report,
 /// indictment, verdict, admission, release; then every recipient takes and acknowledges what it
 /// got. Returns the ids of the five accepted messages.
@@ -839,7 +839,11 @@ pub fn personal_data() -> Vec<String> {
         }
     }
     for e in std::fs::read_dir(samples_dir().join("canonical/valid")).unwrap() {
-        let v: Value = serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue; // the folder's README
+        }
+        let v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         walk(&v, &mut out);
     }
     out.sort();

@@ -128,7 +128,7 @@ pub fn format_duration(d: IsoDuration) -> Option<String> {
     }
 }
 
-/// Why a law reference was refused; both quote the text (police-json.md allows it).
+/// Why a law reference was refused; both quote the text (docs/formats/police-json.md allows it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LawRefError {
     UnknownLaw,

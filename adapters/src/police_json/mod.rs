@@ -1,4 +1,4 @@
-//! `police-json`: the police case system's JSON documents (police-json.md).
+//! `police-json`: the police case system's JSON documents (docs/formats/police-json.md).
 //!
 //! [`fields`] reads and writes the format's field conventions (local times, CPR numbers, law
 //! references, amounts, durations, flags); [`decode`] and [`encode`] map whole documents.

@@ -1,4 +1,4 @@
-//! `prosecution-flat`: the prosecution service's fixed-width record sets (prosecution-flat.md).
+//! `prosecution-flat`: the prosecution service's fixed-width record sets (docs/formats/prosecution-flat.md).
 //!
 //! [`records`] is the framing (a cursor over 128-character records that checks length, type,
 //! order, control bytes and the trailer count); [`decode`] reads fields into canonical;

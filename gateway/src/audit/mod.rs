@@ -1,4 +1,4 @@
-//! The audit log (LED art. 25; security.md, "Audit"): one entry per processing operation,
+//! The audit log (LED art. 25; docs/SECURITY.md, "Audit"): one entry per processing operation,
 //! written in the same store transaction as the state change it records, chained by SHA-256 and
 //! anchored by signed checkpoints. Subjects are HMAC-SHA256 pseudonyms of CPR numbers; the log
 //! never holds a CPR number, a name or a body.

@@ -1,5 +1,5 @@
 //! The authority listener: routes, the caller's identity, and request reading (content type,
-//! size) before the pipeline runs. Checks run in api.md's order: certificate (401/403), content
+//! size) before the pipeline runs. Checks run in this order: certificate (401/403), content
 //! type (415), size (413), well-formedness (400), the right to send (403), validation (422).
 
 pub mod amqp;

@@ -1,4 +1,4 @@
-//! Security policies (security.md, "Policies"): who may send and receive what (Cedar,
+//! Security policies (docs/SECURITY.md, "Policies"): who may send and receive what (Cedar,
 //! [`authorize`]) and what of a message each recipient may see ([`disclosure`]). A policy set is
 //! loaded whole or not at all; [`PolicyStore`] swaps sets atomically, and a message keeps the set
 //! it started with.

@@ -15,7 +15,7 @@ fn authorities() -> BTreeMap<String, Vec<String>> {
 
 fn sample(name: &str) -> Message {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/samples/canonical/valid")
+        .join("../tests/data/canonical/valid")
         .join(name);
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
