@@ -6,7 +6,7 @@ use jxg_schema::schema::{self, Form};
 use jxg_schema::{Message, MessageType, Violations};
 use serde_json::Value;
 
-use crate::{Adapter, Context, DecodeError, EncodeError};
+use crate::{Adapter, Context, DecodeError, EncodeError, Rejection};
 
 #[derive(Debug)]
 pub struct Canonical;
@@ -37,16 +37,116 @@ impl Canonical {
     }
 }
 
-/// Parses JSON, naming line and column of the first fault.
+/// Parses JSON strictly, naming line and column of the first fault. A member name that occurs
+/// twice in one object is refused (400) with the JSON pointer of its second occurrence: JSON
+/// leaves such a document's meaning open, and readers that keep the first or the last value would
+/// see different documents (RFC 8259 §4), so for this gateway it is not well-formed.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, DecodeError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        DecodeError::malformed(format!(
+    use serde::de::DeserializeSeed;
+    let strict = Strict::default();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = (&strict)
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+    parsed.map_err(|e| match strict.repeated.take() {
+        Some(pointer) => DecodeError {
+            message_type: None,
+            rejection: Rejection::Layout(Violations(vec![jxg_schema::Violation::new(
+                pointer,
+                "repeats a member name of its object; each name may occur once",
+            )])),
+        },
+        None => DecodeError::malformed(format!(
             "not JSON: {} at line {}, column {}",
             classify(&e),
             e.line(),
             e.column()
-        ))
+        )),
     })
+}
+
+/// Builds a [`Value`] like serde_json's own, keeping the JSON pointer of the place being read
+/// and refusing a repeated member name.
+#[derive(Default)]
+struct Strict {
+    pointer: std::cell::RefCell<String>,
+    repeated: std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &Strict {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Strict {
+    /// Appends one segment to the pointer and answers the length to cut it back to.
+    fn enter(&self, segment: &str) -> usize {
+        let mut p = self.pointer.borrow_mut();
+        let len = p.len();
+        p.push('/');
+        p.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+        len
+    }
+    fn leave(&self, len: usize) {
+        self.pointer.borrow_mut().truncate(len);
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &Strict {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(Value::from(n))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let len = self.enter(&items.len().to_string());
+            let Some(item) = seq.next_element_seed(self)? else {
+                self.leave(len);
+                break;
+            };
+            self.leave(len);
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let len = self.enter(&key);
+            if members.contains_key(&key) {
+                *self.repeated.borrow_mut() = Some(self.pointer.borrow().clone());
+                return Err(serde::de::Error::custom("a repeated member name"));
+            }
+            let value = map.next_value_seed(self)?;
+            self.leave(len);
+            members.insert(key, value);
+        }
+        Ok(Value::Object(members))
+    }
 }
 
 fn classify(e: &serde_json::Error) -> &'static str {
@@ -73,5 +173,86 @@ impl Adapter for Canonical {
     }
     fn encode(&self, message: &Message, _ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
         Ok(message.to_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testgen::read;
+
+    fn repeated(json: &str) -> Vec<String> {
+        match parse_json(json.as_bytes()).map_err(|e| e.rejection) {
+            Err(Rejection::Layout(v)) => v.iter().map(|x| x.path.clone()).collect(),
+            other => panic!("{json}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repeated_member_name_is_named_by_its_pointer_at_any_depth() {
+        assert_eq!(repeated(r#"{"a": 1, "a": 2}"#), ["/a"]);
+        assert_eq!(
+            repeated(r#"{"a": {"b": [0, {"c": 1, "c": 1}]}}"#),
+            ["/a/b/1/c"]
+        );
+        assert_eq!(
+            repeated(r#"[[], [{}, {"x": null, "x": null}]]"#),
+            ["/1/1/x"]
+        );
+        // the same name written with an escape is the same name
+        assert_eq!(repeated(r#"{"cpr": "1", "\u0063pr": "2"}"#), ["/cpr"]);
+        // pointer escapes (RFC 6901)
+        assert_eq!(repeated(r#"{"a/b": {"~": 1, "~": 2}}"#), ["/a~1b/~0"]);
+        // the same name in sibling objects is no repetition
+        let v = parse_json(br#"{"p": [{"n": 1}, {"n": 2}], "q": {"n": 3}}"#).unwrap();
+        assert_eq!(v["p"][1]["n"], 2);
+    }
+
+    #[test]
+    fn what_is_not_json_stays_malformed_and_values_read_as_serde_json_reads_them() {
+        for bad in [
+            &b"{\"a\": 1,}"[..],
+            b"{\"a\" 1}",
+            b"[1] [2]",
+            b"",
+            b"\"\xff\"",
+        ] {
+            let e = parse_json(bad).expect_err("not JSON");
+            assert!(matches!(e.rejection, Rejection::Malformed { .. }), "{e:?}");
+        }
+        let text = r#"{"i": -7, "u": 18446744073709551615, "f": 1.5, "s": "æ\n", "b": true, "n": null, "a": [1, [2]], "o": {"z": 1, "y": 2}}"#;
+        let ours = parse_json(text.as_bytes()).unwrap();
+        let theirs: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(ours, theirs);
+        // member order is kept, as serde_json's preserve_order keeps it
+        assert_eq!(
+            ours["o"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["z", "y"]
+        );
+    }
+
+    #[test]
+    fn every_invalid_canonical_sample_gets_its_status_and_pointer() {
+        let manifest: Value =
+            serde_json::from_slice(&read("canonical/invalid/manifest.json")).unwrap();
+        for e in manifest.as_array().unwrap() {
+            let file = e["file"].as_str().unwrap();
+            let err =
+                Canonical::decode_any(&read(&format!("canonical/invalid/{file}"))).expect_err(file);
+            let (status, v) = match &err.rejection {
+                Rejection::Layout(v) => (400, v),
+                Rejection::Invalid(v) => (422, v),
+                other => panic!("{file}: {other:?}"),
+            };
+            assert_eq!(status, e["status"], "{file}");
+            let got: Vec<&str> = v.iter().map(|x| x.path.as_str()).collect();
+            for want in e["paths"].as_array().unwrap() {
+                assert!(got.contains(&want.as_str().unwrap()), "{file}: {v}");
+            }
+            let text = v.to_string();
+            for secret in ["0104909995", "Jens Peter", "Hansen", "B-114"] {
+                assert!(!text.contains(secret), "{file}: {text}");
+            }
+        }
     }
 }

@@ -10,9 +10,10 @@ pub enum Rejection {
         /// What is wrong and where (line and column for text formats).
         message: String,
     },
-    /// Not the format's layout, with the place of the fault (`record 3 (FO) field record
-    /// length`): HTTP 400.
-    #[error("wrong layout: {0}")]
+    /// Not well-formed for its format, with the place of the fault: a flat record set off the
+    /// layout (`record 3 (FO) field record length`), a JSON member name repeated in its object
+    /// (`/personer/0/cpr`): HTTP 400.
+    #[error("not well-formed: {0}")]
     Layout(Violations),
     /// In a text encoding the format does not take: HTTP 415.
     #[error("unsupported encoding: {message}")]

@@ -16,4 +16,5 @@ mod policies;
 mod prosecution;
 mod schemathesis;
 mod simulate;
+mod strict;
 mod tls;

@@ -9,6 +9,7 @@ use jxg_schema::values::{
 };
 use jxg_schema::{MasterData, Message, MessageType, Violations};
 
+use super::model::{self, child_path};
 use super::tree::{self, Element, FrameError};
 use super::{NAMESPACE, Root};
 use crate::{Context, DecodeError, Rejection};
@@ -46,14 +47,7 @@ pub fn decode_tree(root: &Element, md: &MasterData) -> Result<Message, DecodeErr
         );
         return Err(DecodeError::invalid(Some(t), r.v));
     }
-    for c in std::iter::once(root).chain(root.children.iter()) {
-        if c.namespace.as_deref() != Some(NAMESPACE) {
-            r.v.push(
-                format!("{path}/{}", c.name),
-                format!("must be in namespace {NAMESPACE}"),
-            );
-        }
-    }
+    model::check(root, kind, &mut r.v);
     match root.attr("version") {
         Some("2.0" | "2.1" | "2.2" | "2.3") => {}
         Some(_) => r.v.push(
@@ -104,21 +98,6 @@ pub fn decode_tree(root: &Element, md: &MasterData) -> Result<Message, DecodeErr
         correlation_id,
         body,
     })
-}
-
-/// Child paths: an index only where the name repeats among siblings.
-fn child_path(parent: &Element, parent_path: &str, child: &Element) -> String {
-    let same: Vec<&Element> = parent.children_named(&child.name).collect();
-    if same.len() > 1 {
-        let i = same
-            .iter()
-            .position(|c| std::ptr::eq(*c, child))
-            .unwrap_or(0)
-            + 1;
-        format!("{parent_path}/{}[{i}]", child.name)
-    } else {
-        format!("{parent_path}/{}", child.name)
-    }
 }
 
 pub(super) fn parse_datetime(s: &str) -> Result<Instant, &'static str> {

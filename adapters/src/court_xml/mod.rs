@@ -1,11 +1,12 @@
-//! `court-xml`: the courts' XML documents (court-xml.md), version 2.
+//! `court-xml`: the courts' XML documents (docs/formats/court-xml.md), version 2.
 //!
-//! [`tree`] is the framing: hardened streaming parse into a small element tree; [`decode`] reads
-//! the tree into canonical; [`encode`] writes canonical as UTF-8 XML valid against
-//! `schemas/legacy/court-xml-2.xsd`.
+//! [`tree`] is the framing: hardened streaming parse into a small element tree; `model` names
+//! whatever in it the format does not define; [`decode`] reads the tree into canonical;
+//! [`encode`] writes canonical as UTF-8 XML valid against `schemas/legacy/court-xml-2.xsd`.
 
 pub mod decode;
 pub mod encode;
+mod model;
 #[cfg(test)]
 mod tests;
 pub mod tree;

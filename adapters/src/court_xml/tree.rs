@@ -1,5 +1,5 @@
-//! Framing for court-xml: bytes → a small element tree, with the hardening rules of court-xml.md
-//! enforced while streaming, before anything proportional to an attack is built. No DOCTYPE, no
+//! Framing for court-xml: bytes → a small element tree, with the hardening rules of
+//! docs/formats/court-xml.md enforced while streaming, before anything proportional to an attack is built. No DOCTYPE, no
 //! entity other than the five predefined ones and character references, no processing
 //! instruction but the declaration, depth ≤ 32, ≤ 10,000 elements, attribute values ≤ 4 KiB.
 
@@ -39,7 +39,8 @@ pub enum FrameError {
     Malformed(String),
 }
 
-/// One element: local name, namespace, attributes (local names), children, direct text.
+/// One element: local name, namespace, attributes (by local name, or `prefix:name` for one with
+/// a prefix), children, direct text (CDATA included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     pub name: String,
@@ -205,7 +206,13 @@ pub fn parse(bytes: &[u8]) -> Result<Element, FrameError> {
                     let value = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|err| {
                         malformed(format!("an entity other than the predefined ones in <{name}> (line {line}): {err}"))
                     })?;
-                    attributes.push((key.local_name().as_ref().to_string(), value.into_owned()));
+                    // the format defines no attribute in a namespace: a prefixed one keeps its
+                    // prefix, so that it is never taken for the unprefixed one of that name
+                    let key = match key.prefix() {
+                        Some(_) => key.as_ref().to_string(),
+                        None => key.local_name().as_ref().to_string(),
+                    };
+                    attributes.push((key, value.into_owned()));
                 }
                 let el = Element {
                     name,

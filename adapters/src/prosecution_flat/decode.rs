@@ -1,5 +1,5 @@
 //! prosecution-flat → canonical. Layout faults (length, type, order, trailer, non-digits in a
-//! numeric field, control bytes) are 400 and name the first one; everything else is 422 and names
+//! numeric field, anything but spaces in a filler, control bytes) are 400 and name the first one; everything else is 422 and names
 //! every violation, as `record N (XX) field F`.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
@@ -59,6 +59,16 @@ pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
                     "a numeric field holds only digits (or only spaces when absent)",
                 )));
             }
+        }
+        // the format defines nothing in a filler: whatever stands there would be dropped
+        let has_filler = records::fields(r.kind)
+            .iter()
+            .any(|(n, _, _)| *n == "filler");
+        if has_filler && !r.raw("filler").iter().all(|b| *b == b' ') {
+            return Err(layout(Violation::new(
+                r.path("filler"),
+                "the filler holds only spaces: the format defines nothing there",
+            )));
         }
     }
     let mut d = Reader {

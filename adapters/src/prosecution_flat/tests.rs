@@ -86,7 +86,7 @@ fn every_invalid_sample_names_its_record_and_field() {
     let ctx = Context { master_data: &md };
     let manifest = json("prosecution/invalid/manifest.json");
     let entries = manifest.as_array().unwrap();
-    assert_eq!(entries.len(), 14);
+    assert_eq!(entries.len(), 15);
     for e in entries {
         let file = e["file"].as_str().unwrap();
         let err = decode(&read(&format!("prosecution/invalid/{file}")), &ctx).expect_err(file);
@@ -420,4 +420,37 @@ proptest! {
         let md = md();
         let _ = decode(&bytes, &Context { master_data: &md });
     }
+}
+
+#[test]
+fn data_in_any_filler_is_refused_naming_the_record() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    let set = read("prosecution/valid/tilt-1.flat");
+    assert!(decode(&set, &ctx).is_ok());
+    let mut checked = 0;
+    for (i, record) in set.split(|b| *b == b'\n').enumerate() {
+        if record.len() < 2 {
+            continue;
+        }
+        let kind = std::str::from_utf8(&record[..2]).unwrap();
+        let Some((_, _, last)) = records::fields(kind)
+            .iter()
+            .find(|(n, _, _)| *n == "filler")
+        else {
+            continue;
+        };
+        let mut bad = set.clone();
+        bad[i * 130 + last - 1] = b'X';
+        let err = decode(&bad, &ctx).expect_err(kind);
+        let Rejection::Layout(v) = &err.rejection else {
+            panic!("{kind}: {err:?}")
+        };
+        assert_eq!(
+            v.0[0].path,
+            format!("record {} ({kind}) field filler", i + 1)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 7, "HD, PE, two FO, SP, RM and TR have fillers");
 }

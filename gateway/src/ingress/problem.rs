@@ -149,9 +149,10 @@ impl Problem {
             jxg_adapters::Rejection::Malformed { message } => Self::malformed(message),
             jxg_adapters::Rejection::Invalid(v) => Self::invalid(v.0),
             jxg_adapters::Rejection::Encoding { message } => Self::unsupported_media(message),
-            jxg_adapters::Rejection::Layout(v) => {
-                Self::malformed("the record set does not have the format's layout").with_errors(v.0)
-            }
+            jxg_adapters::Rejection::Layout(v) => Self::malformed(
+                "the document is not well-formed for its format at the places listed",
+            )
+            .with_errors(v.0),
             _ => Self::malformed("the document could not be read"),
         }
     }
