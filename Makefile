@@ -9,9 +9,13 @@ SCHEMATHESIS := target/tools/venv/bin/schemathesis
 SSLYZE_VERSION := 6.3.1
 SSLYZE := target/tools/sslyze/bin/sslyze
 CARGO_FUZZ_VERSION := 0.13.2
+CARGO_NEXTEST_VERSION := 0.9.143
 # the fuzz targets (fuzz/fuzz_targets/), and how long `make fuzz` runs each
 FUZZ_TARGETS := police_json court_xml prosecution_flat canonical
 FUZZ_SECONDS ?= 60
+# the build of the fuzz targets: release by default; make test's 5-second runs use --dev, which
+# builds in a third of the time
+FUZZ_PROFILE ?=
 # extra arguments of `jxg bench` in `make bench`, e.g. BENCH_ARGS="--backlog 1000000 --report bench.json"
 BENCH_ARGS ?= --report target/bench.json
 
@@ -37,10 +41,13 @@ demo: ## play the sample story through a gateway of its own and show what happen
 broker: ## make sure RabbitMQ answers on 127.0.0.1:5672 (starts it where installed)
 	@scripts/ensure-broker.sh
 
-tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), schemathesis and sslyze (PyPI, in target/tools/), cargo-fuzz (crates.io)
+tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), schemathesis and sslyze (PyPI, in target/tools/), cargo-nextest and cargo-fuzz (crates.io)
 	@command -v xmllint >/dev/null || { echo "installing libxml2-utils for xmllint"; \
 	  (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null || \
 	  { echo "xmllint is missing and could not be installed: apt-get install libxml2-utils" >&2; exit 1; }; }
+	@$(CARGO) nextest --version >/dev/null 2>&1 || { echo "installing cargo-nextest $(CARGO_NEXTEST_VERSION)"; \
+	  $(CARGO) install -q --locked cargo-nextest --version $(CARGO_NEXTEST_VERSION) || \
+	  { echo "cargo-nextest could not be installed from crates.io" >&2; exit 1; }; }
 	@command -v cargo-fuzz >/dev/null || { echo "installing cargo-fuzz $(CARGO_FUZZ_VERSION)"; \
 	  $(CARGO) install -q --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION) || \
 	  { echo "cargo-fuzz could not be installed from crates.io" >&2; exit 1; }; }
@@ -53,12 +60,8 @@ tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), sc
 	  target/tools/sslyze/bin/pip install -q sslyze==$(SSLYZE_VERSION) || \
 	  { echo "sslyze could not be installed: python3 with venv and pip is needed" >&2; exit 1; }; }
 
-test: broker tools ## run every test: unit, property, schema, end-to-end with the real binary, and the README's commands
-	$(CARGO) build --workspace --all-targets
-	$(CARGO) test --workspace --no-fail-fast
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
-	$(MAKE) --no-print-directory audit-tls
-	python3 scripts/readme-check.py
+test: ## run every test in phases (tool installs, fmt check, one build, the tests with cargo nextest, fuzzing, the TLS audit, a clean clone running the README's commands), then a table of how long each took
+	@scripts/test.sh
 
 bench: certs ## the criterion benchmarks, then jxg bench against the machine's limit (release build); BENCHMARKS.md explains the figures
 	$(CARGO) bench -p jxg-gateway --bench policy
@@ -71,7 +74,7 @@ fuzz: tools ## run each fuzz target for FUZZ_SECONDS (default 60) from the commi
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p target/fuzz/corpus/$$t target/fuzz/artifacts/$$t && \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
-	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz --target-dir target/fuzz/build $$t \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_PROFILE) --fuzz-dir fuzz --target-dir target/fuzz/build $$t \
 	    target/fuzz/corpus/$$t fuzz/corpus/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=target/fuzz/artifacts/$$t/ -print_final_stats=1 \
 	    > target/fuzz/$$t.log 2>&1 || { tail -40 target/fuzz/$$t.log; \

@@ -2,7 +2,8 @@
 """Runs the README's shell commands in order, in one fresh bash, as a newcomer would copy them.
 
 `make run` starts in the background (its own process group, stopped at the end) and the script
-waits for its listeners; `make test` is left out (make test runs this script). The gateway's store
+waits for its listeners; `make test` is left out (make test runs this script, in a clean clone of the
+repository: scripts/clone-check.sh). The gateway's store
 `data/` is moved aside for the run and put back afterwards, so the commands meet a fresh store as
 on a clean clone. Exit 0 when every command succeeded.
 """

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# make test: every test, in phases, and at the end a table of how long each phase took (also on a
+# failure, which names the phase). One build serves every phase after it: the gateway binary that
+# the end-to-end tests, the TLS audit and the README's commands run is the one the workspace build
+# made.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+CARGO=${CARGO:-cargo}
+mkdir -p target
+phases=target/phases.tsv
+: > "$phases"
+started=$(date +%s%N)
+
+table() { python3 scripts/phases.py table "$phases" "$started"; }
+
+# run NAME CMD...: runs CMD and records its time and exit code
+run() {
+  local name=$1
+  shift
+  echo "== $name"
+  local t0 rc
+  t0=$(date +%s%N)
+  "$@"
+  rc=$?
+  printf '%s\t%s\t%s\n' "$name" $(( ($(date +%s%N) - t0) / 1000000 )) "$rc" >> "$phases"
+  return "$rc"
+}
+
+# stop NAME RC: on a failure, the table and the phase that failed
+stop() {
+  [ "$2" -eq 0 ] && return 0
+  table
+  echo "make test: phase '$1' failed (exit $2)" >&2
+  exit "$2"
+}
+
+# phase NAME CMD...: runs CMD, and stops the run on its failure
+phase() {
+  local rc=0
+  run "$@" || rc=$?
+  stop "$1" "$rc"
+}
+
+# tests NAME FILTER [nextest options]: one nextest run, with a row per test binary from its JUnit
+tests() {
+  local name=$1 filter=$2 rc=0
+  shift 2
+  rm -f target/nextest/ci/junit.xml
+  run "$name" $CARGO nextest run --workspace --profile ci --no-tests fail -E "$filter" "$@" || rc=$?
+  [ -f target/nextest/ci/junit.xml ] && python3 scripts/phases.py junit target/nextest/ci/junit.xml >> "$phases"
+  stop "$name" "$rc"
+}
+
+# the binary alone must come out of the workspace build as it is: nothing compiled a second time
+one_build() {
+  local out
+  out=$($CARGO build -p jxg-gateway --bin jxg 2>&1) || { echo "$out"; return 1; }
+  if grep -q Compiling <<< "$out"; then
+    echo "$out"
+    echo "the gateway binary built alone has another feature set than the workspace build;" \
+      "pin the features that differ in gateway/Cargo.toml (see its feature pins)" >&2
+    return 1
+  fi
+}
+
+phase "broker" scripts/ensure-broker.sh
+phase "tool installs" make --no-print-directory tools
+phase "fmt check" $CARGO fmt --all -- --check
+phase "build" $CARGO build --workspace --all-targets
+phase "one build" one_build
+# the broker-restart binary stops and starts the shared RabbitMQ: it runs alone, after the rest
+tests "tests" 'not binary(broker_restart)'
+tests "broker restart tests" 'binary(broker_restart)' --test-threads 1
+phase "fuzz (build and 5 s a target)" make --no-print-directory fuzz FUZZ_SECONDS=5 FUZZ_PROFILE=--dev
+phase "TLS audit" make --no-print-directory audit-tls
+phase "clean clone and README commands" scripts/clone-check.sh
+table
