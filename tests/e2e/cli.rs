@@ -81,12 +81,7 @@ fn invalid_input_exits_1_naming_the_path_and_bad_usage_exits_2() {
         assert_eq!(code, 1, "{file}");
         assert!(out.is_empty());
         let p: Value = serde_json::from_str(&err).unwrap_or_else(|_| panic!("{file}: {err}"));
-        let got: Vec<&str> = p["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["path"].as_str().unwrap())
-            .collect();
+        let got = problem_paths(&p);
         for w in e["convert_paths"].as_array().unwrap() {
             assert!(got.contains(&w.as_str().unwrap()), "{file}: {got:?}");
         }

@@ -135,12 +135,7 @@ async fn outbound_only_types_are_forbidden_and_invalid_samples_name_their_path()
             "{file}"
         );
         let p: Value = r.json().await.unwrap();
-        let got: Vec<&str> = p["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["path"].as_str().unwrap())
-            .collect();
+        let got = problem_paths(&p);
         let want: Vec<&str> = e["paths"]
             .as_array()
             .unwrap()

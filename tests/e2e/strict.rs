@@ -33,12 +33,7 @@ async fn canonical_submissions_that_repeat_a_name_or_add_a_member_are_refused_wi
             "{file}"
         );
         let p: Value = r.json().await.unwrap();
-        let got: Vec<&str> = p["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["path"].as_str().unwrap())
-            .collect();
+        let got = problem_paths(&p);
         for want in e["paths"].as_array().unwrap() {
             assert!(got.contains(&want.as_str().unwrap()), "{file}: {p}");
         }

@@ -718,6 +718,16 @@ pub async fn post_json(
         .unwrap()
 }
 
+/// The `path` of every entry of a problem+json answer's `errors`.
+pub fn problem_paths(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .expect("a problem+json answer lists its errors")
+        .iter()
+        .map(|x| x["path"].as_str().expect("each error names its path"))
+        .collect()
+}
+
 /// The message id of a 202 answer (asserting it is one).
 pub async fn accepted_id(r: reqwest::Response) -> String {
     assert_eq!(r.status(), 202);
