@@ -1,6 +1,7 @@
 //! prosecution-flat → canonical. Layout faults (length, type, order, trailer, non-digits in a
-//! numeric field, anything but spaces in a filler, control bytes) are 400 and name the first one; everything else is 422 and names
-//! every violation, as `record N (XX) field F`.
+//! numeric field, anything but spaces in a filler, control bytes) are 400 and name the first one;
+//! everything else — a record or field the message kind has no place for among them — is 422
+//! and names every violation, as `record N (XX) field F`.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use jxg_schema::message::*;
@@ -84,6 +85,10 @@ pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
         );
         return Err(DecodeError::invalid(None, d.v));
     };
+    d.records_of_kind(&recs, &kind, t);
+    if !d.v.is_empty() {
+        return Err(DecodeError::invalid(Some(t), d.v));
+    }
     let m = d.message(&recs, t);
     match m {
         Some(m) if d.v.is_empty() => Ok(m),
@@ -96,11 +101,51 @@ struct Reader<'a> {
     md: &'a MasterData,
 }
 
+/// The records each message kind takes between HD and TR.
+fn takes(t: MessageType) -> &'static [&'static str] {
+    use MessageType::*;
+    match t {
+        IndictmentFiled => &["PE", "FO", "SP", "RM", "TX"],
+        ChargesWithdrawn => &["PE", "FO", "TX"],
+        OffenceReported | PersonCharged => &["PE", "FO"],
+        PersonArrested => &["PE", "FO", "FB"],
+        HearingScheduled => &["PE", "RM"],
+        RemandOrdered | CustodyAdmitted | CustodyReleased => &["PE", "FB"],
+        VerdictIssued => &["PE", "FO", "SP"],
+    }
+}
+
 fn digits(r: &Record<'_>, f: &str) -> Option<u64> {
     r.text(f).and_then(|s| s.parse().ok())
 }
 
 impl Reader<'_> {
+    /// Whatever a kind has no place for is refused, never left out: a record type it does not
+    /// take, and the verdict-only fields (a count's outcome, the appeal deadline) outside a DOMA.
+    /// (A second SP, RM or FB is out of order, which the framing refuses.)
+    fn records_of_kind(&mut self, recs: &[Record<'_>], kind: &str, t: MessageType) {
+        let verdict = t == MessageType::VerdictIssued;
+        for r in recs {
+            if r.kind == "HD" || r.kind == "TR" {
+                continue;
+            }
+            if !takes(t).contains(&r.kind) {
+                self.v.push(
+                    r.path("record type"),
+                    format!("a {kind} record set has no {} records", r.kind),
+                );
+                continue;
+            }
+            if !verdict && r.kind == "FO" && r.raw("outcome") != b" " {
+                self.v.push(r.path("outcome"), "is given in a DOMA only");
+            }
+            if !verdict && r.kind == "SP" && r.text("appeal deadline").is_some() {
+                self.v
+                    .push(r.path("appeal deadline"), "is given in a DOMA only");
+            }
+        }
+    }
+
     fn date(&mut self, r: &Record<'_>, f: &str) -> Option<Option<NaiveDate>> {
         match r.text(f) {
             None => Some(None),

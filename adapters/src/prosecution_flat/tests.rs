@@ -86,7 +86,7 @@ fn every_invalid_sample_names_its_record_and_field() {
     let ctx = Context { master_data: &md };
     let manifest = json("prosecution/invalid/manifest.json");
     let entries = manifest.as_array().unwrap();
-    assert_eq!(entries.len(), 15);
+    assert_eq!(entries.len(), 17);
     for e in entries {
         let file = e["file"].as_str().unwrap();
         let err = decode(&read(&format!("prosecution/invalid/{file}")), &ctx).expect_err(file);
@@ -453,4 +453,46 @@ fn data_in_any_filler_is_refused_naming_the_record() {
         checked += 1;
     }
     assert_eq!(checked, 7, "HD, PE, two FO, SP, RM and TR have fillers");
+}
+
+#[test]
+fn an_appeal_deadline_outside_a_doma_and_a_second_sp_are_refused_not_dropped() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    let set = read("prosecution/valid/tilt-1.flat");
+    // each record with its CR; joined again with LF
+    let mut records: Vec<Vec<u8>> = set
+        .split(|b| *b == b'\n')
+        .filter(|r| r.len() > 1)
+        .map(|r| r.to_vec())
+        .collect();
+    let sp = records.iter().position(|r| r.starts_with(b"SP")).unwrap();
+    // an appeal deadline (positions 86-93) on the requested sentence of a TILT
+    let mut deadline = records.clone();
+    deadline[sp][85..93].copy_from_slice(b"20260505");
+    // a second SP right after the first, counted by the trailer
+    records.insert(sp + 1, records[sp].clone());
+    let tr = records.len() - 1;
+    let count = format!("{:06}", records.len());
+    records[tr][2..8].copy_from_slice(count.as_bytes());
+    let bytes = |set: Vec<Vec<u8>>| {
+        let mut b = set.join(&b'\n');
+        b.push(b'\n');
+        b
+    };
+    let err = decode(&bytes(deadline), &ctx).expect_err("deadline");
+    let Rejection::Invalid(v) = &err.rejection else {
+        panic!("{err:?}")
+    };
+    let want = format!("record {} (SP) field appeal deadline", sp + 1);
+    assert!(v.iter().any(|x| x.path == want), "want {want}, got {v}");
+    // a second SP is out of order: the layout is refused (400) before anything is read
+    let err = decode(&bytes(records), &ctx).expect_err("second SP");
+    let Rejection::Layout(v) = &err.rejection else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        v.0[0].path,
+        format!("record {} (SP) field record type", sp + 2)
+    );
 }
