@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The phase table of `make test` (scripts/test.sh).
 
-`phases.py junit FILE` prints a row per test binary of a nextest JUnit report (tests, failures and
-the time its tests took, which overlap when they run in parallel); `phases.py table FILE START_NS`
+`phases.py junit FILE` prints a row per test binary of a nextest JUnit report (the time its tests
+took, which overlap when they run in parallel, and how many ran and failed); `phases.py table FILE START_NS`
 prints the phases that FILE records (name, milliseconds, exit code; test-binary rows start with two
-spaces) and the total since START_NS.
+spaces and add the counts), the total since START_NS, and a closing line `tests: N passed, N failed`.
 """
 import sys
 import time
@@ -17,7 +17,8 @@ def junit(path):
         tests = int(suite.get("tests", 0))
         failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         secs = sum(float(case.get("time", 0)) for case in suite.iter("testcase"))
-        print(f"  {suite.get('name')} ({tests} tests, {failed} failed)\t{round(secs * 1000)}\t{1 if failed else 0}")
+        name = f"  {suite.get('name')} ({tests} tests, {failed} failed)"
+        print(f"{name}\t{round(secs * 1000)}\t{1 if failed else 0}\t{tests}\t{failed}")
 
 
 def table(path, start_ns):
@@ -27,13 +28,18 @@ def table(path, start_ns):
     print()
     print("make test: how long each phase took")
     print(f"  {'phase':<{width}}  {'seconds':>8}  result")
-    for name, ms, rc in rows:
+    tests = failed = 0
+    for name, ms, rc, *counts in rows:
+        if counts:
+            tests += int(counts[0])
+            failed += int(counts[1])
         sub = name.startswith("  ")
         secs = f"({int(ms) / 1000:.1f})" if sub else f"{int(ms) / 1000:.1f}"
         result = ("failed" if rc != "0" else "ok") if not sub else ("failed" if rc != "0" else "")
         print(f"  {name:<{width}}  {secs:>8}  {result}")
     print(f"  {'total':<{width}}  {total:>8.1f}  ({total / 60:.1f} min)")
     print("  (a test binary's figure is the sum of its tests' times; they run in parallel)")
+    print(f"tests: {tests - failed} passed, {failed} failed")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ phase "tool installs" make --no-print-directory tools
 phase "fmt check" $CARGO fmt --all -- --check
 phase "build" $CARGO build --workspace --all-targets
 phase "one build" one_build
+# nextest runs no doc tests: cargo does (none are written yet; this keeps any that are)
+phase "doc tests" $CARGO test -q --workspace --doc
 # the broker-restart binary stops and starts the shared RabbitMQ: it runs alone, after the rest
 tests "tests" 'not binary(broker_restart)'
 tests "broker restart tests" 'binary(broker_restart)' --test-threads 1

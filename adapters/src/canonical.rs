@@ -48,7 +48,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, DecodeError> {
     let parsed = (&strict)
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v));
-    parsed.map_err(|e| match strict.repeated.take() {
+    parsed.map_err(|e| match strict.pointer() {
         Some(pointer) => DecodeError {
             message_type: None,
             rejection: Rejection::Layout(Violations(vec![jxg_schema::Violation::new(
@@ -65,32 +65,38 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, DecodeError> {
     })
 }
 
-/// Builds a [`Value`] like serde_json's own, keeping the JSON pointer of the place being read
-/// and refusing a repeated member name.
+/// Builds a [`Value`] like serde_json's own, refusing a repeated member name. The pointer of the
+/// repetition is put together only on that error, as it unwinds (the segments innermost first),
+/// so reading a good document costs one map lookup per member more than serde_json's own.
 #[derive(Default)]
 struct Strict {
-    pointer: std::cell::RefCell<String>,
-    repeated: std::cell::RefCell<Option<String>>,
+    repeated: std::cell::RefCell<Option<Vec<String>>>,
+}
+
+impl Strict {
+    /// Adds the segment of the value being unwound to the repetition's pointer, if there is one.
+    fn outer(&self, segment: impl FnOnce() -> String) {
+        if let Some(p) = self.repeated.borrow_mut().as_mut() {
+            p.push(segment());
+        }
+    }
+    /// The JSON pointer (RFC 6901) of the repetition.
+    fn pointer(&self) -> Option<String> {
+        let segments = self.repeated.take()?;
+        Some(
+            segments
+                .iter()
+                .rev()
+                .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+                .collect(),
+        )
+    }
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for &Strict {
     type Value = Value;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
-    }
-}
-
-impl Strict {
-    /// Appends one segment to the pointer and answers the length to cut it back to.
-    fn enter(&self, segment: &str) -> usize {
-        let mut p = self.pointer.borrow_mut();
-        let len = p.len();
-        p.push('/');
-        p.push_str(&segment.replace('~', "~0").replace('/', "~1"));
-        len
-    }
-    fn leave(&self, len: usize) {
-        self.pointer.borrow_mut().truncate(len);
     }
 }
 
@@ -123,27 +129,36 @@ impl<'de> serde::de::Visitor<'de> for &Strict {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         loop {
-            let len = self.enter(&items.len().to_string());
-            let Some(item) = seq.next_element_seed(self)? else {
-                self.leave(len);
-                break;
-            };
-            self.leave(len);
-            items.push(item);
+            match seq.next_element_seed(self) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => return Ok(Value::Array(items)),
+                Err(e) => {
+                    self.outer(|| items.len().to_string());
+                    return Err(e);
+                }
+            }
         }
-        Ok(Value::Array(items))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        use serde_json::map::Entry;
         let mut members = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let len = self.enter(&key);
-            if members.contains_key(&key) {
-                *self.repeated.borrow_mut() = Some(self.pointer.borrow().clone());
-                return Err(serde::de::Error::custom("a repeated member name"));
+            let value = match map.next_value_seed(self) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.outer(|| key.clone());
+                    return Err(e);
+                }
+            };
+            match members.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                Entry::Occupied(first) => {
+                    *self.repeated.borrow_mut() = Some(vec![first.key().clone()]);
+                    return Err(serde::de::Error::custom("a repeated member name"));
+                }
             }
-            let value = map.next_value_seed(self)?;
-            self.leave(len);
-            members.insert(key, value);
         }
         Ok(Value::Object(members))
     }

@@ -95,4 +95,28 @@ fn main() {
             ours / base
         );
     }
+    // the strict JSON reader (a repeated member name refused, with its pointer) against
+    // serde_json's own Value parse of the same bytes, alternating rounds
+    println!("\nstrict JSON parse, side by side with serde_json::Value on the same document:");
+    for rel in [
+        "police/valid/anmeldelse-1.json",
+        "canonical/valid/verdict.issued.json",
+    ] {
+        let bytes = sample(rel);
+        let (mut ours, mut base) = (0.0, 0.0);
+        for _ in 0..5 {
+            ours += rate(5_000, bytes.len(), || {
+                black_box(jxg_adapters::canonical::parse_json(black_box(&bytes)).is_ok());
+            });
+            base += rate(5_000, bytes.len(), || {
+                black_box(serde_json::from_slice::<serde_json::Value>(black_box(&bytes)).is_ok());
+            });
+        }
+        println!(
+            "  {rel:<38} {:>7.1} MB/s   serde_json::Value {:>7.1} MB/s   ratio {:.2}",
+            ours / 5.0 / 1e6,
+            base / 5.0 / 1e6,
+            ours / base
+        );
+    }
 }
