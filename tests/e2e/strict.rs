@@ -26,13 +26,7 @@ async fn canonical_submissions_that_repeat_a_name_or_add_a_member_are_refused_wi
             sample(&format!("canonical/invalid/{file}")),
         )
         .await;
-        assert_eq!(r.status().as_u16() as u64, e["status"], "{file}");
-        assert_eq!(
-            r.headers()["content-type"],
-            "application/problem+json",
-            "{file}"
-        );
-        let p: Value = r.json().await.unwrap();
+        let p = problem(r, e["status"].as_u64().unwrap(), file).await;
         let got = problem_paths(&p);
         for want in e["paths"].as_array().unwrap() {
             assert!(got.contains(&want.as_str().unwrap()), "{file}: {p}");

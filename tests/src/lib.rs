@@ -718,6 +718,18 @@ pub async fn post_json(
         .unwrap()
 }
 
+/// The body of a problem+json answer, asserting its status and media type (`what` names the
+/// request in a failure).
+pub async fn problem(r: reqwest::Response, status: u64, what: &str) -> Value {
+    assert_eq!(r.status().as_u16() as u64, status, "{what}");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "{what}"
+    );
+    r.json().await.expect("a problem+json body")
+}
+
 /// The `path` of every entry of a problem+json answer's `errors`.
 pub fn problem_paths(problem: &Value) -> Vec<&str> {
     problem["errors"]
