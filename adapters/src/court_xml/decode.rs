@@ -179,6 +179,29 @@ impl Reader<'_> {
         Some(code.to_string())
     }
 
+    /// The name in `Ret`, when there is one, is the name of the court its code names (case and
+    /// spacing aside): a court written one way and coded another is refused, not half read.
+    fn court_name_agrees(&mut self, ret: &Element, code: &str, path: &str) -> bool {
+        let words = |s: &str| {
+            s.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase()
+        };
+        let named = words(&ret.text);
+        let Some(court) = self.md.court(code) else {
+            return true;
+        };
+        if named.is_empty() || named == words(&court.name) {
+            return true;
+        }
+        self.v.push(
+            path,
+            format!("names another court than its code {code} ({})", court.name),
+        );
+        false
+    }
+
     /// `Sag`: the case references and the court (`Ret kode`).
     fn sag(
         &mut self,
@@ -194,7 +217,8 @@ impl Reader<'_> {
         let court = match ret {
             Some(ret) => self
                 .attr(ret, "kode", &format!("{p}/Ret"))
-                .and_then(|k| self.court_code(k, &format!("{p}/Ret/@kode"))),
+                .and_then(|k| self.court_code(k, &format!("{p}/Ret/@kode")))
+                .filter(|k| self.court_name_agrees(ret, k, &format!("{p}/Ret"))),
             None if kind == Root::Tiltalefrafald => None,
             None => {
                 self.v.push(format!("{p}/Ret"), "is required");
