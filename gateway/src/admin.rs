@@ -133,7 +133,7 @@ async fn healthz(req: HttpRequest) -> Result<HttpResponse, Problem> {
 async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     any_certificate(&req)?;
     let mut reasons = Vec::new();
-    if let Err(e) = state.pipeline.store.pending_count() {
+    if let Err(e) = state.pipeline.store.ready() {
         reasons.push(format!("store: {e}"));
     }
     if let Some(b) = &state.broker {
@@ -207,10 +207,14 @@ async fn reload_policies(
     match result {
         Ok(r) => {
             tracing::info!(digest = %r.digest, previous = %r.previous_digest, "policies reloaded");
-            state.pipeline.store.audit(vec![
-                Record::new(Event::PolicyReloaded, actor)
-                    .detail(format!("{} → {}", r.previous_digest, r.digest)),
-            ])?;
+            state
+                .pipeline
+                .store
+                .audit(vec![
+                    Record::new(Event::PolicyReloaded, actor)
+                        .detail(format!("{} → {}", r.previous_digest, r.digest)),
+                ])
+                .await?;
             Ok(HttpResponse::Ok().json(r))
         }
         Err(errors) => {

@@ -37,16 +37,17 @@ pub fn role(req: &HttpRequest, role: AdminRole) -> Result<&'static str, Problem>
 }
 
 /// Audits an admin read or action that changes no other state.
-fn audited(state: &AppState, record: Record) -> Result<(), Problem> {
+async fn audited(state: &AppState, record: Record) -> Result<(), Problem> {
     state
         .pipeline
         .store
         .audit(vec![record])
+        .await
         .map_err(Problem::from)
 }
 
-fn consulted(state: &AppState, actor: &str, what: String) -> Result<(), Problem> {
-    audited(state, Record::new(Event::Consulted, actor).detail(what))
+async fn consulted(state: &AppState, actor: &str, what: String) -> Result<(), Problem> {
+    audited(state, Record::new(Event::Consulted, actor).detail(what)).await
 }
 
 fn bad_query(field: &str, why: &str) -> Problem {
@@ -158,7 +159,7 @@ pub async fn messages(
     let mut next = None;
     // scan in pages until the page is full or the store ends
     'scan: loop {
-        let page = store.messages_after(after, 200)?;
+        let page = store.messages_after(after, 200).await?;
         if page.is_empty() {
             break;
         }
@@ -170,7 +171,7 @@ pub async fn messages(
             {
                 continue;
             }
-            let deliveries = store.deliveries(&m.id)?;
+            let deliveries = store.deliveries(&m.id).await?;
             let matches = deliveries.iter().any(|d| {
                 q.recipient.as_ref().is_none_or(|r| *r == d.recipient)
                     && status.is_none_or(|s| s == d.state)
@@ -191,7 +192,8 @@ pub async fn messages(
         &state,
         actor,
         format!("message metadata, {} item(s)", items.len()),
-    )?;
+    )
+    .await?;
     let mut body = json!({ "items": items });
     if let Some(n) = next {
         body["next_cursor"] = Value::from(n);
@@ -212,15 +214,17 @@ pub async fn message(
     let id = message_id(&id)?;
     let store = &state.pipeline.store;
     let m = store
-        .message(&id)?
+        .message(&id)
+        .await?
         .ok_or_else(|| Problem::not_found("no such message"))?;
-    let deliveries = store.deliveries(&id)?;
+    let deliveries = store.deliveries(&id).await?;
     audited(
         &state,
         Record::new(Event::Consulted, actor)
             .message(id, &m.message_type, None)
             .detail("message metadata"),
-    )?;
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(metadata(&m, &deliveries)))
 }
 
@@ -243,7 +247,8 @@ pub async fn replay(
     let p = &state.pipeline;
     let stored = p
         .store
-        .message(&id)?
+        .message(&id)
+        .await?
         .ok_or_else(|| Problem::not_found("no such message"))?;
     if stored.canonical.is_empty() {
         return Err(Problem::new(
@@ -255,7 +260,7 @@ pub async fn replay(
     }
     let m: jxg_schema::Message = serde_json::from_str(&stored.canonical)
         .map_err(|_| Problem::unavailable("the stored message is unreadable"))?;
-    let deliveries = p.store.deliveries(&id)?;
+    let deliveries = p.store.deliveries(&id).await?;
     let targets: Vec<&OutboxEntry> = match &q.recipient {
         Some(r) => {
             let e = deliveries
@@ -293,28 +298,29 @@ pub async fn replay(
                 .recipient(r)
                 .subjects(&old.subjects)
         };
-        let refused = |rule: String, why: String| -> Result<Value, Problem> {
+        let refused = async |rule: String, why: String| -> Result<Value, Problem> {
             audited(
                 &state,
                 about(Event::Replayed)
                     .rule(rule.clone())
                     .detail(format!("refused: {why}")),
-            )?;
+            )
+            .await?;
             Ok(json!({"recipient": r, "outcome": "refused", "policy": rule, "reason": why}))
         };
         if let Err(refusal) = policy.may_receive(r, &stored.sender, &m) {
-            outcomes.push(refused(refusal.rule, refusal.reason)?);
+            outcomes.push(refused(refusal.rule, refusal.reason).await?);
             continue;
         }
         let view = match policy.minimise(r, &m) {
             Ok(v) => v,
             Err(refusal) => {
-                outcomes.push(refused(refusal.rule, refusal.reason)?);
+                outcomes.push(refused(refusal.rule, refusal.reason).await?);
                 continue;
             }
         };
         let Some(adapter) = registry::get(&old.format) else {
-            outcomes.push(refused(String::new(), "no adapter for its format".into())?);
+            outcomes.push(refused(String::new(), "no adapter for its format".into()).await?);
             continue;
         };
         let (bytes, alterations) = match adapter.encode_noting(
@@ -325,7 +331,7 @@ pub async fn replay(
         ) {
             Ok(b) => b,
             Err(e) => {
-                outcomes.push(refused(String::new(), e.to_string())?);
+                outcomes.push(refused(String::new(), e.to_string()).await?);
                 continue;
             }
         };
@@ -346,14 +352,16 @@ pub async fn replay(
             subjects: subjects.clone(),
             ..old.clone()
         };
-        p.store.requeue(
-            &entry,
-            vec![about(Event::Replayed).subjects(&subjects).detail(format!(
-                "was {}; signed with kid {}",
-                old.state.as_str(),
-                signer.kid()
-            ))],
-        )?;
+        p.store
+            .requeue(
+                &entry,
+                vec![about(Event::Replayed).subjects(&subjects).detail(format!(
+                    "was {}; signed with kid {}",
+                    old.state.as_str(),
+                    signer.kid()
+                ))],
+            )
+            .await?;
         outcomes.push(json!({"recipient": r, "outcome": "queued"}));
     }
     p.store.durable().await?;
@@ -400,19 +408,21 @@ pub async fn dead_letters(
     let actor = role(&req, AdminRole::Operator)?;
     let limit = limit(q.limit)?;
     let after = match &q.cursor {
-        Some(c) => Some(
-            b64.decode(c)
-                .map_err(|_| bad_query("cursor", "is not a cursor of this list"))?,
-        ),
+        Some(c) => {
+            Some(crate::store::Cursor(b64.decode(c).map_err(|_| {
+                bad_query("cursor", "is not a cursor of this list")
+            })?))
+        }
         None => None,
     };
     let mut page = state
         .pipeline
         .store
-        .entries_in_state(DeliveryState::Dead, after, limit + 1)?;
+        .entries_in_state(DeliveryState::Dead, after, limit + 1)
+        .await?;
     let next = (page.len() > limit).then(|| {
         page.truncate(limit);
-        b64.encode(&page[limit - 1].0)
+        b64.encode(&page[limit - 1].0.0)
     });
     let items: Vec<Value> = page
         .iter()
@@ -427,7 +437,8 @@ pub async fn dead_letters(
         &state,
         actor,
         format!("dead letters, {} item(s)", items.len()),
-    )?;
+    )
+    .await?;
     let mut body = json!({ "items": items });
     if let Some(n) = next {
         body["next_cursor"] = Value::from(n);
@@ -465,11 +476,11 @@ pub async fn routes(req: HttpRequest) -> Result<HttpResponse, Problem> {
 pub async fn keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     role(&req, AdminRole::Operator)?;
     let current = state.pipeline.signer.load().kid().to_string();
-    let published = state.pipeline.jwks();
+    let published = state.pipeline.jwks().await;
     let items: Vec<Value> = state
         .pipeline
         .store
-        .signing_keys()?
+        .signing_keys().await?
         .into_iter()
         .map(|r| {
             let kid = r["jwk"]["kid"].clone();
@@ -514,21 +525,26 @@ pub async fn rotate(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     }
     let previous = p.signer.load_full();
     let now = chrono::Utc::now().timestamp();
-    p.store.put_signing_key(
-        next.kid(),
-        &json!({"jwk": next.jwks()["keys"][0], "retired_at": null}),
-    )?;
-    p.store.put_signing_key(
-        previous.kid(),
-        &json!({"jwk": previous.jwks()["keys"][0], "retired_at": now}),
-    )?;
+    p.store
+        .put_signing_key(
+            next.kid(),
+            &json!({"jwk": next.jwks()["keys"][0], "retired_at": null}),
+        )
+        .await?;
+    p.store
+        .put_signing_key(
+            previous.kid(),
+            &json!({"jwk": previous.jwks()["keys"][0], "retired_at": now}),
+        )
+        .await?;
     std::fs::rename(&tmp, &path).map_err(|e| fail(e.to_string()))?;
     let kid = next.kid().to_string();
     p.signer.store(std::sync::Arc::new(next));
     audited(
         &state,
         Record::new(Event::KeyRotated, actor).detail(format!("{} → {kid}", previous.kid())),
-    )?;
+    )
+    .await?;
     p.store.durable().await?;
     tracing::info!(previous = %previous.kid(), current = %kid, "signing key rotated");
     Ok(HttpResponse::Ok().json(json!({"previous": previous.kid(), "current": kid})))
@@ -581,7 +597,7 @@ pub async fn audit(
     let mut items = Vec::new();
     let mut next = None;
     'scan: loop {
-        let page = store.audit_entries(seq, 500)?;
+        let page = store.audit_entries(seq, 500).await?;
         let Some(last) = page.last() else { break };
         seq = last.seq + 1;
         for e in page {
@@ -606,7 +622,7 @@ pub async fn audit(
     if let Some(m) = message {
         record.message_id = Some(m);
     }
-    audited(&state, record)?;
+    audited(&state, record).await?;
     let mut body = json!({ "items": items });
     if let Some(n) = next {
         body["next_cursor"] = Value::from(n);
@@ -634,7 +650,7 @@ pub async fn subject_access(
         .parse()
         .map_err(|_| bad_query("cpr", "is not a valid CPR number"))?;
     let subject = state.pipeline.pseudonyms.of(&cpr.to_string());
-    let entries = state.pipeline.store.audit_by_subject(&subject)?;
+    let entries = state.pipeline.store.audit_by_subject(&subject).await?;
     let disclosures: Vec<Value> = entries
         .iter()
         .filter(|e| matches!(e.record.event, Event::Delivered | Event::Acked))
@@ -648,7 +664,8 @@ pub async fn subject_access(
         Record::new(Event::Consulted, actor)
             .subjects(std::slice::from_ref(&subject))
             .detail(format!("subject access, {} entr(ies)", entries.len())),
-    )?;
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "subject": subject,
         "entries": entries,
@@ -660,13 +677,14 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     let actor = role(&req, AdminRole::Auditor)?;
     let store = &state.pipeline.store;
     let keys: Vec<josekit::jwk::Jwk> = store
-        .signing_keys()?
+        .signing_keys()
+        .await?
         .into_iter()
         .filter_map(|v| v["jwk"].as_object().cloned())
         .filter_map(|m| josekit::jwk::Jwk::from_map(m).ok())
         .collect();
-    let result = store.verify_audit(&keys)?;
-    consulted(&state, actor, "audit verification".into())?;
+    let result = store.verify_audit(&keys).await?;
+    consulted(&state, actor, "audit verification".into()).await?;
     Ok(match result {
         Ok(r) => HttpResponse::Ok().json(json!({"status": "ok", "report": r})),
         Err(bad) => {
@@ -685,14 +703,15 @@ pub async fn timeline(
 ) -> Result<HttpResponse, Problem> {
     let actor = role(&req, AdminRole::Operator)?;
     let store = &state.pipeline.store;
-    let found = store.case_messages(&correlation)?;
+    let found = store.case_messages(&correlation).await?;
     if found.is_empty() {
         return Err(Problem::not_found("no message of this case is held"));
     }
     let mut messages = Vec::new();
     for m in &found {
         let recipients: Vec<Value> = store
-            .deliveries(&m.id)?
+            .deliveries(&m.id)
+            .await?
             .iter()
             .map(|d| {
                 json!({
@@ -737,7 +756,8 @@ pub async fn timeline(
         &state,
         actor,
         format!("case timeline, {} message(s)", found.len()),
-    )?;
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "correlation_id": correlation.as_str(),
         "messages": messages,

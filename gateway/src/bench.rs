@@ -699,13 +699,15 @@ async fn signatures_per_message(c: &reqwest::Client, base: &str, docs: &Document
 /// store, 64 at a time so that they share fsyncs; returns the seconds it took.
 fn fill(config_path: &Path, docs: &Arc<Documents>, n: u64) -> Result<f64, String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
-    let store = crate::server::open_store(&config).map_err(|e| e.to_string())?;
-    let state = Arc::new(crate::server::build_state(config, store).map_err(|e| e.to_string())?);
-    let adapter = jxg_adapters::registry::get("police-json").ok_or("no police adapter")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    let store = rt
+        .block_on(crate::server::open_store(&config))
+        .map_err(|e| e.to_string())?;
+    let state = Arc::new(crate::server::build_state(config, store).map_err(|e| e.to_string())?);
+    let adapter = jxg_adapters::registry::get("police-json").ok_or("no police adapter")?;
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));

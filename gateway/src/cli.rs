@@ -66,6 +66,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// The store of a stopped gateway.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -132,6 +137,19 @@ pub enum RetentionCommand {
         /// RFC 3339 time to purge as of (default: now).
         #[arg(long)]
         at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Migrate a stopped gateway's store to the current layout (the gateway also does it when
+    /// it starts), printing how far it got. A migration that is stopped goes on where it was at
+    /// the next run or start.
+    Migrate {
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
 }
 
@@ -422,12 +440,12 @@ pub fn policy_explain(
     0
 }
 
-/// The configuration and the store of a stopped gateway, for offline commands.
-fn offline_store(
+/// The configuration and the store folder of a stopped gateway, for offline commands.
+fn offline_path(
     what: &str,
     config: &Path,
     data: &Option<PathBuf>,
-) -> Result<(Config, crate::store::SledStore), i32> {
+) -> Result<(Config, PathBuf), i32> {
     let c = Config::load(config).map_err(|e| {
         eprintln!("jxg {what}: {e}");
         2
@@ -437,16 +455,63 @@ fn offline_store(
         eprintln!("jxg {what}: no store at {}", path.display());
         return Err(2);
     }
-    let store = crate::store::SledStore::open(&path, 64).map_err(|e| {
-        eprintln!("jxg {what}: {e} (is the gateway still running?)");
-        2
-    })?;
-    Ok((c, store))
+    Ok((c, path))
+}
+
+/// Runs `f` on a stopped gateway's store (opened, and migrated if it has to be).
+fn offline_store<F>(what: &str, config: &Path, data: &Option<PathBuf>, f: F) -> i32
+where
+    F: AsyncFnOnce(Config, crate::store::Store) -> i32,
+{
+    let (c, path) = match offline_path(what, config, data) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jxg {what}: {e}");
+            return 2;
+        }
+    };
+    rt.block_on(async move {
+        let store = match crate::store::open_sled(&path, 64, Default::default()).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("jxg {what}: {e} (is the gateway still running?)");
+                return 2;
+            }
+        };
+        f(c, store).await
+    })
+}
+
+/// `jxg store migrate`; returns the exit code.
+pub fn store_migrate(config: &Path, data: &Option<PathBuf>) -> i32 {
+    let (_, path) = match offline_path("store migrate", config, data) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let mut report = |p: crate::store::MigrationProgress| {
+        println!("{}: {} of {}", p.phase, p.done, p.total);
+    };
+    match crate::store::migrate_sled(&path, 64, &mut report) {
+        Ok(()) => {
+            println!("the store is at layout v2");
+            0
+        }
+        Err(e) => {
+            eprintln!("jxg store migrate: {e} (run it again to go on from where it stopped)");
+            1
+        }
+    }
 }
 
 /// `jxg retention purge`; returns the exit code.
 pub fn retention_purge(config: &Path, data: &Option<PathBuf>, at: &Option<String>) -> i32 {
-    use crate::store::Store;
     let now = match at {
         Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
             Ok(t) => t.timestamp(),
@@ -457,63 +522,63 @@ pub fn retention_purge(config: &Path, data: &Option<PathBuf>, at: &Option<String
         },
         None => chrono::Utc::now().timestamp(),
     };
-    let (c, store) = match offline_store("retention purge", config, data) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    match store.purge(now, c.retention.body_days, c.retention.audit_days) {
-        Ok(p) => {
-            let _ = actix_web::rt::System::new().block_on(store.durable());
-            println!(
-                "purged {} bodies, {} messages' metadata, {} audit entries",
-                p.bodies, p.messages, p.audit_entries
-            );
-            0
-        }
-        Err(e) => {
-            eprintln!("jxg retention purge: {e}");
-            1
-        }
-    }
+    offline_store(
+        "retention purge",
+        config,
+        data,
+        async move |c, store| match store
+            .purge(now, c.retention.body_days, c.retention.audit_days)
+            .await
+        {
+            Ok(p) => {
+                println!(
+                    "purged {} bodies, {} messages' metadata, {} audit entries",
+                    p.bodies, p.messages, p.audit_entries
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("jxg retention purge: {e}");
+                1
+            }
+        },
+    )
 }
 
 /// `jxg audit verify`; returns the exit code.
 pub fn audit_verify(config: &Path, data: &Option<PathBuf>) -> i32 {
-    use crate::store::Store;
-    let store = match offline_store("audit verify", config, data) {
-        Ok((_, s)) => s,
-        Err(code) => return code,
-    };
-    let keys: Vec<josekit::jwk::Jwk> = match store.signing_keys() {
-        Ok(k) => k
-            .into_iter()
-            .filter_map(|v| v["jwk"].as_object().cloned())
-            .filter_map(|m| josekit::jwk::Jwk::from_map(m).ok())
-            .collect(),
-        Err(e) => {
-            eprintln!("jxg audit verify: {e}");
-            return 2;
+    offline_store("audit verify", config, data, async |_, store| {
+        let keys: Vec<josekit::jwk::Jwk> = match store.signing_keys().await {
+            Ok(k) => k
+                .into_iter()
+                .filter_map(|v| v["jwk"].as_object().cloned())
+                .filter_map(|m| josekit::jwk::Jwk::from_map(m).ok())
+                .collect(),
+            Err(e) => {
+                eprintln!("jxg audit verify: {e}");
+                return 2;
+            }
+        };
+        match store.verify_audit(&keys).await {
+            Ok(Ok(r)) => {
+                println!(
+                    "ok: {} entries (seq {}..{}), {} signed checkpoints, last hash {}",
+                    r.entries,
+                    r.first_seq.unwrap_or(0),
+                    r.last_seq.unwrap_or(0),
+                    r.checkpoints,
+                    r.last_hash
+                );
+                0
+            }
+            Ok(Err(bad)) => {
+                println!("bad: {bad}");
+                1
+            }
+            Err(e) => {
+                eprintln!("jxg audit verify: {e}");
+                2
+            }
         }
-    };
-    match store.verify_audit(&keys) {
-        Ok(Ok(r)) => {
-            println!(
-                "ok: {} entries (seq {}..{}), {} signed checkpoints, last hash {}",
-                r.entries,
-                r.first_seq.unwrap_or(0),
-                r.last_seq.unwrap_or(0),
-                r.checkpoints,
-                r.last_hash
-            );
-            0
-        }
-        Ok(Err(bad)) => {
-            println!("bad: {bad}");
-            1
-        }
-        Err(e) => {
-            eprintln!("jxg audit verify: {e}");
-            2
-        }
-    }
+    })
 }

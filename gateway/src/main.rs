@@ -1,7 +1,9 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use jxg_gateway::cli::{AuditCommand, CertsCommand, Cli, Command, PolicyCommand, RetentionCommand};
+use jxg_gateway::cli::{
+    AuditCommand, CertsCommand, Cli, Command, PolicyCommand, RetentionCommand, StoreCommand,
+};
 use jxg_gateway::config::Config;
 use jxg_gateway::{server, telemetry};
 
@@ -42,6 +44,9 @@ fn main() {
         Command::Retention {
             command: RetentionCommand::Purge { config, data, at },
         } => jxg_gateway::cli::retention_purge(&config, &data, &at),
+        Command::Store {
+            command: StoreCommand::Migrate { config, data },
+        } => jxg_gateway::cli::store_migrate(&config, &data),
         Command::Audit {
             command: AuditCommand::Verify { config, data },
         } => jxg_gateway::cli::audit_verify(&config, &data),
@@ -102,7 +107,7 @@ fn serve_with(path: &std::path::Path) -> i32 {
         }
     };
     let result = actix_web::rt::System::new().block_on(async move {
-        let store = server::open_store(&config)?;
+        let store = server::open_store(&config).await?;
         server::serve(config, store).await
     });
     match result {

@@ -84,7 +84,7 @@ pub fn rejection(e: DecodeError, sender: &str, policies: &PolicyStore) -> Proble
 /// The gateway's state for the pipeline.
 pub struct Pipeline {
     pub config: Config,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     /// The signing key in force; a rotation swaps it.
     pub signer: arc_swap::ArcSwap<Signer>,
     pub master_data: MasterData,
@@ -99,12 +99,12 @@ pub struct Pipeline {
 impl Pipeline {
     /// The published keys: the current one and every key retired within the body retention
     /// (copies it signed may still be waiting or kept).
-    pub fn jwks(&self) -> Value {
+    pub async fn jwks(&self) -> Value {
         let current = self.signer.load().jwks();
         let mut keys = current["keys"].as_array().cloned().unwrap_or_default();
         let horizon =
             chrono::Utc::now().timestamp() - i64::from(self.config.retention.body_days) * 86_400;
-        if let Ok(records) = self.store.signing_keys() {
+        if let Ok(records) = self.store.signing_keys().await {
             for r in records {
                 let recent = r["retired_at"].as_i64().is_some_and(|t| t >= horizon);
                 if recent && !keys.iter().any(|k| k["kid"] == r["jwk"]["kid"]) {
@@ -156,7 +156,11 @@ impl Pipeline {
             })?;
         }
         let body_sha256 = sha256_b64(body);
-        if let Some((rec, first)) = self.store.idempotency(sender, &m.source_document_id)? {
+        if let Some((rec, first)) = self
+            .store
+            .idempotency(sender, &m.source_document_id)
+            .await?
+        {
             return self.duplicate(rec.body_sha256 == body_sha256, first).await;
         }
         let id = Uuid::now_v7();
@@ -170,7 +174,8 @@ impl Pipeline {
             "case",
             crate::telemetry::case_hash(&self.pseudonyms, &m.correlation_id),
         );
-        let seq = self.store.next_seq()?;
+        // the writer gives the message its sequence number
+        let seq = 0;
         let mut entries = Vec::new();
         let mut skipped = Vec::new();
         let proposed = {
@@ -373,19 +378,21 @@ impl Pipeline {
         );
         let started = std::time::Instant::now();
         let store_span = crate::telemetry::stage_span("store");
-        let outcome = store_span.in_scope(|| {
-            self.store.accept(Acceptance {
-                message: stored,
-                entries,
-                audit,
+        let outcome = store_span
+            .in_scope(|| {
+                self.store.accept(Acceptance {
+                    message: stored,
+                    entries,
+                    audit,
+                })
             })
-        })?;
+            .await?;
         match outcome {
             AcceptOutcome::Accepted => {
                 self.store.durable().instrument(store_span).await?;
                 crate::telemetry::stage_done("store", started);
                 tracing::info!(message_id = %id, sender, r#type = t.as_str(), "accepted");
-                self.case_stages(&m.correlation_id, t, received_at);
+                self.case_stages(&m.correlation_id, t, received_at).await;
                 Ok(Answer::Accepted(response))
             }
             AcceptOutcome::Duplicate(first) => self.duplicate(true, first).await,
@@ -395,7 +402,7 @@ impl Pipeline {
 
     /// Records the time since the case's earlier message of the type before `t` in
     /// [`CASE_STAGES`] (e.g. indictment after report). A failure to read only loses the sample.
-    fn case_stages(&self, correlation_id: &str, t: jxg_schema::MessageType, at: Instant) {
+    async fn case_stages(&self, correlation_id: &str, t: jxg_schema::MessageType, at: Instant) {
         let wanted: Vec<&(&str, &str)> = CASE_STAGES
             .iter()
             .filter(|(_, to)| *to == t.as_str())
@@ -403,7 +410,7 @@ impl Pipeline {
         if wanted.is_empty() {
             return;
         }
-        let Ok(earlier) = self.store.case_messages(correlation_id) else {
+        let Ok(earlier) = self.store.case_messages(correlation_id).await else {
             return;
         };
         for (from, to) in wanted {

@@ -16,7 +16,7 @@ use crate::ingress::{self, AppState};
 use crate::pipeline::Pipeline;
 use crate::policy::{Origin, PolicyError, PolicyStore};
 use crate::signing::Signer;
-use crate::store::{SledStore, Store};
+use crate::store::{SledEngine, Store};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub enum StartError {
 }
 
 /// Builds the shared state from a validated configuration and an opened store.
-pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, StartError> {
+pub fn build_state(config: Config, store: Arc<Store>) -> Result<AppState, StartError> {
     let signer = Signer::load(&config.resolve(&config.signing.key))?;
     let pseudonyms = crate::audit::Pseudonyms::load(&config.resolve(&config.audit.hmac_key))
         .map_err(StartError::Audit)?;
@@ -92,34 +92,34 @@ pub fn build_state(config: Config, store: Arc<dyn Store>) -> Result<AppState, St
     })
 }
 
-/// Opens the configured sled store, to be opened again should its disk fail.
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+/// Opens the configured sled store (migrating a store of layout v1), to be opened again
+/// should its disk fail.
+pub async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     let (path, cache_mb, tuning) = (
         config.resolve(&config.store.path),
         config.store.cache_mb,
         config.store.tuning(),
     );
-    let store = SledStore::open_tuned(&path, cache_mb, tuning, None)?;
-    let first = std::sync::Mutex::new(Some(store));
-    Ok(Arc::new(crate::store::Reopening::open(Box::new(
-        move || {
-            if let Some(store) = first.lock().ok().and_then(|mut f| f.take()) {
-                return Ok(store);
-            }
-            // a store that vanished (an unmounted disk) is not made anew: that would hide loss
-            if !path.join("db").exists() {
-                return Err(crate::store::StoreError::Unavailable(format!(
-                    "no store at {}",
-                    path.display()
-                )));
-            }
-            SledStore::open_tuned(&path, cache_mb, tuning, None)
-        },
-    ))?))
+    let engine = SledEngine::open(&path, cache_mb)?;
+    let first = std::sync::Mutex::new(Some(engine));
+    let reopening = crate::store::Reopening::open(Box::new(move || {
+        if let Some(engine) = first.lock().ok().and_then(|mut f| f.take()) {
+            return Ok(engine);
+        }
+        // a store that vanished (an unmounted disk) is not made anew: that would hide loss
+        if !path.join("db").exists() {
+            return Err(crate::store::StoreError::Unavailable(format!(
+                "no store at {}",
+                path.display()
+            )));
+        }
+        SledEngine::open(&path, cache_mb)
+    }))?;
+    Ok(Arc::new(Store::open(Arc::new(reopening), tuning).await?))
 }
 
 /// Serves until SIGTERM or SIGINT.
-pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartError> {
+pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let live_tls = crate::tls::LiveTls::open(crate::tls::Paths {
         ca: config.resolve(&config.tls.ca),
@@ -149,16 +149,23 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
     // every key that signs is kept, so that checkpoints verify after a rotation
     let p = &state.pipeline;
     let current = p.signer.load();
-    p.store.put_signing_key(
-        current.kid(),
-        &serde_json::json!({"jwk": current.jwks()["keys"][0], "retired_at": null}),
-    )?;
-    let mut checkpointer = crate::audit::checkpoints::Checkpointer::new(p.store.as_ref())?;
+    p.store
+        .put_signing_key(
+            current.kid(),
+            &serde_json::json!({"jwk": current.jwks()["keys"][0], "retired_at": null}),
+        )
+        .await?;
+    let mut checkpointer = crate::audit::checkpoints::Checkpointer::new(p.store.as_ref()).await?;
     let s = state.clone();
     let checkpoints = actix_web::rt::spawn(async move {
         loop {
-            if let Err(e) =
-                checkpointer.run(s.pipeline.store.as_ref(), &s.pipeline.signer.load(), false)
+            if let Err(e) = checkpointer
+                .run(
+                    s.pipeline.store.as_ref(),
+                    &s.pipeline.signer.load_full(),
+                    false,
+                )
+                .await
             {
                 tracing::error!(error = %e, "cannot write an audit checkpoint");
             }
@@ -179,8 +186,8 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
             let r = &s.pipeline.config.retention;
             let (store, body, audit) = (s.pipeline.store.clone(), r.body_days, r.audit_days);
             let now = chrono::Utc::now().timestamp();
-            match actix_web::web::block(move || store.purge(now, body, audit)).await {
-                Ok(Ok(p)) if p != Default::default() => {
+            match store.purge(now, body, audit).await {
+                Ok(p) if p != Default::default() => {
                     tracing::info!(
                         bodies = p.bodies,
                         messages = p.messages,
@@ -188,7 +195,7 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
                         "retention purge"
                     );
                 }
-                Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
+                Err(e) => tracing::error!(error = %e, "retention purge failed"),
                 _ => {}
             }
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -222,7 +229,7 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
                             let rec =
                                 crate::audit::Record::new(crate::audit::Event::Rejected, actor)
                                     .detail(format!("{status} {route}"));
-                            if let Err(e) = state.pipeline.store.audit(vec![rec]) {
+                            if let Err(e) = state.pipeline.store.audit(vec![rec]).await {
                                 tracing::error!(error = %e, "cannot audit a rejection");
                             }
                         }
@@ -302,11 +309,14 @@ pub async fn serve(config: Config, store: Arc<dyn Store>) -> Result<(), StartErr
     let _ = tokio::time::timeout(drain, futures_util::future::join_all(workers)).await;
     // a last checkpoint covers everything written before the stop
     if let Ok(mut c) = checkpoints.await {
-        if let Err(e) = c.run(
-            state.pipeline.store.as_ref(),
-            &state.pipeline.signer.load(),
-            true,
-        ) {
+        if let Err(e) = c
+            .run(
+                state.pipeline.store.as_ref(),
+                &state.pipeline.signer.load_full(),
+                true,
+            )
+            .await
+        {
             tracing::error!(error = %e, "cannot write the final audit checkpoint");
         }
     }
@@ -417,9 +427,9 @@ fn gauges(state: &crate::ingress::State) -> Vec<Box<dyn std::any::Any>> {
         .with_description("Entries waiting for a recipient")
         .with_callback(move |o| {
             for id in &r {
-                if let Ok((n, _)) = s.pipeline.store.outbox_depth(id) {
-                    o.observe(n as u64, &[KeyValue::new("recipient", id.clone())]);
-                }
+                // from the counts the store keeps: a scrape never scans the store
+                let (n, _) = s.pipeline.store.outbox_depth(id);
+                o.observe(n as u64, &[KeyValue::new("recipient", id.clone())]);
             }
         })
         .build();
@@ -431,12 +441,11 @@ fn gauges(state: &crate::ingress::State) -> Vec<Box<dyn std::any::Any>> {
         .with_callback(move |o| {
             let now = chrono::Utc::now().timestamp();
             for id in &recipients {
-                if let Ok((_, oldest)) = s.pipeline.store.outbox_depth(id) {
-                    let age = oldest
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                        .map_or(0, |t| (now - t.timestamp()).max(0));
-                    o.observe(age as f64, &[KeyValue::new("recipient", id.clone())]);
-                }
+                let (_, oldest) = s.pipeline.store.outbox_depth(id);
+                let age = oldest
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                    .map_or(0, |t| (now - t.timestamp()).max(0));
+                o.observe(age as f64, &[KeyValue::new("recipient", id.clone())]);
             }
         })
         .build();

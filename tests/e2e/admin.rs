@@ -397,13 +397,10 @@ async fn after_a_key_rotation_earlier_signatures_and_checkpoints_still_verify() 
     // the log, checkpointed under both keys, verifies offline
     let (code, out, err) = jxg(&home, &["audit", "verify", "--config", "gateway.toml"]);
     assert_eq!(code, 0, "{out}{err}");
-    let db = sled::open(home.path().join("data")).unwrap();
-    let kids: std::collections::BTreeSet<String> = db
-        .open_tree("checkpoints")
-        .unwrap()
-        .iter()
-        .map(|kv| {
-            let jws = String::from_utf8(kv.unwrap().1.to_vec()).unwrap();
+    let kids: std::collections::BTreeSet<String> = jxg_tests::stored::checkpoints(&home)
+        .await
+        .into_iter()
+        .map(|(_, jws)| {
             let h = jws.split('.').next().unwrap().to_string();
             use base64::Engine;
             let h: Value = serde_json::from_slice(

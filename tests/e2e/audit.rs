@@ -1,6 +1,7 @@
 //! The audit log after the sample story: `jxg audit verify` passes on what the gateway wrote and
 //! names the first bad `seq` of a log that was changed, cut or reordered.
 
+use jxg_tests::stored;
 use jxg_tests::*;
 use serde_json::Value;
 
@@ -18,17 +19,8 @@ fn verify(home: &Home) -> (i32, String) {
     (code, format!("{out}{err}"))
 }
 
-/// Opens the stopped gateway's store for tampering.
-fn audit_tree(home: &Home) -> (sled::Db, sled::Tree) {
-    let db = sled::open(home.path().join("data")).unwrap();
-    let t = db.open_tree("audit").unwrap();
-    (db, t)
-}
-
-fn seqs(t: &sled::Tree) -> Vec<u64> {
-    t.iter()
-        .map(|kv| u64::from_be_bytes(kv.unwrap().0.as_ref().try_into().unwrap()))
-        .collect()
+fn seqs(entries: &[jxg_gateway::audit::Entry]) -> Vec<u64> {
+    entries.iter().map(|e| e.seq).collect()
 }
 
 fn bad_seq(out: &str) -> u64 {
@@ -44,22 +36,21 @@ async fn the_story_verifies_and_a_flipped_byte_fails_at_its_entry() {
     let (code, out) = verify(&home);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok: "), "{out}");
-    let (db, t) = audit_tree(&home);
-    let all = seqs(&t);
+    let all = seqs(&stored::audit_log(&home).await);
     assert!(
         all.len() > 40,
         "every operation of the story is audited: {}",
         all.len()
     );
     let victim = all[all.len() / 2];
-    let key = victim.to_be_bytes();
-    let mut bytes = t.get(key).unwrap().unwrap().to_vec();
-    // one byte of the time stamp, so that the entry stays readable JSON
-    let at = bytes.windows(6).position(|w| w == b"\"at\":\"").unwrap() + 6;
-    bytes[at + 3] = if bytes[at + 3] == b'6' { b'7' } else { b'6' };
-    t.insert(key, bytes).unwrap();
-    db.flush().unwrap();
-    drop((t, db));
+    // one digit of the time stamp, so that the entry stays readable
+    stored::rewrite_audit(&home, |entries| {
+        let e = entries.iter_mut().find(|e| e.seq == victim).unwrap();
+        let mut at = e.at.clone().into_bytes();
+        at[3] = if at[3] == b'6' { b'7' } else { b'6' };
+        e.at = String::from_utf8(at).unwrap();
+    })
+    .await;
     let (code, out) = verify(&home);
     assert_eq!(code, 1, "{out}");
     assert_eq!(bad_seq(&out), victim, "{out}");
@@ -68,11 +59,8 @@ async fn the_story_verifies_and_a_flipped_byte_fails_at_its_entry() {
 #[tokio::test]
 async fn a_deleted_entry_fails_at_its_seq() {
     let home = after_the_story().await;
-    let (db, t) = audit_tree(&home);
-    let victim = seqs(&t)[7];
-    t.remove(victim.to_be_bytes()).unwrap();
-    db.flush().unwrap();
-    drop((t, db));
+    let victim = seqs(&stored::audit_log(&home).await)[7];
+    stored::rewrite_audit(&home, |entries| entries.retain(|e| e.seq != victim)).await;
     let (code, out) = verify(&home);
     assert_eq!(code, 1, "{out}");
     assert_eq!(bad_seq(&out), victim, "{out}");
@@ -81,15 +69,9 @@ async fn a_deleted_entry_fails_at_its_seq() {
 #[tokio::test]
 async fn two_swapped_entries_fail_at_the_first() {
     let home = after_the_story().await;
-    let (db, t) = audit_tree(&home);
-    let all = seqs(&t);
-    let (a, b) = (all[10], all[11]);
-    let va = t.get(a.to_be_bytes()).unwrap().unwrap();
-    let vb = t.get(b.to_be_bytes()).unwrap().unwrap();
-    t.insert(a.to_be_bytes(), vb).unwrap();
-    t.insert(b.to_be_bytes(), va).unwrap();
-    db.flush().unwrap();
-    drop((t, db));
+    let all = seqs(&stored::audit_log(&home).await);
+    let (a, _b) = (all[10], all[11]);
+    stored::rewrite_audit(&home, |entries| entries.swap(10, 11)).await;
     let (code, out) = verify(&home);
     assert_eq!(code, 1, "{out}");
     assert_eq!(bad_seq(&out), a, "{out}");
@@ -98,27 +80,21 @@ async fn two_swapped_entries_fail_at_the_first() {
 #[tokio::test]
 async fn a_tail_cut_back_past_a_checkpoint_fails_at_the_first_missing_entry() {
     let home = after_the_story().await;
-    let (db, t) = audit_tree(&home);
-    let checkpoints: Vec<u64> = db
-        .open_tree("checkpoints")
-        .unwrap()
-        .iter()
-        .map(|kv| u64::from_be_bytes(kv.unwrap().0.as_ref().try_into().unwrap()))
+    let checkpoints: Vec<u64> = stored::checkpoints(&home)
+        .await
+        .into_iter()
+        .map(|(seq, _)| seq)
         .collect();
     let last_checkpoint = *checkpoints.last().expect("a checkpoint at shutdown");
+    let all = seqs(&stored::audit_log(&home).await);
     assert_eq!(
         last_checkpoint,
-        *seqs(&t).last().unwrap(),
+        *all.last().unwrap(),
         "the stop checkpoints the head"
     );
     // cut the last three entries
-    let all = seqs(&t);
     let cut = all[all.len() - 3];
-    for s in &all[all.len() - 3..] {
-        t.remove(s.to_be_bytes()).unwrap();
-    }
-    db.flush().unwrap();
-    drop((t, db));
+    stored::rewrite_audit(&home, |entries| entries.truncate(entries.len() - 3)).await;
     let (code, out) = verify(&home);
     assert_eq!(code, 1, "{out}");
     assert_eq!(bad_seq(&out), cut, "{out}");
@@ -127,12 +103,11 @@ async fn a_tail_cut_back_past_a_checkpoint_fails_at_the_first_missing_entry() {
 #[tokio::test]
 async fn every_operation_of_the_story_is_in_the_log_without_a_cpr_number_or_name() {
     let home = after_the_story().await;
-    let (db, t) = audit_tree(&home);
-    let entries: Vec<Value> = t
+    let entries: Vec<Value> = stored::audit_log(&home)
+        .await
         .iter()
-        .map(|kv| serde_json::from_slice(&kv.unwrap().1).unwrap())
+        .map(|e| serde_json::to_value(e).unwrap())
         .collect();
-    drop((t, db));
     let count = |event: &str| entries.iter().filter(|e| e["event"] == event).count();
     assert_eq!(count("received"), 5);
     assert!(count("decided") >= 10);
@@ -185,39 +160,30 @@ async fn past_retention_bodies_go_then_metadata_and_old_audit_and_the_log_still_
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("purged 5 bodies, 0 messages"), "{out}");
     {
-        let db = sled::open(home.path().join("data")).unwrap();
-        let messages: Vec<Value> = db
-            .open_tree("messages")
-            .unwrap()
-            .iter()
-            .map(|kv| serde_json::from_slice(&kv.unwrap().1).unwrap())
-            .collect();
+        let messages = stored::messages(&home).await;
         assert_eq!(messages.len(), 5);
         assert!(
             messages
                 .iter()
-                .all(|m| m["canonical"] == "" && m["message_type"].is_string())
+                .all(|m| m.canonical.is_empty() && !m.message_type.is_empty())
         );
-        let outbox: Vec<Value> = db
-            .open_tree("outbox")
-            .unwrap()
-            .iter()
-            .map(|kv| serde_json::from_slice(&kv.unwrap().1).unwrap())
-            .collect();
-        assert!(!outbox.is_empty());
+        // every copy's body went with it, and every delivery had ended
+        let copies: Vec<_> = messages.iter().flat_map(|m| &m.copies).collect();
+        assert!(!copies.is_empty());
+        assert!(copies.iter().all(|c| c.content.is_empty()));
+        use jxg_gateway::store::{Class, DeliveryState};
+        let delivered = stored::deliveries(&home, Class::Delivered).await;
+        assert_eq!(delivered.len(), copies.len());
         assert!(
-            outbox
+            delivered
                 .iter()
-                .all(|e| e["content_b64"] == "" && e["state"] == "delivered")
+                .all(|d| d.state == DeliveryState::Delivered)
         );
-        let purged = db
-            .open_tree("audit")
-            .unwrap()
+        assert!(stored::deliveries(&home, Class::Waiting).await.is_empty());
+        let purged = stored::audit_log(&home)
+            .await
             .iter()
-            .filter(|kv| {
-                serde_json::from_slice::<Value>(&kv.as_ref().unwrap().1).unwrap()["event"]
-                    == "purged"
-            })
+            .filter(|e| e.record.event == jxg_gateway::audit::Event::Purged)
             .count();
         assert_eq!(purged, 5, "each purge is audited");
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use jxg_gateway::config::Config;
-use jxg_gateway::store::{Flush, SledStore, Store, StoreError};
+use jxg_gateway::store::{Flush, SledEngine, Store, StoreError};
 use jxg_tests::*;
 use serde_json::Value;
 
@@ -113,8 +113,8 @@ async fn gated_gateway(
     let gate: Arc<Mutex<Option<Arc<GatedFlush>>>> = Arc::new(Mutex::new(None));
     let store_path = home.path().join("data");
     let g = gate.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        SledStore::open_with(
+    let engine = Arc::new(
+        SledEngine::open_with(
             &store_path,
             16,
             Some(&move |inner| {
@@ -131,6 +131,7 @@ async fn gated_gateway(
         )
         .unwrap(),
     );
+    let store = Arc::new(Store::open(engine, config.store.tuning()).await.unwrap());
     let gate = gate.lock().unwrap().clone().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

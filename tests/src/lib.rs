@@ -2,6 +2,8 @@
 //! and real mutual-TLS clients.
 #![forbid(unsafe_code)]
 
+pub mod stored;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -15,15 +15,15 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn new(store: &dyn Store) -> Result<Self, StoreError> {
+    pub async fn new(store: &Store) -> Result<Self, StoreError> {
         Ok(Self {
-            last_seq: store.checkpoints()?.last().map_or(0, |c| c.0),
+            last_seq: store.checkpoints().await?.last().map_or(0, |c| c.0),
             last_at: None,
         })
     }
 
-    fn sign(&mut self, store: &dyn Store, signer: &Signer, seq: u64) -> Result<(), StoreError> {
-        let Some(e) = store.audit_entries(seq, 1)?.into_iter().next() else {
+    async fn sign(&mut self, store: &Store, signer: &Signer, seq: u64) -> Result<(), StoreError> {
+        let Some(e) = store.audit_entries(seq, 1).await?.into_iter().next() else {
             return Ok(());
         };
         if e.seq != seq {
@@ -32,30 +32,30 @@ impl Checkpointer {
         let jws = signer
             .checkpoint(seq, &e.hash, &super::now())
             .map_err(|e| StoreError::Unavailable(format!("signing a checkpoint: {e}")))?;
-        store.put_checkpoint(seq, &jws)?;
+        store.put_checkpoint(seq, &jws).await?;
         self.last_seq = seq;
         self.last_at = Some(Instant::now());
         Ok(())
     }
 
     /// Writes whatever checkpoints are due; `force` checkpoints the newest entry now.
-    pub fn run(
+    pub async fn run(
         &mut self,
-        store: &dyn Store,
+        store: &Store,
         signer: &Signer,
         force: bool,
     ) -> Result<(), StoreError> {
         let newest = store.audit_head().next_seq - 1;
         let mut next = (self.last_seq / CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY;
         while next <= newest {
-            self.sign(store, signer, next)?;
+            self.sign(store, signer, next).await?;
             next += CHECKPOINT_EVERY;
         }
         let stale = self
             .last_at
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(CHECKPOINT_SECONDS));
         if newest > self.last_seq && (force || stale) {
-            self.sign(store, signer, newest)?;
+            self.sign(store, signer, newest).await?;
         }
         Ok(())
     }

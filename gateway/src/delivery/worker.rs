@@ -76,7 +76,7 @@ pub fn start(
 struct Worker {
     recipient: String,
     transport: Arc<dyn Transport>,
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     cfg: DeliveryConfig,
     state: State,
 }
@@ -115,7 +115,7 @@ impl Worker {
                 } else {
                     self.cfg.concurrency.saturating_sub(in_flight.len())
                 };
-                let heads = match self.store.heads(&self.recipient, 10_000) {
+                let heads = match self.store.heads(&self.recipient, 10_000).await {
                     Ok(h) => h,
                     Err(e) => {
                         tracing::error!(recipient = %self.recipient, error = %e, "cannot read the outbox");
@@ -123,11 +123,11 @@ impl Worker {
                     }
                 };
                 let mut started = 0;
-                for e in heads {
-                    if in_flight.contains(&(e.seq, e.message_id)) {
+                for (seq, row) in heads {
+                    if in_flight.contains(&(seq, row.message_id)) {
                         continue;
                     }
-                    let due = e.next_attempt_at_ms.unwrap_or(0);
+                    let due = row.next_attempt_at_ms.unwrap_or(0);
                     if due > now {
                         next_due = Some(next_due.map_or(due, |n: i64| n.min(due)));
                         continue;
@@ -136,6 +136,15 @@ impl Worker {
                         next_due = Some(now);
                         break;
                     }
+                    // only an entry started now has its body read
+                    let e = match self.store.entry(&self.recipient, &row).await {
+                        Ok(Some(e)) => e,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::error!(recipient = %self.recipient, error = %e, "cannot read an outbox entry");
+                            break;
+                        }
+                    };
                     started += 1;
                     in_flight.insert((e.seq, e.message_id));
                     let (transport, store, tx, max) = (
@@ -191,7 +200,7 @@ impl Worker {
 /// One attempt and its durable record. Returns whether the recipient took it.
 async fn attempt(
     transport: &dyn Transport,
-    store: &dyn Store,
+    store: &Store,
     mut e: OutboxEntry,
     max: u32,
     backoff: Backoff,
@@ -262,7 +271,7 @@ async fn attempt(
     span.in_scope(|| {
         tracing::info!(message_id = %e.message_id, recipient = %e.recipient, attempt = e.attempts, state = e.state.as_str(), "delivery attempt");
     });
-    if let Err(err) = store.record_delivery(&e) {
+    if let Err(err) = store.record_delivery(&e).await {
         tracing::error!(error = %err, "cannot record a delivery attempt");
         return false;
     }

@@ -166,7 +166,7 @@ async fn handle(
             crate::telemetry::rejected(authority, format, problem.status, problem.slug);
             let rec = crate::audit::Record::new(crate::audit::Event::Rejected, authority)
                 .detail(format!("{} from the broker", problem.status));
-            if let Err(e) = state.pipeline.store.audit(vec![rec]) {
+            if let Err(e) = state.pipeline.store.audit(vec![rec]).await {
                 tracing::error!(error = %e, "cannot audit a rejection");
             }
             let reason = describe(&problem);

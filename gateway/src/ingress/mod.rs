@@ -130,7 +130,7 @@ pub async fn not_found() -> HttpResponse {
 }
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.pipeline.jwks())
+    HttpResponse::Ok().json(state.pipeline.jwks().await)
 }
 
 async fn openapi() -> HttpResponse {
@@ -496,7 +496,8 @@ async fn get_message(
     let store = &state.pipeline.store;
     // only the sender learns that a message exists
     let m = store
-        .message(&id)?
+        .message(&id)
+        .await?
         .filter(|m| m.sender == caller.0)
         .ok_or_else(|| Problem::not_found("no such message"))?;
     let seconds = |t: Option<i64>| {
@@ -504,7 +505,7 @@ async fn get_message(
             .map(|t| jxg_schema::values::Instant::from_utc(t).to_string())
     };
     let mut recipients: Vec<Value> = store
-        .deliveries(&id)?
+        .deliveries(&id).await?
         .iter()
         .map(|e| {
             json!({
@@ -563,7 +564,7 @@ async fn get_inbox(
     let signal = p.store.inbox_signal();
     let items = loop {
         let notified = signal.notified();
-        let items = p.store.take_inbox(&caller.0, limit, visibility)?;
+        let items = p.store.take_inbox(&caller.0, limit, visibility).await?;
         if !items.is_empty() {
             // offered only once on disk (a message lost to a crash after it was offered would
             // come back from its sender under another id)
@@ -613,7 +614,7 @@ async fn post_ack(
     let id = parse_id(&path)?;
     let store = &state.pipeline.store;
     let now = jxg_schema::values::Instant::now().unix_seconds();
-    match store.ack(&caller.0, &id, now)? {
+    match store.ack(&caller.0, &id, now).await? {
         None => Err(Problem::not_found("no such message in this inbox")),
         Some(outcome) => {
             store.durable().await?;

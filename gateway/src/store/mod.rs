@@ -1,54 +1,64 @@
-//! The message store: messages, per-recipient outbox (the inbox of a pull recipient),
-//! idempotency keys.
+//! The message store: what the gateway keeps, above any engine.
+//!
+//! [`Store`] is what the rest of the gateway uses. It decides what the records mean — sequence
+//! numbers, the audit chain, idempotency, per-case order, inbox leases, counts, retention — and
+//! keeps them in an [`Engine`] (the seam, `engine.rs`), which only stores records and finds them
+//! again. sled is the embedded engine (`sled_engine.rs`, layout v2, with the on-disk layout in
+//! its module docs); another engine implements [`Engine`] and passes the conformance suite
+//! (`tests/src/conformance.rs`).
 //!
 //! # Durability
-//! [`Store::accept`] writes a message, its idempotency key and every outbox entry in one
-//! transaction; [`Store::durable`] resolves only after an fsync that started after those writes.
-//! The gateway answers 202 only after both. Many writers share one fsync (group commit): a flush
-//! thread takes every waiter queued while the previous flush ran and covers them all with the next.
+//! Every change goes through one writer (`writer.rs`), which takes every change waiting, writes
+//! them as one engine batch and answers them only once the engine says the batch is durable (for
+//! sled: an fsync of its log). So [`Store::accept`] resolves after the fsync that covers it: the
+//! gateway answers 202 only then, and N concurrent requests share about one fsync.
+//! [`Store::durable`] resolves once every batch handed to the engine before the call is durable:
+//! a delivery worker or an inbox waits for it before it hands out an entry it has read.
 //!
 //! # Ordering
-//! Every accepted message takes the next value of one monotonic sequence (it survives restarts).
-//! A recipient's inbox offers its pending entries in sequence order, at most one per case
-//! (`correlation_id`) at a time: an entry offered and not yet acknowledged holds back later entries
-//! of the same case until it is acknowledged or its visibility timeout passes.
-//!
-//! # On-disk layout (sled, one tree each)
-//! | tree | key | value |
-//! | --- | --- | --- |
-//! | `messages` | message id (16 bytes) | [`StoredMessage`] (JSON) |
-//! | `idempotency` | sender `\0` source document id | [`IdempotencyRecord`] (JSON) |
-//! | `outbox` | recipient `\0` seq (u64 BE) | [`OutboxEntry`] (JSON) |
-//! | `pending` | recipient `\0` seq (u64 BE) | the entry's `correlation_id`: present while the entry awaits its ack |
-//! | `by_message` | message id `\0` recipient | outbox key |
-//! | `cases` | correlation id `\0` seq (u64 BE) | message id |
-//! | `audit` | seq (u64 BE) | [`crate::audit::Entry`] (JSON) |
-//! | `audit_subjects` | subject pseudonym `\0` first seq (u64 BE) | the seqs (u64 BE each) of one write's entries naming the subject |
-//! | `checkpoints` | seq (u64 BE) | compact JWS of [`crate::audit::Checkpoint`] |
-//! | `keys` | kid | public JWK (JSON) of every signing key used |
-//!
-//! Audit entries are written in the same transaction as the state they record, under one lock
-//! that keeps the hash chain in order.
-//!
-//! The seam is free of sled: a second implementation (NATS JetStream) only has to keep the same
-//! promises.
+//! Every accepted message takes the next value of one monotonic sequence, assigned by the writer
+//! (it survives restarts). A recipient's inbox offers its waiting entries in sequence order, at
+//! most one per case (`correlation_id`) at a time: an entry offered and not yet acknowledged
+//! holds back later entries of the same case until it is acknowledged or its visibility timeout
+//! passes. Leases are this node's, in memory: after a restart every waiting entry is offered again.
 
-mod group_commit;
+mod engine;
+mod migrate;
 mod reopen;
-mod sled_store;
+mod sled_engine;
+mod writer;
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub use group_commit::{CommitTuning, Flush, FlushStats};
+pub use engine::{
+    Batch, Class, CopyRec, Counts, Cursor, DeliveryRow, Engine, EngineState, IdemRow, Located,
+    MessageRec, Op, SkippedRec,
+};
+pub use migrate::Progress as MigrationProgress;
 pub use reopen::Reopening;
-pub use sled_store::SledStore;
+pub use sled_engine::{SledEngine, WrapFlush};
+pub use writer::CommitTuning;
+
+use crate::audit::{Entry, Event, Head, Record};
+
+/// Makes everything written so far durable (an engine's fsync).
+pub trait Flush: Send + Sync + 'static {
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Counts of durable writes and of the batches they covered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    pub flushes: u64,
+    pub waiters: u64,
+}
 
 /// A failure of the store; the request answers 503 and nothing is accepted.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -247,98 +257,699 @@ pub struct Purged {
     pub audit_entries: u64,
 }
 
-/// The storage seam.
-pub trait Store: Send + Sync + 'static {
-    /// The sequence number the next accepted message takes.
-    fn next_seq(&self) -> Result<u64, StoreError>;
-    /// The record behind a sender's idempotency key.
-    fn idempotency(
+/// A message's record as stored.
+pub(crate) fn message_rec(m: &StoredMessage, copies: Vec<CopyRec>) -> MessageRec {
+    MessageRec {
+        id: m.id,
+        seq: m.seq,
+        sender: m.sender.clone(),
+        message_type: m.message_type.clone(),
+        source_document_id: m.source_document_id.clone(),
+        received_at: m.received_at.clone(),
+        correlation_id: m.correlation_id.clone(),
+        body_sha256: m.body_sha256.clone(),
+        response: m.response.to_string(),
+        canonical: m.canonical.clone().into_bytes(),
+        subjects: m.subjects.clone(),
+        skipped: m
+            .skipped
+            .iter()
+            .map(|s| SkippedRec {
+                recipient: s.recipient.clone(),
+                reason: s.reason.clone(),
+                policy: s.policy.clone(),
+            })
+            .collect(),
+        traceparent: m.traceparent.clone(),
+        sender_signature: m.sender_signature.clone(),
+        policy_digest: m.policy_digest.clone(),
+        copies,
+    }
+}
+
+/// A recipient's copy as stored.
+pub(crate) fn copy_rec(e: &OutboxEntry, content: Vec<u8>) -> CopyRec {
+    CopyRec {
+        recipient: e.recipient.clone(),
+        format: e.format.clone(),
+        media_type: e.media_type.clone(),
+        content,
+        signature: e.signature.clone(),
+        alterations: e.alterations.clone(),
+        removed: e
+            .removed
+            .iter()
+            .map(|r| (r.path.clone(), r.rule.clone(), r.action.clone()))
+            .collect(),
+        subjects: e.subjects.clone(),
+    }
+}
+
+/// An entry's delivery state as stored.
+pub(crate) fn delivery_row(e: &OutboxEntry) -> DeliveryRow {
+    DeliveryRow {
+        message_id: e.message_id,
+        case: e.correlation_id.clone(),
+        received_at: e.received_at.clone(),
+        state: e.state,
+        attempts: e.attempts,
+        next_attempt_at_ms: e.next_attempt_at_ms,
+        last_error: e.last_error.clone(),
+        delivered_at: e.delivered_at,
+        acked_at: e.acked_at,
+    }
+}
+
+fn stored_message(m: &MessageRec) -> StoredMessage {
+    StoredMessage {
+        id: m.id,
+        seq: m.seq,
+        sender: m.sender.clone(),
+        message_type: m.message_type.clone(),
+        source_document_id: m.source_document_id.clone(),
+        received_at: m.received_at.clone(),
+        correlation_id: m.correlation_id.clone(),
+        body_sha256: m.body_sha256.clone(),
+        response: serde_json::from_str(&m.response).unwrap_or_default(),
+        canonical: String::from_utf8_lossy(&m.canonical).into_owned(),
+        subjects: m.subjects.clone(),
+        skipped: m
+            .skipped
+            .iter()
+            .map(|s| Skipped {
+                recipient: s.recipient.clone(),
+                reason: s.reason.clone(),
+                policy: s.policy.clone(),
+            })
+            .collect(),
+        traceparent: m.traceparent.clone(),
+        sender_signature: m.sender_signature.clone(),
+        policy_digest: m.policy_digest.clone(),
+    }
+}
+
+/// One recipient's entry: its message's metadata, its copy and its delivery state.
+fn outbox_entry(m: &MessageRec, c: &CopyRec, row: &DeliveryRow) -> OutboxEntry {
+    use base64::Engine;
+    OutboxEntry {
+        message_id: m.id,
+        seq: m.seq,
+        recipient: c.recipient.clone(),
+        format: c.format.clone(),
+        media_type: c.media_type.clone(),
+        message_type: m.message_type.clone(),
+        correlation_id: m.correlation_id.clone(),
+        received_at: m.received_at.clone(),
+        content_b64: base64::engine::general_purpose::STANDARD.encode(&c.content),
+        signature: c.signature.clone(),
+        traceparent: m.traceparent.clone(),
+        acked_at: row.acked_at,
+        state: row.state,
+        attempts: row.attempts,
+        next_attempt_at_ms: row.next_attempt_at_ms,
+        last_error: row.last_error.clone(),
+        delivered_at: row.delivered_at,
+        alterations: c.alterations.clone(),
+        removed: c
+            .removed
+            .iter()
+            .map(|(path, rule, action)| crate::policy::Removal {
+                path: path.clone(),
+                rule: rule.clone(),
+                action: action.clone(),
+            })
+            .collect(),
+        subjects: c.subjects.clone(),
+    }
+}
+
+/// The gateway's store: the meaning of the records, over an [`Engine`].
+pub struct Store {
+    engine: Arc<dyn Engine>,
+    writer: writer::Writer,
+    /// Entries offered to a pull recipient and not yet acknowledged: (recipient, seq) → until.
+    /// Held across a take, so that two takes at once never offer the same entry.
+    leases: tokio::sync::Mutex<HashMap<(String, u64), Instant>>,
+    signal: Arc<Notify>,
+}
+
+/// How many delivery rows a listing reads from the engine at a time.
+const PAGE: usize = 256;
+
+impl Store {
+    /// The store over `engine`, its writer batching as `tuning` says.
+    pub async fn open(engine: Arc<dyn Engine>, tuning: CommitTuning) -> Result<Self, StoreError> {
+        Self::open_signalling(engine, tuning, Arc::new(Notify::new())).await
+    }
+
+    /// As [`Store::open`], notifying `signal` of new and released entries.
+    pub async fn open_signalling(
+        engine: Arc<dyn Engine>,
+        tuning: CommitTuning,
+        signal: Arc<Notify>,
+    ) -> Result<Self, StoreError> {
+        let writer = writer::Writer::start(engine.clone(), tuning, signal.clone()).await?;
+        Ok(Self {
+            engine,
+            writer,
+            leases: tokio::sync::Mutex::new(HashMap::new()),
+            signal,
+        })
+    }
+
+    /// The engine below (for tools that copy or inspect a store).
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, StoreError>>) -> writer::Cmd,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer.send(make(tx));
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the store writer ended".into())))
+    }
+
+    /// The record behind a sender's idempotency key, with the first answer.
+    pub async fn idempotency(
         &self,
         sender: &str,
         key: &str,
-    ) -> Result<Option<(IdempotencyRecord, Value)>, StoreError>;
-    /// Writes a message and its outbox entries atomically, unless the key is taken.
-    fn accept(&self, a: Acceptance) -> Result<AcceptOutcome, StoreError>;
-    /// Resolves once every write made before the call is on disk.
-    fn durable(&self) -> BoxFuture<'static, Result<(), StoreError>>;
-    fn message(&self, id: &Uuid) -> Result<Option<StoredMessage>, StoreError>;
+    ) -> Result<Option<(IdempotencyRecord, Value)>, StoreError> {
+        let Some(row) = self.engine.idempotency(sender, key).await? else {
+            return Ok(None);
+        };
+        let m = self
+            .engine
+            .message(&row.message_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("idempotency key without its message".into()))?;
+        Ok(Some((
+            IdempotencyRecord {
+                message_id: row.message_id,
+                body_sha256: row.body_sha256,
+            },
+            serde_json::from_str(&m.response).unwrap_or_default(),
+        )))
+    }
+
+    /// Writes a message and its outbox entries, unless the key is taken; resolves once durable.
+    /// The writer assigns the sequence number (`seq` in `a` is ignored).
+    pub async fn accept(&self, a: Acceptance) -> Result<AcceptOutcome, StoreError> {
+        self.ask(|r| writer::Cmd::Accept(Box::new(a), r)).await
+    }
+
+    /// Resolves once every write made before the call is durable.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.writer.durable().await
+    }
+
+    pub async fn message(&self, id: &Uuid) -> Result<Option<StoredMessage>, StoreError> {
+        Ok(self.engine.message(id).await?.as_ref().map(stored_message))
+    }
+
     /// The message's outbox entries, one per recipient.
-    fn deliveries(&self, id: &Uuid) -> Result<Vec<OutboxEntry>, StoreError>;
+    pub async fn deliveries(&self, id: &Uuid) -> Result<Vec<OutboxEntry>, StoreError> {
+        let Some(m) = self.engine.message(id).await? else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::new();
+        for c in &m.copies {
+            if let Some(row) = self.engine.delivery(&c.recipient, m.seq).await? {
+                out.push(outbox_entry(&m, c, &row));
+            }
+        }
+        out.sort_by(|a, b| a.recipient.cmp(&b.recipient));
+        Ok(out)
+    }
+
+    /// The entry of `recipient` in the message of a delivery row: its copy, read only now.
+    pub async fn entry(
+        &self,
+        recipient: &str,
+        row: &DeliveryRow,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        let Some(m) = self.engine.message(&row.message_id).await? else {
+            return Ok(None);
+        };
+        Ok(m.copies
+            .iter()
+            .find(|c| c.recipient == recipient)
+            .map(|c| outbox_entry(&m, c, row)))
+    }
+
+    /// Up to `limit` case heads waiting for `recipient`, oldest first, as their delivery rows
+    /// (no body is read): the oldest waiting entry of each case, where `offer` accepts it. A
+    /// case whose head is refused is held back whole.
+    async fn case_heads(
+        &self,
+        recipient: &str,
+        limit: usize,
+        mut offer: impl FnMut(u64) -> bool,
+    ) -> Result<Vec<(u64, DeliveryRow)>, StoreError> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut after: Option<Cursor> = None;
+        'pages: loop {
+            let page = self
+                .engine
+                .deliveries(Class::Waiting, Some(recipient), after.as_ref(), PAGE)
+                .await?;
+            let full = page.len() == PAGE;
+            for (cursor, _, seq, row) in page {
+                after = Some(cursor);
+                if out.len() >= limit {
+                    break 'pages;
+                }
+                if !seen.insert(row.case.clone()) || !offer(seq) {
+                    continue;
+                }
+                out.push((seq, row));
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` entries waiting for `recipient`, oldest first, one per case; each is hidden
     /// for `visibility` unless acknowledged.
-    fn take_inbox(
+    pub async fn take_inbox(
         &self,
         recipient: &str,
         limit: usize,
         visibility: Duration,
-    ) -> Result<Vec<OutboxEntry>, StoreError>;
-    /// The oldest waiting entry of each case for `recipient`, oldest first: the entries a push
-    /// worker may attempt now (later entries of a case wait for the one before them).
-    fn heads(&self, recipient: &str, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
-    /// Writes an entry's delivery state; a final state removes it from the waiting entries.
-    fn record_delivery(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let now = Instant::now();
+        let mut leases = self.leases.lock().await;
+        leases.retain(|_, until| *until > now);
+        let leased: HashSet<u64> = leases
+            .keys()
+            .filter(|(r, _)| r == recipient)
+            .map(|(_, s)| *s)
+            .collect();
+        // an offered, unacknowledged entry stays hidden and holds its case back
+        let heads = self
+            .case_heads(recipient, limit, |seq| !leased.contains(&seq))
+            .await?;
+        let mut taken = Vec::with_capacity(heads.len());
+        for (_, row) in &heads {
+            if let Some(e) = self.entry(recipient, row).await? {
+                taken.push(e);
+            }
+        }
+        for e in &taken {
+            leases.insert((recipient.to_string(), e.seq), now + visibility);
+        }
+        Ok(taken)
+    }
+
+    /// The oldest waiting entry of each case for `recipient`, oldest first, as (seq, delivery
+    /// row): the entries a push worker may attempt (later entries of a case wait for the one
+    /// before them). No body is read: [`Store::entry`] reads the ones the worker starts.
+    pub async fn heads(
+        &self,
+        recipient: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, DeliveryRow)>, StoreError> {
+        self.case_heads(recipient, limit, |_| true).await
+    }
+
+    /// Writes an entry's delivery state, with its audit entry; a final state removes it from the
+    /// waiting entries.
+    pub async fn record_delivery(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        let e = Box::new(entry.clone());
+        self.ask(|r| writer::Cmd::Deliver(e, r)).await
+    }
+
     /// Marks `recipient`'s entry of message `id` acknowledged; `None` when there is none.
-    fn ack(&self, recipient: &str, id: &Uuid, at: i64) -> Result<Option<AckOutcome>, StoreError>;
+    pub async fn ack(
+        &self,
+        recipient: &str,
+        id: &Uuid,
+        at: i64,
+    ) -> Result<Option<AckOutcome>, StoreError> {
+        let out = self
+            .ask(|reply| writer::Cmd::Ack {
+                recipient: recipient.to_string(),
+                id: *id,
+                at,
+                reply,
+            })
+            .await?;
+        if out.is_some() {
+            if let Some(m) = self.engine.message(id).await? {
+                self.leases
+                    .lock()
+                    .await
+                    .remove(&(recipient.to_string(), m.seq));
+            }
+        }
+        Ok(out)
+    }
+
     /// Notified whenever entries are added or released.
-    fn inbox_signal(&self) -> Arc<Notify>;
-    /// Flush counts, for `/metrics` and the durability tests.
-    fn flush_stats(&self) -> FlushStats;
-    /// Writers waiting for a flush now: past `store.commit_queue_max` the store is behind and
+    pub fn inbox_signal(&self) -> Arc<Notify> {
+        self.signal.clone()
+    }
+
+    /// Durable writes made, and the batches they covered.
+    pub fn flush_stats(&self) -> FlushStats {
+        self.engine.flush_stats()
+    }
+
+    /// Changes waiting for the writer now: past `store.commit_queue_max` the store is behind and
     /// new submissions are refused with 503 until it catches up.
-    fn commit_queue(&self) -> usize;
-    /// Every pending entry, for start-up checks and tests.
-    fn pending_count(&self) -> Result<usize, StoreError>;
-    /// Entries waiting for `recipient` and the `received_at` of the oldest (for `/metrics`).
-    fn outbox_depth(&self, recipient: &str) -> Result<(usize, Option<String>), StoreError>;
+    pub fn commit_queue(&self) -> usize {
+        self.writer
+            .shared
+            .queued
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the store can take work now (no scan, no read).
+    pub fn ready(&self) -> Result<(), StoreError> {
+        self.engine.ready()
+    }
+
+    /// Every waiting entry, from the counts the writer keeps (no scan).
+    pub fn pending_count(&self) -> usize {
+        self.counts().values().map(|c| c.waiting as usize).sum()
+    }
+
+    /// The counts of every recipient, as kept with each write.
+    pub fn counts(&self) -> BTreeMap<String, Counts> {
+        self.writer
+            .shared
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Entries waiting for `recipient` and the `received_at` of the oldest (for `/metrics`),
+    /// from what the writer keeps (no scan).
+    pub fn outbox_depth(&self, recipient: &str) -> (usize, Option<String>) {
+        let waiting = self
+            .counts()
+            .get(recipient)
+            .map_or(0, |c| c.waiting as usize);
+        let oldest = self
+            .writer
+            .shared
+            .oldest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(recipient)
+            .cloned();
+        (waiting, oldest.filter(|_| waiting > 0))
+    }
+
     /// The messages of one case (`correlation_id`), in acceptance order.
-    fn case_messages(&self, correlation_id: &str) -> Result<Vec<StoredMessage>, StoreError>;
+    pub async fn case_messages(
+        &self,
+        correlation_id: &str,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.engine.case(correlation_id).await? {
+            if let Some(m) = self.engine.message(&id).await? {
+                out.push(stored_message(&m));
+            }
+        }
+        Ok(out)
+    }
 
     /// Appends audit entries on their own (operations that change no other state).
-    fn audit(&self, records: Vec<crate::audit::Record>) -> Result<(), StoreError>;
+    pub async fn audit(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        self.ask(|r| writer::Cmd::Write(vec![], records, r)).await
+    }
+
     /// Up to `limit` audit entries from `from_seq` on, in order.
-    fn audit_entries(
+    pub async fn audit_entries(
         &self,
         from_seq: u64,
         limit: usize,
-    ) -> Result<Vec<crate::audit::Entry>, StoreError>;
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.engine.audit(from_seq, limit).await
+    }
+
     /// Every audit entry naming this subject pseudonym, in order.
-    fn audit_by_subject(&self, subject: &str) -> Result<Vec<crate::audit::Entry>, StoreError>;
+    pub async fn audit_by_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError> {
+        self.engine.audit_of_subject(subject).await
+    }
+
     /// The head of the audit chain.
-    fn audit_head(&self) -> crate::audit::Head;
+    pub fn audit_head(&self) -> Head {
+        self.writer
+            .shared
+            .head
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
     /// Signed checkpoints, `(seq, compact JWS)`, in order.
-    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
-    fn put_checkpoint(&self, seq: u64, jws: &str) -> Result<(), StoreError>;
+    pub async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.engine.checkpoints().await
+    }
+
+    pub async fn put_checkpoint(&self, seq: u64, jws: &str) -> Result<(), StoreError> {
+        let op = Op::PutCheckpoint {
+            seq,
+            jws: jws.to_string(),
+        };
+        self.ask(|r| writer::Cmd::Write(vec![op], vec![], r)).await
+    }
+
     /// Verifies the audit log against its checkpoints and these public keys.
-    fn verify_audit(
+    pub async fn verify_audit(
         &self,
         keys: &[josekit::jwk::Jwk],
-    ) -> Result<Result<crate::audit::verify::Report, crate::audit::verify::Bad>, StoreError>;
+    ) -> Result<Result<crate::audit::verify::Report, crate::audit::verify::Bad>, StoreError> {
+        let checkpoints = self.checkpoints().await?;
+        let mut entries = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self.engine.audit(from, 4096).await?;
+            let Some(last) = page.last() else { break };
+            from = last.seq + 1;
+            let full = page.len() == 4096;
+            entries.extend(
+                page.iter()
+                    .map(|e| (e.seq, serde_json::to_vec(e).expect("entries serialise"))),
+            );
+            if !full {
+                break;
+            }
+        }
+        Ok(crate::audit::verify::verify(entries, &checkpoints, keys))
+    }
+
     /// Every signing key the gateway has used: `{"jwk": {…}, "retired_at": unix seconds|null}`.
-    fn signing_keys(&self) -> Result<Vec<Value>, StoreError>;
+    pub async fn signing_keys(&self) -> Result<Vec<Value>, StoreError> {
+        self.engine.signing_keys().await
+    }
+
     /// Records a key (and when it was retired, if it was).
-    fn put_signing_key(&self, kid: &str, record: &Value) -> Result<(), StoreError>;
+    pub async fn put_signing_key(&self, kid: &str, record: &Value) -> Result<(), StoreError> {
+        let op = Op::PutSigningKey {
+            kid: kid.to_string(),
+            record: record.clone(),
+        };
+        self.ask(|r| writer::Cmd::Write(vec![op], vec![], r)).await
+    }
 
     /// Up to `limit` messages after `after` (by id, which is time order).
-    fn messages_after(
+    pub async fn messages_after(
         &self,
         after: Option<Uuid>,
         limit: usize,
-    ) -> Result<Vec<StoredMessage>, StoreError>;
-    /// Up to `limit` outbox entries in `state` after the outbox key `after`, with their keys.
-    fn entries_in_state(
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        Ok(self
+            .engine
+            .messages(after, limit)
+            .await?
+            .iter()
+            .map(stored_message)
+            .collect())
+    }
+
+    /// Up to `limit` entries in `state` after the cursor `after`, with their cursors.
+    pub async fn entries_in_state(
         &self,
         state: DeliveryState,
-        after: Option<Vec<u8>>,
+        after: Option<Cursor>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, OutboxEntry)>, StoreError>;
+    ) -> Result<Vec<(Cursor, OutboxEntry)>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = after;
+        while out.len() < limit {
+            let page = self
+                .engine
+                .deliveries(Class::of(state), None, after.as_ref(), PAGE)
+                .await?;
+            let full = page.len() == PAGE;
+            for (cursor, recipient, _, row) in page {
+                after = Some(cursor.clone());
+                if row.state != state {
+                    continue;
+                }
+                if let Some(e) = self.entry(&recipient, &row).await? {
+                    out.push((cursor, e));
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts an entry back in line for delivery (its new copy, queued), with its audit entries.
+    pub async fn requeue(&self, entry: &OutboxEntry, audit: Vec<Record>) -> Result<(), StoreError> {
+        let e = Box::new(entry.clone());
+        self.ask(|r| writer::Cmd::Requeue(e, audit, r)).await?;
+        self.leases
+            .lock()
+            .await
+            .remove(&(entry.recipient.clone(), entry.seq));
+        Ok(())
+    }
+
     /// Retention at `now` (Unix seconds): bodies of messages whose deliveries have all ended
     /// more than `body_days` ago, metadata of messages older than `audit_days`, and audit
-    /// entries older than `audit_days` up to a checkpoint. Each purge is audited.
-    fn purge(&self, now: i64, body_days: u32, audit_days: u32) -> Result<Purged, StoreError>;
-    /// Puts an entry back in line for delivery, with its audit entries, in one transaction.
-    fn requeue(
+    /// entries older than `audit_days` up to a checkpoint. Each purge is audited. A message that
+    /// cannot be read is skipped and counted, and retention goes on with the next.
+    pub async fn purge(
         &self,
-        entry: &OutboxEntry,
-        audit: Vec<crate::audit::Record>,
-    ) -> Result<(), StoreError>;
+        now: i64,
+        body_days: u32,
+        audit_days: u32,
+    ) -> Result<Purged, StoreError> {
+        let mut done = Purged::default();
+        let body_cut = now - i64::from(body_days) * 86_400;
+        let meta_cut = now - i64::from(audit_days) * 86_400;
+        let mut after = None;
+        loop {
+            let page = self.engine.messages(after, PAGE).await?;
+            let full = page.len() == PAGE;
+            for m in page {
+                after = Some(m.id);
+                let Ok(received) =
+                    chrono::DateTime::parse_from_rfc3339(&m.received_at).map(|t| t.timestamp())
+                else {
+                    tracing::warn!(message_id = %m.id, "retention skipped a message whose time is unreadable");
+                    continue;
+                };
+                let mut rows = Vec::new();
+                for c in &m.copies {
+                    if let Some(r) = self.engine.delivery(&c.recipient, m.seq).await? {
+                        rows.push(r);
+                    }
+                }
+                // a body is kept while any copy still waits
+                if rows.iter().any(|d| !d.state.is_final()) {
+                    continue;
+                }
+                let last = rows
+                    .iter()
+                    .filter_map(|d| d.delivered_at.or(d.acked_at))
+                    .max()
+                    .unwrap_or(received)
+                    .max(received);
+                let about = |detail: &str| {
+                    Record::new(Event::Purged, "gateway")
+                        .message(m.id, &m.message_type, None)
+                        .subjects(&m.subjects)
+                        .detail(detail.to_string())
+                };
+                if received < meta_cut {
+                    let op = Op::RemoveMessage {
+                        id: m.id,
+                        seq: m.seq,
+                        sender: m.sender.clone(),
+                        source_document_id: m.source_document_id.clone(),
+                        case: m.correlation_id.clone(),
+                        recipients: m.copies.iter().map(|c| c.recipient.clone()).collect(),
+                    };
+                    let audit = vec![about("metadata and deliveries")];
+                    self.ask(|r| writer::Cmd::Write(vec![op], audit, r)).await?;
+                    done.messages += 1;
+                } else if last < body_cut && !m.canonical.is_empty() {
+                    let mut emptied = m.clone();
+                    emptied.canonical.clear();
+                    for c in &mut emptied.copies {
+                        c.content.clear();
+                    }
+                    let op = Op::PutMessage(Box::new(emptied));
+                    let audit = vec![about("body")];
+                    self.ask(|r| writer::Cmd::Write(vec![op], audit, r)).await?;
+                    done.bodies += 1;
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        // audit entries past the audit retention go up to the newest checkpoint before the cut,
+        // which stays as the anchor the remaining log starts from
+        let mut anchor = None;
+        for (seq, _) in self.checkpoints().await? {
+            let Some(e) = self.engine.audit(seq, 1).await?.into_iter().next() else {
+                continue;
+            };
+            if e.seq != seq {
+                continue;
+            }
+            let at = chrono::DateTime::parse_from_rfc3339(&e.at)
+                .map(|t| t.timestamp())
+                .unwrap_or(i64::MAX);
+            if at < meta_cut {
+                anchor = Some(seq);
+            }
+        }
+        if let Some(anchor) = anchor {
+            let first = self
+                .engine
+                .audit(0, 1)
+                .await?
+                .first()
+                .map_or(anchor, |e| e.seq);
+            let removed = (anchor + 1).saturating_sub(first);
+            let audit = vec![
+                Record::new(Event::Purged, "gateway")
+                    .detail(format!("audit entries up to seq {anchor} ({removed})")),
+            ];
+            self.ask(|r| writer::Cmd::Write(vec![Op::RemoveAuditThrough(anchor)], audit, r))
+                .await?;
+            done.audit_entries = removed;
+        }
+        Ok(done)
+    }
+}
+
+/// Opens the sled store in `path`, migrating a store of layout v1, with a writer batching as
+/// `tuning` says.
+pub async fn open_sled(
+    path: &std::path::Path,
+    cache_mb: u64,
+    tuning: CommitTuning,
+) -> Result<Store, StoreError> {
+    let engine = SledEngine::open(path, cache_mb)?;
+    Store::open(Arc::new(engine), tuning).await
+}
+
+/// Migrates the sled store in `path` from layout v1, telling `progress` how far it got.
+pub fn migrate_sled(
+    path: &std::path::Path,
+    cache_mb: u64,
+    progress: &mut dyn FnMut(MigrationProgress),
+) -> Result<(), StoreError> {
+    SledEngine::open_migrating(path, cache_mb, progress).map(|_| ())
 }

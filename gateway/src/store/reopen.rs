@@ -1,61 +1,60 @@
 //! A store that survives its disk failing. sled keeps the first I/O error it meets (a full disk,
 //! a read-only file system) and refuses every operation after it, for the life of the handle.
-//! [`Reopening`] wraps the sled store: when an operation fails it checks the store with a small
+//! [`Reopening`] wraps the sled engine: when an operation fails it checks the store with a small
 //! durable write, and when that fails too it lets go of the handle and opens the store again
 //! from what is on disk, once a second, until a probe succeeds. Meanwhile every operation
 //! fails as unavailable (the API answers 503 with Retry-After); what was acknowledged was on
 //! disk before its acknowledgement, so the reopened store holds it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use futures_util::future::BoxFuture;
 use serde_json::Value;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::*;
+use super::engine::*;
+use super::{FlushStats, SledEngine, StoreError};
+use crate::audit::Entry;
 
-type Opener = Box<dyn Fn() -> Result<SledStore, StoreError> + Send + Sync>;
+type Opener = Box<dyn Fn() -> Result<SledEngine, StoreError> + Send + Sync>;
 
-/// The sled store, opened again after its disk failed.
+/// The sled engine, opened again after its disk failed.
 pub struct Reopening {
     inner: Arc<Shared>,
 }
 
 struct Shared {
     open: Opener,
-    current: ArcSwapOption<SledStore>,
+    current: ArcSwapOption<SledEngine>,
     /// Set while a recovery runs.
     recovering: AtomicBool,
-    /// One signal for every store opened, so that long polls waiting on it see new entries.
-    signal: Arc<Notify>,
     /// Serialises the decision to recover.
     deciding: Mutex<()>,
-    /// The audit chain's head as last read, answered while the store is being opened again.
-    head: Mutex<Option<crate::audit::Head>>,
+    /// Engines opened so far: the writer reads the store's state again when it changes.
+    opened: AtomicU64,
+    /// Flushes of the engines let go of.
+    flushes: Mutex<FlushStats>,
 }
 
 impl Reopening {
     /// Opens the store with `open`, which is called again for each reopening.
     pub fn open(open: Opener) -> Result<Self, StoreError> {
-        let signal = Arc::new(Notify::new());
-        let store = open()?.with_signal(signal.clone());
+        let store = open()?;
         Ok(Self {
             inner: Arc::new(Shared {
                 open,
                 current: ArcSwapOption::from_pointee(store),
                 recovering: AtomicBool::new(false),
-                signal,
                 deciding: Mutex::new(()),
-                head: Mutex::new(None),
+                opened: AtomicU64::new(1),
+                flushes: Mutex::new(FlushStats::default()),
             }),
         })
     }
 
-    fn get(&self) -> Result<Arc<SledStore>, StoreError> {
+    fn get(&self) -> Result<Arc<SledEngine>, StoreError> {
         self.inner.current.load_full().ok_or_else(|| {
             StoreError::Unavailable("the store is being opened again after a disk failure".into())
         })
@@ -105,6 +104,10 @@ impl Shared {
             while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
+            let stats = old.flush_stats();
+            let mut total = self.flushes.lock().unwrap_or_else(|e| e.into_inner());
+            total.flushes += stats.flushes;
+            total.waiters += stats.waiters;
             drop(old);
         }
         let mut attempts = 0u64;
@@ -113,10 +116,9 @@ impl Shared {
             attempts += 1;
             match (self.open)().and_then(|s| s.probe().map(|_| s)) {
                 Ok(store) => {
-                    self.current
-                        .store(Some(Arc::new(store.with_signal(self.signal.clone()))));
+                    self.opened.fetch_add(1, Ordering::SeqCst);
+                    self.current.store(Some(Arc::new(store)));
                     self.recovering.store(false, Ordering::SeqCst);
-                    self.signal.notify_waiters();
                     tracing::warn!(attempts, "the store is writable again; taking work");
                     return;
                 }
@@ -130,78 +132,129 @@ impl Shared {
     }
 }
 
-macro_rules! delegate {
-    ($( fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
-        $(
-            fn $name(&self $(, $arg: $ty)*) -> $ret {
-                let r = self.get().and_then(|s| s.$name($($arg),*));
-                self.watch(r)
-            }
-        )*
-    };
-}
-
-impl Store for Reopening {
-    delegate! {
-        fn next_seq(&self) -> Result<u64, StoreError>;
-        fn idempotency(&self, sender: &str, key: &str) -> Result<Option<(IdempotencyRecord, Value)>, StoreError>;
-        fn accept(&self, a: Acceptance) -> Result<AcceptOutcome, StoreError>;
-        fn message(&self, id: &Uuid) -> Result<Option<StoredMessage>, StoreError>;
-        fn deliveries(&self, id: &Uuid) -> Result<Vec<OutboxEntry>, StoreError>;
-        fn take_inbox(&self, recipient: &str, limit: usize, visibility: Duration) -> Result<Vec<OutboxEntry>, StoreError>;
-        fn heads(&self, recipient: &str, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
-        fn record_delivery(&self, entry: &OutboxEntry) -> Result<(), StoreError>;
-        fn ack(&self, recipient: &str, id: &Uuid, at: i64) -> Result<Option<AckOutcome>, StoreError>;
-        fn pending_count(&self) -> Result<usize, StoreError>;
-        fn outbox_depth(&self, recipient: &str) -> Result<(usize, Option<String>), StoreError>;
-        fn case_messages(&self, correlation_id: &str) -> Result<Vec<StoredMessage>, StoreError>;
-        fn audit(&self, records: Vec<crate::audit::Record>) -> Result<(), StoreError>;
-        fn audit_entries(&self, from_seq: u64, limit: usize) -> Result<Vec<crate::audit::Entry>, StoreError>;
-        fn audit_by_subject(&self, subject: &str) -> Result<Vec<crate::audit::Entry>, StoreError>;
-        fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
-        fn put_checkpoint(&self, seq: u64, jws: &str) -> Result<(), StoreError>;
-        fn verify_audit(&self, keys: &[josekit::jwk::Jwk]) -> Result<Result<crate::audit::verify::Report, crate::audit::verify::Bad>, StoreError>;
-        fn signing_keys(&self) -> Result<Vec<Value>, StoreError>;
-        fn put_signing_key(&self, kid: &str, record: &Value) -> Result<(), StoreError>;
-        fn messages_after(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<StoredMessage>, StoreError>;
-        fn entries_in_state(&self, state: DeliveryState, after: Option<Vec<u8>>, limit: usize) -> Result<Vec<(Vec<u8>, OutboxEntry)>, StoreError>;
-        fn purge(&self, now: i64, body_days: u32, audit_days: u32) -> Result<Purged, StoreError>;
-        fn requeue(&self, entry: &OutboxEntry, audit: Vec<crate::audit::Record>) -> Result<(), StoreError>;
-    }
-
-    fn durable(&self) -> BoxFuture<'static, Result<(), StoreError>> {
-        let store = match self.get() {
-            Ok(s) => s,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
+#[async_trait::async_trait]
+impl Engine for Reopening {
+    async fn state(&self) -> Result<EngineState, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.state().await,
+            Err(e) => Err(e),
         };
-        let wait = store.durable();
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            let r = wait.await;
-            if let Err(StoreError::Unavailable(_)) = &r {
-                Shared::check(&inner);
-            }
-            r
-        })
+        self.watch(r)
     }
 
-    fn inbox_signal(&self) -> Arc<Notify> {
-        self.inner.signal.clone()
+    async fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.write(batch).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn message(&self, id: &Uuid) -> Result<Option<MessageRec>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.message(id).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn messages(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<MessageRec>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.messages(after, limit).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn idempotency(&self, sender: &str, key: &str) -> Result<Option<IdemRow>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.idempotency(sender, key).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.case(case).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn delivery(&self, recipient: &str, seq: u64) -> Result<Option<DeliveryRow>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.delivery(recipient, seq).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn deliveries(
+        &self,
+        class: Class,
+        recipient: Option<&str>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Located>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.deliveries(class, recipient, after, limit).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.audit(from_seq, limit).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn audit_of_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.audit_of_subject(subject).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.checkpoints().await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<Value>, StoreError> {
+        let r = match self.get() {
+            Ok(s) => s.signing_keys().await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
     }
 
     fn flush_stats(&self) -> FlushStats {
-        self.get().map(|s| s.flush_stats()).unwrap_or_default()
-    }
-
-    fn commit_queue(&self) -> usize {
-        self.get().map(|s| s.commit_queue()).unwrap_or(0)
-    }
-
-    fn audit_head(&self) -> crate::audit::Head {
-        let mut last = self.inner.head.lock().unwrap_or_else(|e| e.into_inner());
-        match self.get() {
-            Ok(s) => last.insert(s.audit_head()).clone(),
-            Err(_) => last.clone().unwrap_or_default(),
+        let mut total = *self.inner.flushes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(s) = self.get() {
+            let now = s.flush_stats();
+            total.flushes += now.flushes;
+            total.waiters += now.waiters;
         }
+        total
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        self.get().map(|_| ())
+    }
+
+    fn generation(&self) -> u64 {
+        self.inner.opened.load(Ordering::SeqCst)
     }
 }

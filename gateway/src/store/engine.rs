@@ -1,0 +1,234 @@
+//! The engine seam: what a storage engine keeps and how it is written. Everything here is
+//! engine-neutral: records are plain data (an engine encodes them as it likes), cursors are
+//! opaque, and every write is one [`Batch`] that the engine applies atomically and makes durable
+//! before it returns. What the records mean — the audit chain, sequence numbers, leases, per-case
+//! order, retention — is decided above the seam ([`super::Store`] and its writer); an engine
+//! only has to keep what it is given and find it again. `tests/src/conformance.rs` is the suite
+//! every engine passes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{DeliveryState, FlushStats, StoreError};
+use crate::audit::{Entry, Head};
+
+/// A position in a listing, as the engine that gave it understands it; callers pass it back
+/// unchanged to read on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cursor(pub Vec<u8>);
+
+/// One accepted message: its metadata, its canonical body once, and each recipient's copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRec {
+    pub id: Uuid,
+    pub seq: u64,
+    pub sender: String,
+    pub message_type: String,
+    pub source_document_id: String,
+    pub received_at: String,
+    pub correlation_id: String,
+    /// base64url SHA-256 of the exact request body.
+    pub body_sha256: String,
+    /// The 202 answer (JSON text), returned again for a duplicate.
+    pub response: String,
+    /// The canonical message (stored form, JSON); empty once retention purged the body.
+    pub canonical: Vec<u8>,
+    pub subjects: Vec<String>,
+    pub skipped: Vec<SkippedRec>,
+    pub traceparent: Option<String>,
+    pub sender_signature: Option<String>,
+    pub policy_digest: String,
+    pub copies: Vec<CopyRec>,
+}
+
+/// A recipient routing proposed that gets nothing, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedRec {
+    pub recipient: String,
+    pub reason: String,
+    pub policy: Option<String>,
+}
+
+/// One recipient's copy: the exact bytes it gets and their signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyRec {
+    pub recipient: String,
+    pub format: String,
+    pub media_type: String,
+    /// Empty once retention purged the body.
+    pub content: Vec<u8>,
+    pub signature: String,
+    pub alterations: Vec<String>,
+    /// What the disclosure rules removed: (path, rule, action).
+    pub removed: Vec<(String, String, String)>,
+    pub subjects: Vec<String>,
+}
+
+/// Where one recipient's delivery of one message stands: the small row an attempt or an ack
+/// rewrites (never the body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    pub message_id: Uuid,
+    /// The message's case (`correlation_id`), for per-case order.
+    pub case: String,
+    pub received_at: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+    pub acked_at: Option<i64>,
+}
+
+/// Which delivery rows a listing reads: the waiting ones (queued or retrying), the delivered
+/// or the dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Waiting,
+    Delivered,
+    Dead,
+}
+
+impl Class {
+    pub fn of(state: DeliveryState) -> Self {
+        match state {
+            DeliveryState::Queued | DeliveryState::Retrying => Class::Waiting,
+            DeliveryState::Delivered => Class::Delivered,
+            DeliveryState::Dead => Class::Dead,
+        }
+    }
+}
+
+/// What an idempotency key names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdemRow {
+    pub message_id: Uuid,
+    pub body_sha256: String,
+}
+
+/// Counts per recipient, kept with every write so that no reader counts by scanning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Deliveries queued or retrying.
+    pub waiting: u64,
+    /// Deliveries dead-lettered.
+    pub dead: u64,
+}
+
+/// What an engine holds, read once at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineState {
+    /// The sequence number the next accepted message takes.
+    pub next_seq: u64,
+    /// The audit chain's head.
+    pub head: Head,
+    pub counts: BTreeMap<String, Counts>,
+}
+
+/// One change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Writes a message record (new, or replacing the one with its id).
+    PutMessage(Box<MessageRec>),
+    /// Removes a message with its idempotency key, its case row and its copies' delivery rows.
+    RemoveMessage {
+        id: Uuid,
+        seq: u64,
+        sender: String,
+        source_document_id: String,
+        case: String,
+        recipients: Vec<String>,
+    },
+    PutIdempotency {
+        sender: String,
+        key: String,
+        row: IdemRow,
+    },
+    PutCase {
+        case: String,
+        seq: u64,
+        message_id: Uuid,
+    },
+    /// Writes the delivery row of (`recipient`, message `seq`) in its state's class, and removes
+    /// it from any other class.
+    PutDelivery {
+        recipient: String,
+        seq: u64,
+        row: DeliveryRow,
+    },
+    /// Appends chained audit entries (an engine indexes them by subject).
+    Audit(Vec<Entry>),
+    /// Removes every audit entry up to and including this seq.
+    RemoveAuditThrough(u64),
+    PutCheckpoint {
+        seq: u64,
+        jws: String,
+    },
+    PutSigningKey {
+        kid: String,
+        record: Value,
+    },
+}
+
+/// One atomic, durable write: the changes, the sequence counter after them and the counts of
+/// every recipient they changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub ops: Vec<Op>,
+    pub next_seq: u64,
+    pub counts: BTreeMap<String, Counts>,
+}
+
+/// A delivery row with where it is: (cursor, recipient, message seq, row).
+pub type Located = (Cursor, String, u64, DeliveryRow);
+
+/// A storage engine.
+#[async_trait::async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// The sequence counter, the audit head and the counts, as last written.
+    async fn state(&self) -> Result<EngineState, StoreError>;
+    /// Applies `batch` atomically; returns once it is durable (a crash after the return loses
+    /// none of it, a crash before loses all or none of it).
+    async fn write(&self, batch: Batch) -> Result<(), StoreError>;
+    async fn message(&self, id: &Uuid) -> Result<Option<MessageRec>, StoreError>;
+    /// Up to `limit` messages after `after` by id (ids are time-ordered).
+    async fn messages(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<MessageRec>, StoreError>;
+    async fn idempotency(&self, sender: &str, key: &str) -> Result<Option<IdemRow>, StoreError>;
+    /// The messages of a case, in sequence order.
+    async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError>;
+    /// The delivery row of (`recipient`, message `seq`), in whichever class it is.
+    async fn delivery(&self, recipient: &str, seq: u64) -> Result<Option<DeliveryRow>, StoreError>;
+    /// Up to `limit` delivery rows of `class` (of one recipient, or of all), after `after`;
+    /// a recipient's rows come in message sequence order.
+    async fn deliveries(
+        &self,
+        class: Class,
+        recipient: Option<&str>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Located>, StoreError>;
+    /// Up to `limit` audit entries from `from_seq` on, in order.
+    async fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<Entry>, StoreError>;
+    /// Every audit entry naming `subject`, in order.
+    async fn audit_of_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError>;
+    async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
+    async fn signing_keys(&self) -> Result<Vec<Value>, StoreError>;
+    /// How many durable writes (fsyncs) the engine made, and the batches they covered.
+    fn flush_stats(&self) -> FlushStats;
+    /// Changes when the engine was opened again from disk (after a disk failure): what it holds
+    /// may then differ from what its user last knew, which reads [`Engine::state`] again.
+    fn generation(&self) -> u64 {
+        0
+    }
+    /// Whether the engine can take work now (cheap: no read of the store).
+    fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,584 @@
+//! The one writer. Request tasks prepare their acceptance in parallel (everything up to the
+//! signed copies) and send it here; so does every other change (attempts, acks, replays, audit
+//! entries, checkpoints, retention). The writer takes every command waiting (and, when a window
+//! is set, the ones that arrive within it, up to a maximum), gives each acceptance its sequence
+//! number, checks idempotency keys, chains every audit entry of the batch after the head, and
+//! hands the batch to the engine as one write, which is durable when it returns. Only then is
+//! any command of the batch answered. No request task takes a lock that orders the store: the
+//! order is the writer's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::engine::*;
+use super::{AcceptOutcome, Acceptance, AckOutcome, OutboxEntry, StoreError};
+use crate::audit::{Event, Head, Record};
+
+/// How batches are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitTuning {
+    /// How long a batch waits after its first command for more (zero: write at once).
+    pub window: Duration,
+    /// The most commands one batch takes; later ones wait for the next.
+    pub max_batch: usize,
+}
+
+impl Default for CommitTuning {
+    fn default() -> Self {
+        Self {
+            window: Duration::ZERO,
+            max_batch: 1024,
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+pub(super) enum Cmd {
+    Accept(Box<Acceptance>, Reply<AcceptOutcome>),
+    /// An attempt's result (or any change of a delivery's state), audited.
+    Deliver(Box<OutboxEntry>, Reply<()>),
+    Ack {
+        recipient: String,
+        id: Uuid,
+        at: i64,
+        reply: Reply<Option<AckOutcome>>,
+    },
+    /// A new copy for a recipient, queued again, with its audit entries.
+    Requeue(Box<OutboxEntry>, Vec<Record>, Reply<()>),
+    /// Changes that touch no delivery, with their audit entries.
+    Write(Vec<Op>, Vec<Record>, Reply<()>),
+}
+
+/// What the writer shares with readers.
+pub(super) struct Shared {
+    pub head: Mutex<Head>,
+    pub counts: Mutex<BTreeMap<String, Counts>>,
+    /// `received_at` of each recipient's oldest waiting delivery.
+    pub oldest: Mutex<BTreeMap<String, String>>,
+    /// Commands sent and not yet answered.
+    pub queued: AtomicUsize,
+    /// Batches handed to the engine so far.
+    pub started: AtomicU64,
+    /// (batches finished, whether the last one was written).
+    pub done: watch::Sender<(u64, bool)>,
+    pub signal: Mutex<Arc<Notify>>,
+}
+
+#[derive(Clone)]
+pub(super) struct Writer {
+    tx: mpsc::UnboundedSender<Cmd>,
+    pub shared: Arc<Shared>,
+}
+
+impl Writer {
+    pub(super) async fn start(
+        engine: Arc<dyn Engine>,
+        tuning: CommitTuning,
+        signal: Arc<Notify>,
+    ) -> Result<Self, StoreError> {
+        let state = engine.state().await?;
+        let mut oldest = BTreeMap::new();
+        for (r, c) in &state.counts {
+            if c.waiting > 0 {
+                if let Some((_, _, _, row)) = engine
+                    .deliveries(Class::Waiting, Some(r), None, 1)
+                    .await?
+                    .into_iter()
+                    .next()
+                {
+                    oldest.insert(r.clone(), row.received_at);
+                }
+            }
+        }
+        let shared = Arc::new(Shared {
+            head: Mutex::new(state.head.clone()),
+            counts: Mutex::new(state.counts.clone()),
+            oldest: Mutex::new(oldest),
+            queued: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            done: watch::channel((0, true)).0,
+            signal: Mutex::new(signal),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut run = Run {
+            generation: engine.generation(),
+            engine,
+            shared: shared.clone(),
+            head: state.head,
+            next_seq: state.next_seq.max(1),
+            counts: state.counts,
+        };
+        std::thread::Builder::new()
+            .name("jxg-store-writer".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("the writer's runtime starts");
+                rt.block_on(run.serve(rx, tuning));
+            })
+            .map_err(|e| StoreError::Unavailable(format!("the store writer: {e}")))?;
+        Ok(Self { tx, shared })
+    }
+
+    pub(super) fn send(&self, cmd: Cmd) {
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::error::SendError(cmd)) = self.tx.send(cmd) {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            let closed = || StoreError::Unavailable("the store is closed".into());
+            match cmd {
+                Cmd::Accept(_, r) => drop(r.send(Err(closed()))),
+                Cmd::Deliver(_, r) | Cmd::Requeue(_, _, r) | Cmd::Write(_, _, r) => {
+                    drop(r.send(Err(closed())))
+                }
+                Cmd::Ack { reply, .. } => drop(reply.send(Err(closed()))),
+            }
+        }
+    }
+
+    /// Resolves once every batch handed to the engine before the call is durable.
+    pub(super) async fn durable(&self) -> Result<(), StoreError> {
+        let target = self.shared.started.load(Ordering::SeqCst);
+        let mut rx = self.shared.done.subscribe();
+        let seen = rx
+            .wait_for(|(done, _)| *done >= target)
+            .await
+            .map_err(|_| StoreError::Unavailable("the store writer ended".into()))?;
+        if seen.1 {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "the last write to the store failed".into(),
+            ))
+        }
+    }
+}
+
+/// A command's answer, sent once its batch is written.
+enum Answer {
+    Accept(Reply<AcceptOutcome>, AcceptOutcome),
+    Unit(Reply<()>),
+    Ack(Reply<Option<AckOutcome>>, Option<AckOutcome>),
+}
+
+impl Answer {
+    fn send(self, failed: Option<&StoreError>) {
+        match (self, failed) {
+            (Answer::Accept(r, o), None) => drop(r.send(Ok(o))),
+            (Answer::Unit(r), None) => drop(r.send(Ok(()))),
+            (Answer::Ack(r, o), None) => drop(r.send(Ok(o))),
+            (Answer::Accept(r, _), Some(e)) => drop(r.send(Err(e.clone()))),
+            (Answer::Unit(r), Some(e)) => drop(r.send(Err(e.clone()))),
+            (Answer::Ack(r, _), Some(e)) => drop(r.send(Err(e.clone()))),
+        }
+    }
+}
+
+struct Run {
+    engine: Arc<dyn Engine>,
+    /// The engine's generation whose state this writer holds.
+    generation: u64,
+    shared: Arc<Shared>,
+    head: Head,
+    next_seq: u64,
+    counts: BTreeMap<String, Counts>,
+}
+
+/// One batch being formed: its changes and what it has already decided, so that commands of
+/// the same batch see each other.
+#[derive(Default)]
+struct Forming {
+    ops: Vec<Op>,
+    audit: Vec<Record>,
+    answers: Vec<Answer>,
+    idem: HashMap<(String, String), (IdemRow, String)>,
+    rows: HashMap<(String, u64), DeliveryRow>,
+    messages: HashMap<Uuid, MessageRec>,
+    counts: BTreeMap<String, Counts>,
+    /// Recipients whose waiting deliveries changed.
+    touched: Vec<String>,
+}
+
+impl Run {
+    async fn serve(&mut self, mut rx: mpsc::UnboundedReceiver<Cmd>, tuning: CommitTuning) {
+        let max = tuning.max_batch.max(1);
+        while let Some(first) = rx.recv().await {
+            let mut cmds = vec![first];
+            while cmds.len() < max {
+                match rx.try_recv() {
+                    Ok(c) => cmds.push(c),
+                    Err(_) => break,
+                }
+            }
+            let deadline = Instant::now() + tuning.window;
+            while cmds.len() < max {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(left, rx.recv()).await {
+                    Ok(Some(c)) => cmds.push(c),
+                    _ => break,
+                }
+            }
+            let n = cmds.len();
+            self.batch(cmds).await;
+            self.shared.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    async fn batch(&mut self, cmds: Vec<Cmd>) {
+        let started = Instant::now();
+        let generation = self.engine.generation();
+        if generation != self.generation {
+            // opened again from disk: what it holds is what counts
+            if let Ok(s) = self.engine.state().await {
+                self.head = s.head.clone();
+                self.next_seq = s.next_seq.max(1);
+                self.counts = s.counts.clone();
+                *self.shared.head.lock().unwrap_or_else(|e| e.into_inner()) = s.head;
+                *self.shared.counts.lock().unwrap_or_else(|e| e.into_inner()) = s.counts;
+                self.generation = generation;
+            }
+        }
+        let mut f = Forming::default();
+        let mut next_seq = self.next_seq;
+        let mut failed = None;
+        for cmd in cmds {
+            if let Err(e) = self.decide(cmd, &mut f, &mut next_seq).await {
+                failed = Some(e);
+            }
+        }
+        // a read that failed while deciding fails the whole batch: nothing of it is written
+        let (entries, head) = self
+            .head
+            .chain(std::mem::take(&mut f.audit), &crate::audit::now());
+        if !entries.is_empty() {
+            f.ops.push(Op::Audit(entries));
+        }
+        let batch = Batch {
+            ops: std::mem::take(&mut f.ops),
+            next_seq,
+            counts: f.counts.clone(),
+        };
+        let number = self.shared.started.fetch_add(1, Ordering::SeqCst) + 1;
+        let result = match failed {
+            Some(e) => Err(e),
+            None => self.engine.write(batch).await,
+        };
+        let ok = result.is_ok();
+        if ok {
+            self.head = head;
+            self.next_seq = next_seq;
+            for (r, c) in &f.counts {
+                self.counts.insert(r.clone(), *c);
+            }
+            *self.shared.head.lock().unwrap_or_else(|e| e.into_inner()) = self.head.clone();
+            self.shared
+                .counts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(f.counts.iter().map(|(r, c)| (r.clone(), *c)));
+            self.oldest(&f.touched).await;
+        }
+        let m = crate::telemetry::metrics();
+        m.flush_seconds.record(started.elapsed().as_secs_f64(), &[]);
+        m.flush_batch.record(f.answers.len() as u64, &[]);
+        self.shared.done.send_replace((number, ok));
+        let err = result.err();
+        for a in f.answers {
+            a.send(err.as_ref());
+        }
+        if ok && !f.touched.is_empty() {
+            self.shared
+                .signal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .notify_waiters();
+        }
+    }
+
+    /// Re-reads the oldest waiting delivery of each recipient whose waiting set changed.
+    async fn oldest(&self, touched: &[String]) {
+        for r in touched {
+            let first = self
+                .engine
+                .deliveries(Class::Waiting, Some(r), None, 1)
+                .await
+                .ok()
+                .and_then(|v| v.into_iter().next());
+            let mut oldest = self.shared.oldest.lock().unwrap_or_else(|e| e.into_inner());
+            match first {
+                Some((_, _, _, row)) => oldest.insert(r.clone(), row.received_at),
+                None => oldest.remove(r),
+            };
+        }
+    }
+
+    fn count(&self, f: &mut Forming, recipient: &str) -> Counts {
+        *f.counts
+            .entry(recipient.to_string())
+            .or_insert_with(|| self.counts.get(recipient).copied().unwrap_or_default())
+    }
+
+    /// Moves `recipient`'s counts for a delivery going from `from` to `to`.
+    fn moved(&self, f: &mut Forming, recipient: &str, from: Option<Class>, to: Option<Class>) {
+        if from == to {
+            return;
+        }
+        let mut c = self.count(f, recipient);
+        match from {
+            Some(Class::Waiting) => c.waiting = c.waiting.saturating_sub(1),
+            Some(Class::Dead) => c.dead = c.dead.saturating_sub(1),
+            _ => {}
+        }
+        match to {
+            Some(Class::Waiting) => c.waiting += 1,
+            Some(Class::Dead) => c.dead += 1,
+            _ => {}
+        }
+        f.counts.insert(recipient.to_string(), c);
+        if (from == Some(Class::Waiting) || to == Some(Class::Waiting))
+            && !f.touched.iter().any(|t| t == recipient)
+        {
+            f.touched.push(recipient.to_string());
+        }
+    }
+
+    async fn row(
+        &self,
+        f: &Forming,
+        recipient: &str,
+        seq: u64,
+    ) -> Result<Option<DeliveryRow>, StoreError> {
+        match f.rows.get(&(recipient.to_string(), seq)) {
+            Some(r) => Ok(Some(r.clone())),
+            None => self.engine.delivery(recipient, seq).await,
+        }
+    }
+
+    async fn message(&self, f: &Forming, id: &Uuid) -> Result<Option<MessageRec>, StoreError> {
+        match f.messages.get(id) {
+            Some(m) => Ok(Some(m.clone())),
+            None => self.engine.message(id).await,
+        }
+    }
+
+    fn put_row(
+        &self,
+        f: &mut Forming,
+        recipient: &str,
+        seq: u64,
+        old: Option<Class>,
+        row: DeliveryRow,
+    ) {
+        self.moved(f, recipient, old, Some(Class::of(row.state)));
+        f.rows.insert((recipient.to_string(), seq), row.clone());
+        f.ops.push(Op::PutDelivery {
+            recipient: recipient.to_string(),
+            seq,
+            row,
+        });
+    }
+
+    async fn decide(
+        &self,
+        cmd: Cmd,
+        f: &mut Forming,
+        next_seq: &mut u64,
+    ) -> Result<(), StoreError> {
+        match cmd {
+            Cmd::Accept(a, reply) => {
+                let m = &a.message;
+                let key = (m.sender.clone(), m.source_document_id.clone());
+                let taken = match f.idem.get(&key) {
+                    Some((row, response)) => Some((row.clone(), Some(response.clone()))),
+                    None => self
+                        .engine
+                        .idempotency(&key.0, &key.1)
+                        .await?
+                        .map(|row| (row, None)),
+                };
+                if let Some((row, response)) = taken {
+                    let outcome = if row.body_sha256 != m.body_sha256 {
+                        AcceptOutcome::Conflict
+                    } else {
+                        let response = match response {
+                            Some(r) => r,
+                            None => {
+                                self.message(f, &row.message_id)
+                                    .await?
+                                    .ok_or_else(|| {
+                                        StoreError::Corrupt(
+                                            "an idempotency key without its message".into(),
+                                        )
+                                    })?
+                                    .response
+                            }
+                        };
+                        AcceptOutcome::Duplicate(
+                            serde_json::from_str(&response).unwrap_or_default(),
+                        )
+                    };
+                    f.answers.push(Answer::Accept(reply, outcome));
+                    return Ok(());
+                }
+                let seq = *next_seq;
+                *next_seq += 1;
+                let mut a = *a;
+                a.message.seq = seq;
+                let mut copies = Vec::with_capacity(a.entries.len());
+                for e in &mut a.entries {
+                    e.seq = seq;
+                    copies.push(super::copy_rec(e, e.content()));
+                }
+                let rec = super::message_rec(&a.message, copies);
+                let row = IdemRow {
+                    message_id: rec.id,
+                    body_sha256: rec.body_sha256.clone(),
+                };
+                f.idem
+                    .insert(key.clone(), (row.clone(), rec.response.clone()));
+                f.ops.push(Op::PutIdempotency {
+                    sender: key.0,
+                    key: key.1,
+                    row,
+                });
+                f.ops.push(Op::PutCase {
+                    case: rec.correlation_id.clone(),
+                    seq,
+                    message_id: rec.id,
+                });
+                for e in &a.entries {
+                    self.put_row(f, &e.recipient, seq, None, super::delivery_row(e));
+                }
+                f.ops.push(Op::PutMessage(Box::new(rec.clone())));
+                f.messages.insert(rec.id, rec);
+                f.audit.extend(a.audit);
+                f.answers
+                    .push(Answer::Accept(reply, AcceptOutcome::Accepted));
+            }
+            Cmd::Deliver(e, reply) => {
+                let old = self.row(f, &e.recipient, e.seq).await?;
+                // a delivery that is gone (purged) is not brought back
+                if old.is_some() {
+                    let from = old.as_ref().map(|r| Class::of(r.state));
+                    self.put_row(f, &e.recipient, e.seq, from, super::delivery_row(&e));
+                    f.audit.push(delivery_record(&e));
+                }
+                f.answers.push(Answer::Unit(reply));
+            }
+            Cmd::Ack {
+                recipient,
+                id,
+                at,
+                reply,
+            } => {
+                let outcome = self.ack(f, &recipient, &id, at).await;
+                match outcome {
+                    Ok(o) => f.answers.push(Answer::Ack(reply, o)),
+                    Err(e) => {
+                        drop(reply.send(Err(e.clone())));
+                        return Err(e);
+                    }
+                }
+            }
+            Cmd::Requeue(e, audit, reply) => {
+                let Some(mut m) = self.message(f, &e.message_id).await? else {
+                    drop(reply.send(Err(StoreError::Corrupt(format!(
+                        "message {} is not stored",
+                        e.message_id
+                    )))));
+                    return Ok(());
+                };
+                let copy = super::copy_rec(&e, e.content());
+                match m.copies.iter_mut().find(|c| c.recipient == e.recipient) {
+                    Some(c) => *c = copy,
+                    None => m.copies.push(copy),
+                }
+                let old = self.row(f, &e.recipient, e.seq).await?;
+                let from = old.as_ref().map(|r| Class::of(r.state));
+                self.put_row(f, &e.recipient, e.seq, from, super::delivery_row(&e));
+                f.ops.push(Op::PutMessage(Box::new(m.clone())));
+                f.messages.insert(m.id, m);
+                f.audit.extend(audit);
+                f.answers.push(Answer::Unit(reply));
+            }
+            Cmd::Write(ops, audit, reply) => {
+                for op in &ops {
+                    if let Op::RemoveMessage {
+                        seq, recipients, ..
+                    } = op
+                    {
+                        for r in recipients {
+                            let old = self.row(f, r, *seq).await?;
+                            self.moved(f, r, old.map(|o| Class::of(o.state)), None);
+                        }
+                    }
+                }
+                f.ops.extend(ops);
+                f.audit.extend(audit);
+                f.answers.push(Answer::Unit(reply));
+            }
+        }
+        Ok(())
+    }
+
+    async fn ack(
+        &self,
+        f: &mut Forming,
+        recipient: &str,
+        id: &Uuid,
+        at: i64,
+    ) -> Result<Option<AckOutcome>, StoreError> {
+        let Some(m) = self.message(f, id).await? else {
+            return Ok(None);
+        };
+        let Some(copy) = m.copies.iter().find(|c| c.recipient == recipient) else {
+            return Ok(None);
+        };
+        let Some(mut row) = self.row(f, recipient, m.seq).await? else {
+            return Ok(None);
+        };
+        if row.acked_at.is_some() {
+            return Ok(Some(AckOutcome::AlreadyAcked));
+        }
+        let from = Some(Class::of(row.state));
+        row.acked_at = Some(at);
+        row.delivered_at = Some(at);
+        row.state = super::DeliveryState::Delivered;
+        f.audit.push(
+            Record::new(Event::Acked, recipient)
+                .message(m.id, &m.message_type, None)
+                .recipient(recipient)
+                .subjects(&copy.subjects),
+        );
+        self.put_row(f, recipient, m.seq, from, row);
+        Ok(Some(AckOutcome::Acked))
+    }
+}
+
+/// The audit record a delivery state change makes.
+fn delivery_record(e: &OutboxEntry) -> Record {
+    use super::DeliveryState;
+    let event = match e.state {
+        DeliveryState::Delivered => Event::Delivered,
+        DeliveryState::Dead => Event::DeadLettered,
+        _ => Event::DeliveryFailed,
+    };
+    let mut r = Record::new(event, "gateway")
+        .message(e.message_id, &e.message_type, None)
+        .recipient(&e.recipient)
+        .subjects(&e.subjects)
+        .detail(format!("attempt {}", e.attempts));
+    if let (Some(err), false) = (&e.last_error, event == Event::Delivered) {
+        r = r.detail(format!("attempt {}: {err}", e.attempts));
+    }
+    r
+}
