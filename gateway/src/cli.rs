@@ -150,6 +150,9 @@ pub enum StoreCommand {
         config: PathBuf,
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Messages copied per durable batch (four times as many audit entries).
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
     },
 }
 
@@ -490,15 +493,17 @@ where
 }
 
 /// `jxg store migrate`; returns the exit code.
-pub fn store_migrate(config: &Path, data: &Option<PathBuf>) -> i32 {
+pub fn store_migrate(config: &Path, data: &Option<PathBuf>, batch: usize) -> i32 {
     let (_, path) = match offline_path("store migrate", config, data) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let mut report = |p: crate::store::MigrationProgress| {
-        println!("{}: {} of {}", p.phase, p.done, p.total);
+        if p.phase != "done" {
+            println!("{}: {} of {}", p.phase, p.done, p.total);
+        }
     };
-    match crate::store::migrate_sled(&path, 64, &mut report) {
+    match crate::store::migrate_sled(&path, 64, batch, &mut report) {
         Ok(()) => {
             println!("the store is at layout v2");
             0

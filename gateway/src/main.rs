@@ -45,8 +45,13 @@ fn main() {
             command: RetentionCommand::Purge { config, data, at },
         } => jxg_gateway::cli::retention_purge(&config, &data, &at),
         Command::Store {
-            command: StoreCommand::Migrate { config, data },
-        } => jxg_gateway::cli::store_migrate(&config, &data),
+            command:
+                StoreCommand::Migrate {
+                    config,
+                    data,
+                    batch,
+                },
+        } => jxg_gateway::cli::store_migrate(&config, &data, batch),
         Command::Audit {
             command: AuditCommand::Verify { config, data },
         } => jxg_gateway::cli::audit_verify(&config, &data),

@@ -10,6 +10,7 @@ mod faults;
 mod identity;
 mod limits;
 mod logs;
+mod migration;
 mod observability;
 mod police;
 mod policies;

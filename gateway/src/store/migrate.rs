@@ -32,8 +32,8 @@ const V1_TREES: [&str; 10] = [
 ];
 
 const MARK_KEY: &[u8] = b"Zmigrating";
-/// Records copied per batch.
-const CHUNK: usize = 256;
+/// Messages copied per batch (four times as many audit entries).
+pub const CHUNK: usize = 256;
 
 /// Where a migration stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +68,12 @@ pub fn pending(engine: &SledEngine) -> Result<bool, StoreError> {
 }
 
 /// Migrates whatever v1 data the database holds, reporting each batch to `progress`.
-pub fn from_v1(engine: &SledEngine, progress: &mut dyn FnMut(Progress)) -> Result<(), StoreError> {
+pub fn from_v1(
+    engine: &SledEngine,
+    chunk: usize,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(), StoreError> {
+    let chunk = chunk.max(1);
     if !pending(engine)? {
         return Ok(());
     }
@@ -119,7 +124,7 @@ pub fn from_v1(engine: &SledEngine, progress: &mut dyn FnMut(Progress)) -> Resul
         loop {
             let mut ops = Vec::new();
             let mut last = None;
-            for kv in after(&messages, &mark.after).take(CHUNK) {
+            for kv in after(&messages, &mark.after).take(chunk) {
                 let (k, v) = kv.map_err(io)?;
                 let m: StoredMessage = json("message", &v)?;
                 let mut copies = Vec::new();
@@ -192,7 +197,7 @@ pub fn from_v1(engine: &SledEngine, progress: &mut dyn FnMut(Progress)) -> Resul
         loop {
             let mut entries = Vec::new();
             let mut last = None;
-            for kv in after(&audit, &mark.after).take(CHUNK * 4) {
+            for kv in after(&audit, &mark.after).take(chunk * 4) {
                 let (k, v) = kv.map_err(io)?;
                 let e: Entry = json("audit entry", &v).map_err(|e| {
                     StoreError::Corrupt(format!(

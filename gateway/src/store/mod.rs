@@ -946,10 +946,12 @@ pub async fn open_sled(
 }
 
 /// Migrates the sled store in `path` from layout v1, telling `progress` how far it got.
+/// `chunk` messages (and four times as many audit entries) per batch.
 pub fn migrate_sled(
     path: &std::path::Path,
     cache_mb: u64,
+    chunk: usize,
     progress: &mut dyn FnMut(MigrationProgress),
 ) -> Result<(), StoreError> {
-    SledEngine::open_migrating(path, cache_mb, progress).map(|_| ())
+    SledEngine::open_migrating(path, cache_mb, chunk, progress).map(|_| ())
 }

@@ -252,7 +252,7 @@ impl SledEngine {
         cache_mb: u64,
         wrap: Option<&WrapFlush>,
     ) -> Result<Self, StoreError> {
-        Self::open_full(path, cache_mb, wrap, &mut |p| {
+        Self::open_full(path, cache_mb, wrap, super::migrate::CHUNK, &mut |p| {
             tracing::info!(
                 phase = p.phase,
                 done = p.done,
@@ -266,15 +266,17 @@ impl SledEngine {
     pub fn open_migrating(
         path: &Path,
         cache_mb: u64,
+        chunk: usize,
         progress: &mut dyn FnMut(super::MigrationProgress),
     ) -> Result<Self, StoreError> {
-        Self::open_full(path, cache_mb, None, progress)
+        Self::open_full(path, cache_mb, None, chunk, progress)
     }
 
     fn open_full(
         path: &Path,
         cache_mb: u64,
         wrap: Option<&WrapFlush>,
+        chunk: usize,
         progress: &mut dyn FnMut(super::MigrationProgress),
     ) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -312,7 +314,7 @@ impl SledEngine {
             flushes: AtomicU64::new(0),
             batches: AtomicU64::new(0),
         };
-        super::migrate::from_v1(&engine, progress)?;
+        super::migrate::from_v1(&engine, chunk, progress)?;
         if engine.tree.get(LAYOUT_KEY).map_err(io)?.is_none() {
             engine
                 .tree
