@@ -2,6 +2,7 @@
 //! and real mutual-TLS clients.
 #![forbid(unsafe_code)]
 
+pub mod conformance;
 pub mod stored;
 
 use std::io::{BufRead, BufReader};

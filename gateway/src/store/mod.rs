@@ -417,6 +417,14 @@ impl Store {
         })
     }
 
+    /// Answers every change sent, stops the writer and lets go of the engine (which closes when
+    /// its last user does).
+    pub async fn close(self) {
+        let writer = self.writer;
+        // the writer's last batch may still be writing: wait for it off the async threads
+        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+    }
+
     /// The engine below (for tools that copy or inspect a store).
     pub fn engine(&self) -> &Arc<dyn Engine> {
         &self.engine

@@ -70,10 +70,10 @@ pub(super) struct Shared {
     pub signal: Mutex<Arc<Notify>>,
 }
 
-#[derive(Clone)]
 pub(super) struct Writer {
     tx: mpsc::UnboundedSender<Cmd>,
     pub shared: Arc<Shared>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Writer {
@@ -114,7 +114,7 @@ impl Writer {
             next_seq: state.next_seq.max(1),
             counts: state.counts,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("jxg-store-writer".into())
             .spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -124,7 +124,7 @@ impl Writer {
                 rt.block_on(run.serve(rx, tuning));
             })
             .map_err(|e| StoreError::Unavailable(format!("the store writer: {e}")))?;
-        Ok(Self { tx, shared })
+        Ok(Self { tx, shared, thread })
     }
 
     pub(super) fn send(&self, cmd: Cmd) {
@@ -140,6 +140,12 @@ impl Writer {
                 Cmd::Ack { reply, .. } => drop(reply.send(Err(closed()))),
             }
         }
+    }
+
+    /// Answers what was sent, then stops; returns once the writer has let go of the engine.
+    pub(super) fn close(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
     }
 
     /// Resolves once every batch handed to the engine before the call is durable.

@@ -1,0 +1,574 @@
+//! The conformance suite of the Store seam: a model-based test that every engine passes. It
+//! drives [`Store`] over the engine under test with random sequences of accept (new, duplicate,
+//! conflicting), take (the pull inbox, with leases), ack, delivery attempts (retry, delivered,
+//! dead), replay of a dead letter, retention (bodies, then metadata) and restart, and after
+//! each step compares what the store says with an in-memory model of what it must say: outcomes,
+//! the inbox's order (one entry per case, leases holding a case back), every message's delivery
+//! states, the counts, and at the end an audit chain that verifies with one entry per audited
+//! operation. The first difference is returned with the seed, the sequence and the step, so that
+//! a failure can be replayed exactly.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use jxg_gateway::audit::{Event, Record};
+use jxg_gateway::store::{
+    AcceptOutcome, Acceptance, AckOutcome, DeliveryState, Engine, OutboxEntry, Store, StoredMessage,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use uuid::Uuid;
+
+const RECIPIENTS: [&str; 3] = ["alpha", "beta", "gamma"];
+const SENDERS: [&str; 2] = ["north", "south"];
+/// Far in the future: every ended delivery is past any retention.
+const LATER: i64 = 4_102_444_800; // 2100-01-01
+
+/// How much to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub seed: u64,
+    pub sequences: usize,
+    pub steps: usize,
+}
+
+impl Plan {
+    /// The fixed plan `make test` runs; `JXG_CONFORMANCE_SEED` replays another seed.
+    pub fn from_env() -> Self {
+        let seed = std::env::var("JXG_CONFORMANCE_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x6a78_6732_0018);
+        Self {
+            seed,
+            sequences: 24,
+            steps: 250,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Delivered,
+    Dead,
+}
+
+#[derive(Debug, Clone)]
+struct Copy {
+    state: State,
+    acked: bool,
+    attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Msg {
+    id: Uuid,
+    sender: String,
+    key: String,
+    sha: String,
+    case: String,
+    copies: BTreeMap<String, Copy>,
+    body: bool,
+    removed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    /// In acceptance order.
+    msgs: Vec<Msg>,
+    idem: HashMap<(String, String), usize>,
+    leased: HashSet<(String, Uuid)>,
+    audit: u64,
+}
+
+impl Model {
+    /// The oldest waiting copy of each case for `r`, in acceptance order; with `leases`, a case
+    /// whose head is leased is held back whole.
+    fn heads(&self, r: &str, leases: bool) -> Vec<Uuid> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for m in self.msgs.iter().filter(|m| !m.removed) {
+            let Some(c) = m.copies.get(r) else { continue };
+            if c.state != State::Waiting || !seen.insert(m.case.clone()) {
+                continue;
+            }
+            if leases && self.leased.contains(&(r.to_string(), m.id)) {
+                continue;
+            }
+            out.push(m.id);
+        }
+        out
+    }
+
+    fn live(&self) -> impl Iterator<Item = (usize, &Msg)> {
+        self.msgs.iter().enumerate().filter(|(_, m)| !m.removed)
+    }
+}
+
+/// How many steps of each kind changed something, over a whole run: a plan that never got to
+/// replay a dead letter, say, would prove nothing about replays.
+pub type Coverage = BTreeMap<&'static str, usize>;
+
+/// Runs `plan` against the engine `open` makes on a folder (called again on the same folder
+/// for each restart). `Err` names the first difference from the model.
+pub async fn run<F>(plan: Plan, open: F) -> Result<Coverage, String>
+where
+    F: Fn(&Path) -> Arc<dyn Engine>,
+{
+    let mut coverage = Coverage::new();
+    for n in 0..plan.sequences {
+        let seed = plan.seed.wrapping_add(n as u64);
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        sequence(seed, plan.steps, dir.path(), &open, &mut coverage)
+            .await
+            .map_err(|e| format!("seed {} (sequence {n}): {e}", plan.seed))?;
+    }
+    Ok(coverage)
+}
+
+fn entry(id: Uuid, r: &str, case: &str, body: &[u8]) -> OutboxEntry {
+    OutboxEntry {
+        message_id: id,
+        seq: 0,
+        recipient: r.into(),
+        format: "canonical".into(),
+        media_type: "application/json".into(),
+        message_type: "offence.reported".into(),
+        correlation_id: case.into(),
+        received_at: "2026-06-15T12:31:00Z".into(),
+        content_b64: base64::engine::general_purpose::STANDARD.encode(body),
+        signature: format!("sig-{id}-{r}"),
+        traceparent: None,
+        acked_at: None,
+        state: DeliveryState::Queued,
+        attempts: 0,
+        next_attempt_at_ms: None,
+        last_error: None,
+        delivered_at: None,
+        alterations: vec![],
+        removed: vec![],
+        subjects: vec![format!("subject-{case}")],
+    }
+}
+
+async fn sequence<F>(
+    seed: u64,
+    steps: usize,
+    dir: &Path,
+    open: &F,
+    coverage: &mut Coverage,
+) -> Result<(), String>
+where
+    F: Fn(&Path) -> Arc<dyn Engine>,
+{
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut model = Model::default();
+    let opened = |engine| async move {
+        Store::open(engine, Default::default())
+            .await
+            .map_err(|e| format!("open: {e}"))
+    };
+    let mut store = opened(open(dir)).await?;
+    let bad = |step: usize, op: &str, what: String| format!("step {step} ({op}): {what}");
+    for step in 0..steps {
+        let roll = rng.random_range(0..100);
+        let op = match roll {
+            0..35 => "accept",
+            35..50 => "take",
+            50..62 => "ack",
+            62..80 => "attempt",
+            80..86 => "replay",
+            86..90 => "purge bodies",
+            90..94 => "purge metadata",
+            _ => "restart",
+        };
+        match op {
+            "accept" => {
+                let sender = SENDERS[rng.random_range(0..2)].to_string();
+                let key = format!("doc-{}", rng.random_range(0..14));
+                let sha = ["same", "other"][usize::from(rng.random_range(0..10) == 0)].to_string();
+                let case = format!("case-{}", rng.random_range(0..6));
+                let mut recipients: Vec<&str> = RECIPIENTS
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.random_bool(0.6))
+                    .collect();
+                if recipients.is_empty() {
+                    recipients.push(RECIPIENTS[rng.random_range(0..3)]);
+                }
+                let id = Uuid::now_v7();
+                let body = format!("body of {id}").into_bytes();
+                let a = Acceptance {
+                    message: StoredMessage {
+                        id,
+                        seq: 0,
+                        sender: sender.clone(),
+                        message_type: "offence.reported".into(),
+                        source_document_id: key.clone(),
+                        received_at: "2026-06-15T12:31:00Z".into(),
+                        correlation_id: case.clone(),
+                        body_sha256: sha.clone(),
+                        response: json!({"id": id.to_string()}),
+                        canonical: String::from_utf8_lossy(&body).into_owned(),
+                        subjects: vec![format!("subject-{case}")],
+                        skipped: vec![],
+                        traceparent: None,
+                        sender_signature: None,
+                        policy_digest: "digest".into(),
+                    },
+                    entries: recipients
+                        .iter()
+                        .map(|r| entry(id, r, &case, &body))
+                        .collect(),
+                    audit: vec![
+                        Record::new(Event::Received, &sender)
+                            .message(id, "offence.reported", None)
+                            .subjects(&[format!("subject-{case}")]),
+                    ],
+                };
+                let got = store
+                    .accept(a)
+                    .await
+                    .map_err(|e| bad(step, op, e.to_string()))?;
+                let k = (sender.clone(), key.clone());
+                match (model.idem.get(&k).map(|i| &model.msgs[*i]), got) {
+                    (None, AcceptOutcome::Accepted) => {
+                        model.idem.insert(k, model.msgs.len());
+                        model.msgs.push(Msg {
+                            id,
+                            sender,
+                            key,
+                            sha,
+                            case,
+                            copies: recipients
+                                .iter()
+                                .map(|r| {
+                                    (
+                                        r.to_string(),
+                                        Copy {
+                                            state: State::Waiting,
+                                            acked: false,
+                                            attempts: 0,
+                                        },
+                                    )
+                                })
+                                .collect(),
+                            body: true,
+                            removed: false,
+                        });
+                        model.audit += 1;
+                        *coverage.entry("accepted").or_default() += 1;
+                    }
+                    (Some(first), AcceptOutcome::Duplicate(v)) if first.sha == sha => {
+                        if v["id"] != first.id.to_string().as_str() {
+                            return Err(bad(step, op, format!("duplicate answered {v}")));
+                        }
+                        *coverage.entry("duplicate").or_default() += 1;
+                    }
+                    (Some(first), AcceptOutcome::Conflict) if first.sha != sha => {
+                        *coverage.entry("conflict").or_default() += 1;
+                    }
+                    (first, got) => {
+                        return Err(bad(
+                            step,
+                            op,
+                            format!("model {:?}, store {got:?}", first.map(|m| m.id)),
+                        ));
+                    }
+                }
+            }
+            "take" => {
+                let r = RECIPIENTS[rng.random_range(0..3)];
+                let limit = rng.random_range(1..5);
+                let want: Vec<Uuid> = model.heads(r, true).into_iter().take(limit).collect();
+                let got: Vec<Uuid> = store
+                    .take_inbox(r, limit, Duration::from_secs(3600))
+                    .await
+                    .map_err(|e| bad(step, op, e.to_string()))?
+                    .iter()
+                    .map(|e| e.message_id)
+                    .collect();
+                if got != want {
+                    return Err(bad(step, op, format!("{r}: took {got:?}, model {want:?}")));
+                }
+                if want.len() < model.heads(r, false).len() {
+                    *coverage.entry("take held back by a lease").or_default() += 1;
+                }
+                for id in got {
+                    model.leased.insert((r.to_string(), id));
+                    *coverage.entry("taken").or_default() += 1;
+                }
+            }
+            "ack" => {
+                let r = RECIPIENTS[rng.random_range(0..3)];
+                let Some(i) = pick(&mut rng, model.msgs.len()) else {
+                    continue;
+                };
+                let id = model.msgs[i].id;
+                let got = store
+                    .ack(r, &id, LATER - 1)
+                    .await
+                    .map_err(|e| bad(step, op, e.to_string()))?;
+                let m = &mut model.msgs[i];
+                let want = match m.copies.get_mut(r) {
+                    _ if m.removed => None,
+                    None => None,
+                    Some(c) if c.acked => Some(AckOutcome::AlreadyAcked),
+                    Some(c) => {
+                        c.acked = true;
+                        c.state = State::Delivered;
+                        model.audit += 1;
+                        model.leased.remove(&(r.to_string(), id));
+                        *coverage.entry("acked").or_default() += 1;
+                        Some(AckOutcome::Acked)
+                    }
+                };
+                if got != want {
+                    return Err(bad(step, op, format!("{r} {id}: {got:?}, model {want:?}")));
+                }
+            }
+            "attempt" => {
+                let r = RECIPIENTS[rng.random_range(0..3)];
+                let want = model.heads(r, false);
+                let heads = store
+                    .heads(r, 1000)
+                    .await
+                    .map_err(|e| bad(step, op, e.to_string()))?;
+                let got: Vec<Uuid> = heads.iter().map(|(_, row)| row.message_id).collect();
+                if got != want {
+                    return Err(bad(step, op, format!("{r}: heads {got:?}, model {want:?}")));
+                }
+                let Some(k) = pick(&mut rng, heads.len()) else {
+                    continue;
+                };
+                let Some(mut e) = store
+                    .entry(r, &heads[k].1)
+                    .await
+                    .map_err(|e| bad(step, op, e.to_string()))?
+                else {
+                    return Err(bad(step, op, format!("{r}: a head without its entry")));
+                };
+                let outcome =
+                    [State::Waiting, State::Delivered, State::Dead][rng.random_range(0..3)];
+                e.attempts += 1;
+                e.state = match outcome {
+                    State::Waiting => DeliveryState::Retrying,
+                    State::Delivered => DeliveryState::Delivered,
+                    State::Dead => DeliveryState::Dead,
+                };
+                e.last_error = (outcome != State::Delivered).then(|| "HTTP 500".into());
+                e.delivered_at = (outcome == State::Delivered).then_some(LATER - 1);
+                store
+                    .record_delivery(&e)
+                    .await
+                    .map_err(|e| bad(step, op, e.to_string()))?;
+                let m = model
+                    .msgs
+                    .iter_mut()
+                    .find(|m| m.id == e.message_id)
+                    .unwrap();
+                let c = m.copies.get_mut(r).unwrap();
+                c.state = outcome;
+                c.attempts += 1;
+                model.audit += 1;
+                *coverage
+                    .entry(match outcome {
+                        State::Waiting => "attempt failed",
+                        State::Delivered => "attempt delivered",
+                        State::Dead => "dead-lettered",
+                    })
+                    .or_default() += 1;
+            }
+            "replay" => {
+                let dead: Vec<(usize, String)> = model
+                    .live()
+                    .flat_map(|(i, m)| {
+                        m.copies
+                            .iter()
+                            .filter(|(_, c)| c.state == State::Dead)
+                            .map(move |(r, _)| (i, r.clone()))
+                    })
+                    .collect();
+                let Some(k) = pick(&mut rng, dead.len()) else {
+                    continue;
+                };
+                let (i, r) = &dead[k];
+                let id = model.msgs[*i].id;
+                let old = store
+                    .deliveries(&id)
+                    .await
+                    .map_err(|e| bad(step, op, e.to_string()))?
+                    .into_iter()
+                    .find(|e| &e.recipient == r)
+                    .ok_or_else(|| bad(step, op, format!("no delivery of {id} to {r}")))?;
+                let again = OutboxEntry {
+                    state: DeliveryState::Queued,
+                    attempts: 0,
+                    last_error: None,
+                    content_b64: base64::engine::general_purpose::STANDARD
+                        .encode(format!("replayed {id}")),
+                    ..old
+                };
+                store
+                    .requeue(
+                        &again,
+                        vec![Record::new(Event::Replayed, "admin:operator").message(
+                            id,
+                            "offence.reported",
+                            None,
+                        )],
+                    )
+                    .await
+                    .map_err(|e| bad(step, op, e.to_string()))?;
+                let c = model.msgs[*i].copies.get_mut(r).unwrap();
+                *c = Copy {
+                    state: State::Waiting,
+                    acked: false,
+                    attempts: 0,
+                };
+                model.leased.remove(&(r.clone(), id));
+                model.audit += 1;
+                *coverage.entry("replayed").or_default() += 1;
+            }
+            "purge bodies" | "purge metadata" => {
+                let metadata = op == "purge metadata";
+                let audit_days = if metadata { 0 } else { 365 * 300 };
+                let got = store
+                    .purge(LATER, 0, audit_days)
+                    .await
+                    .map_err(|e| bad(step, op, e.to_string()))?;
+                let mut n = 0;
+                for m in model.msgs.iter_mut().filter(|m| !m.removed) {
+                    let ended = m.copies.values().all(|c| c.state != State::Waiting);
+                    if !ended {
+                        continue;
+                    }
+                    if metadata {
+                        m.removed = true;
+                        model.idem.remove(&(m.sender.clone(), m.key.clone()));
+                        n += 1;
+                    } else if m.body {
+                        m.body = false;
+                        n += 1;
+                    }
+                }
+                model.audit += n as u64;
+                *coverage.entry(op).or_default() += n;
+                let count = if metadata { got.messages } else { got.bodies };
+                if count != n {
+                    return Err(bad(step, op, format!("purged {count}, model {n}")));
+                }
+            }
+            _ => {
+                store.close().await;
+                store = opened(open(dir)).await?;
+                // leases are the node's, in memory: a restart offers every waiting entry again
+                model.leased.clear();
+                *coverage.entry("restart").or_default() += 1;
+            }
+        }
+        check(&store, &model)
+            .await
+            .map_err(|e| bad(step, op, format!("after it, {e}")))?;
+    }
+    let report = store
+        .verify_audit(&[])
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|bad| format!("the audit chain does not verify: {bad}"))?;
+    if report.entries != model.audit {
+        return Err(format!(
+            "the audit log holds {} entries, the model {}",
+            report.entries, model.audit
+        ));
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn pick(rng: &mut StdRng, n: usize) -> Option<usize> {
+    (n > 0).then(|| rng.random_range(0..n))
+}
+
+/// What the store says about every message, and its counts, against the model.
+async fn check(store: &Store, model: &Model) -> Result<(), String> {
+    let counts = store.counts();
+    for r in RECIPIENTS {
+        let c = counts.get(r).copied().unwrap_or_default();
+        let waiting = model
+            .live()
+            .filter(|(_, m)| m.copies.get(r).is_some_and(|c| c.state == State::Waiting))
+            .count() as u64;
+        let dead = model
+            .live()
+            .filter(|(_, m)| m.copies.get(r).is_some_and(|c| c.state == State::Dead))
+            .count() as u64;
+        if (c.waiting, c.dead) != (waiting, dead) {
+            return Err(format!(
+                "{r} counts waiting {} dead {}, model {waiting} {dead}",
+                c.waiting, c.dead
+            ));
+        }
+        let (depth, oldest) = store.outbox_depth(r);
+        if depth as u64 != waiting || oldest.is_some() != (waiting > 0) {
+            return Err(format!(
+                "{r} outbox depth {depth} {oldest:?}, model {waiting}"
+            ));
+        }
+    }
+    for m in &model.msgs {
+        let stored = store.message(&m.id).await.map_err(|e| e.to_string())?;
+        match (&stored, m.removed) {
+            (None, true) => continue,
+            (Some(s), false) if s.canonical.is_empty() != m.body => {}
+            (s, removed) => {
+                return Err(format!(
+                    "message {}: stored {:?} (body {:?}), model removed {removed} body {}",
+                    m.id,
+                    s.is_some(),
+                    s.as_ref().map(|s| !s.canonical.is_empty()),
+                    m.body
+                ));
+            }
+        }
+        let deliveries = store.deliveries(&m.id).await.map_err(|e| e.to_string())?;
+        let got: BTreeMap<String, (State, bool)> = deliveries
+            .iter()
+            .map(|e| {
+                let s = match e.state {
+                    DeliveryState::Queued | DeliveryState::Retrying => State::Waiting,
+                    DeliveryState::Delivered => State::Delivered,
+                    DeliveryState::Dead => State::Dead,
+                };
+                (e.recipient.clone(), (s, e.acked_at.is_some()))
+            })
+            .collect();
+        let want: BTreeMap<String, (State, bool)> = m
+            .copies
+            .iter()
+            .map(|(r, c)| (r.clone(), (c.state, c.acked)))
+            .collect();
+        if got != want {
+            return Err(format!(
+                "message {}: deliveries {got:?}, model {want:?}",
+                m.id
+            ));
+        }
+        let found = store
+            .idempotency(&m.sender, &m.key)
+            .await
+            .map_err(|e| e.to_string())?;
+        if found.as_ref().map(|(r, _)| r.message_id) != Some(m.id) {
+            return Err(format!(
+                "message {}: its idempotency key names {found:?}",
+                m.id
+            ));
+        }
+    }
+    Ok(())
+}

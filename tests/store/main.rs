@@ -1,0 +1,164 @@
+//! The Store seam's conformance suite (`jxg_tests::conformance`) against the sled engine, and
+//! proof that it finds an engine with one bug in it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use jxg_gateway::audit::Entry;
+use jxg_gateway::store::{
+    Batch, Class, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Located,
+    MessageRec, Op, SledEngine, StoreError,
+};
+use jxg_tests::conformance::{Plan, run};
+use serde_json::Value;
+use uuid::Uuid;
+
+fn sled(dir: &Path) -> Arc<dyn Engine> {
+    Arc::new(SledEngine::open(dir, 16).expect("the sled engine opens"))
+}
+
+#[tokio::test]
+async fn the_sled_engine_conforms() {
+    let plan = Plan::from_env();
+    eprintln!(
+        "conformance seed {} ({} sequences of {} steps; JXG_CONFORMANCE_SEED=N replays one)",
+        plan.seed, plan.sequences, plan.steps
+    );
+    let coverage = match run(plan, sled).await {
+        Ok(c) => c,
+        Err(e) => panic!("the sled engine departs from the model: {e}"),
+    };
+    eprintln!("{coverage:?}");
+    for kind in [
+        "accepted",
+        "duplicate",
+        "conflict",
+        "taken",
+        "take held back by a lease",
+        "acked",
+        "attempt failed",
+        "attempt delivered",
+        "dead-lettered",
+        "replayed",
+        "purge bodies",
+        "purge metadata",
+        "restart",
+    ] {
+        assert!(
+            coverage.get(kind).is_some_and(|n| *n > 0),
+            "the plan never got to {kind}: {coverage:?}"
+        );
+    }
+}
+
+/// One bug, put on purpose into an otherwise working engine.
+#[derive(Debug, Clone, Copy)]
+enum Bug {
+    /// An acknowledgement is not written.
+    AckDoesNotStick,
+    /// Waiting deliveries are listed newest first.
+    NewestFirst,
+    /// A write loses its counts.
+    CountsLost,
+}
+
+struct Broken {
+    inner: SledEngine,
+    bug: Bug,
+}
+
+#[async_trait::async_trait]
+impl Engine for Broken {
+    async fn state(&self) -> Result<EngineState, StoreError> {
+        self.inner.state().await
+    }
+    async fn write(&self, mut batch: Batch) -> Result<(), StoreError> {
+        match self.bug {
+            Bug::AckDoesNotStick => batch
+                .ops
+                .retain(|op| !matches!(op, Op::PutDelivery { row, .. } if row.acked_at.is_some())),
+            Bug::CountsLost => batch.counts.clear(),
+            Bug::NewestFirst => {}
+        }
+        self.inner.write(batch).await
+    }
+    async fn message(&self, id: &Uuid) -> Result<Option<MessageRec>, StoreError> {
+        self.inner.message(id).await
+    }
+    async fn messages(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<MessageRec>, StoreError> {
+        self.inner.messages(after, limit).await
+    }
+    async fn idempotency(&self, sender: &str, key: &str) -> Result<Option<IdemRow>, StoreError> {
+        self.inner.idempotency(sender, key).await
+    }
+    async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError> {
+        self.inner.case(case).await
+    }
+    async fn delivery(&self, recipient: &str, seq: u64) -> Result<Option<DeliveryRow>, StoreError> {
+        self.inner.delivery(recipient, seq).await
+    }
+    async fn deliveries(
+        &self,
+        class: Class,
+        recipient: Option<&str>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Located>, StoreError> {
+        let mut rows = self
+            .inner
+            .deliveries(class, recipient, after, limit)
+            .await?;
+        if let Bug::NewestFirst = self.bug {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+    async fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.inner.audit(from_seq, limit).await
+    }
+    async fn audit_of_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError> {
+        self.inner.audit_of_subject(subject).await
+    }
+    async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.inner.checkpoints().await
+    }
+    async fn signing_keys(&self) -> Result<Vec<Value>, StoreError> {
+        self.inner.signing_keys().await
+    }
+    fn flush_stats(&self) -> FlushStats {
+        self.inner.flush_stats()
+    }
+}
+
+async fn finds(bug: Bug) {
+    let plan = Plan::from_env();
+    let broken = move |dir: &Path| -> Arc<dyn Engine> {
+        Arc::new(Broken {
+            inner: SledEngine::open(dir, 16).expect("the sled engine opens"),
+            bug,
+        })
+    };
+    match run(plan, broken).await {
+        Ok(_) => panic!("the suite passed an engine whose {bug:?}"),
+        Err(e) => eprintln!("{bug:?} found: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn the_suite_finds_an_ack_that_does_not_stick() {
+    finds(Bug::AckDoesNotStick).await;
+}
+
+#[tokio::test]
+async fn the_suite_finds_deliveries_out_of_order() {
+    finds(Bug::NewestFirst).await;
+}
+
+#[tokio::test]
+async fn the_suite_finds_counts_that_are_not_kept() {
+    finds(Bug::CountsLost).await;
+}
