@@ -1,26 +1,29 @@
 //! jxg, the justice exchange gateway: one hardened exchange point between police, prosecution,
 //! courts and the Prison and Probation Service. See `docs/ARCHITECTURE.md` for the path of one
-//! message; each module here is one stage of it.
+//! message. This crate is the server around the domain (`jxg-core`): the listeners, identity,
+//! the one map from the domain's errors to problem+json, the admin API, the transports, TLS,
+//! the development PKI and the CLI; the embedded store engine is `jxg-store-sled`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod admin_ops;
-pub mod audit;
 pub mod bench;
 pub mod broker;
 pub mod certs;
 pub mod cli;
-pub mod config;
 pub mod delivery;
 pub mod ingress;
 pub mod openapi;
 pub mod peer;
-pub mod pipeline;
-pub mod policy;
-pub mod routing;
 pub mod server;
-pub mod signing;
 pub mod simulate;
-pub mod store;
 pub mod telemetry;
 pub mod tls;
+
+pub use jxg_core::{audit, config, pipeline, policy, routing, signing};
+
+/// The store: the domain's [`jxg_core::store`] and the embedded engine.
+pub mod store {
+    pub use jxg_core::store::*;
+    pub use jxg_store_sled::*;
+}

@@ -9,27 +9,21 @@
 //! - Metrics: OpenTelemetry instruments, read by `/metrics` (Prometheus text) and exported over
 //!   OTLP when an endpoint is set.
 //!
+//! The instruments and spans themselves are the domain's (`jxg_core::telemetry`, re-exported
+//! here); this module starts their exporters.
+//!
 //! No span name, attribute, metric label or log field ever holds personal data: only authority
 //! ids, message types, formats, statuses, message ids and a keyed hash of the case reference.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::Instant;
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _};
-use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-/// The target of the per-stage spans, so that they cost nothing when no exporter is configured.
-pub const STAGE: &str = "jxg::stage";
 
 /// Whether an OTLP endpoint for traces is configured in the environment.
 fn traces_configured() -> bool {
@@ -60,7 +54,6 @@ pub struct Telemetry {
 }
 
 static REGISTRY: OnceLock<prometheus::Registry> = OnceLock::new();
-static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
 
 /// Starts logging, the metrics pipeline and, when configured, trace export. Call once, before
 /// any instrument is used and outside an async runtime (the OTLP client is blocking and runs on
@@ -116,7 +109,7 @@ pub fn init() -> Telemetry {
     let meter = meter.build();
     opentelemetry::global::set_meter_provider(meter.clone());
     let _ = REGISTRY.set(registry);
-    let _ = INSTRUMENTS.set(Instruments::new(&meter.meter("jxg")));
+    jxg_core::telemetry::install(&meter.meter("jxg"));
 
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -132,6 +125,7 @@ pub fn init() -> Telemetry {
             .with_filter(tracing_subscriber::filter::Targets::new().with_targets([
                 ("jxg", tracing::Level::DEBUG),
                 ("jxg_gateway", tracing::Level::DEBUG),
+                ("jxg_core", tracing::Level::DEBUG),
             ]))
     });
     let _ = tracing_subscriber::registry()
@@ -175,226 +169,4 @@ pub fn render_prometheus() -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// The meter every instrument of the gateway comes from (a no-op one before [`init`]).
-pub fn meter() -> Meter {
-    opentelemetry::global::meter_provider().meter("jxg")
-}
-
-/// Every instrument the gateway records into, created once.
-#[derive(Debug)]
-pub struct Instruments {
-    /// Messages accepted, by `authority`, `format` and `type`.
-    pub accepted: Counter<u64>,
-    /// Submissions refused, by `authority`, `format`, `status` and `reason`.
-    pub rejected: Counter<u64>,
-    /// Seconds per pipeline stage, by `stage`.
-    pub stage_seconds: Histogram<f64>,
-    /// Delivery attempts, by `recipient` and `outcome` (`delivered`, `retry`, `dead`).
-    pub delivery_attempts: Counter<u64>,
-    /// Messages a recipient has (a push or publish it took, or a first inbox ack), by
-    /// `recipient` and `via` (`push`, `amqp`, `pull`).
-    pub delivered: Counter<u64>,
-    /// Deliveries dead-lettered, by `recipient`.
-    pub dead_letters: Counter<u64>,
-    /// Seconds one store fsync took.
-    pub flush_seconds: Histogram<f64>,
-    /// Commits covered by one fsync.
-    pub flush_batch: Histogram<u64>,
-    /// Policy decisions, by `policy` (the Cedar policy id or disclosure rule) and `effect`.
-    pub policy_decisions: Counter<u64>,
-    /// Seconds between two message types of one case, by `from` and `to`.
-    pub case_stage_seconds: Histogram<f64>,
-}
-
-impl Instruments {
-    fn new(m: &Meter) -> Self {
-        let seconds = |name: &'static str, help: &'static str, bounds: Vec<f64>| {
-            m.f64_histogram(name)
-                .with_description(help)
-                .with_unit("s")
-                .with_boundaries(bounds)
-                .build()
-        };
-        let fine = vec![
-            0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-            0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-        ];
-        let day = 86_400.0;
-        Self {
-            accepted: m
-                .u64_counter("jxg_messages_accepted")
-                .with_description("Messages accepted (202 or AMQP ack)")
-                .build(),
-            rejected: m
-                .u64_counter("jxg_messages_rejected")
-                .with_description("Submissions refused, by status and reason")
-                .build(),
-            stage_seconds: seconds(
-                "jxg_stage_duration",
-                "Time per pipeline stage",
-                fine.clone(),
-            ),
-            delivery_attempts: m
-                .u64_counter("jxg_delivery_attempts")
-                .with_description("Push and AMQP delivery attempts, by outcome")
-                .build(),
-            delivered: m
-                .u64_counter("jxg_messages_delivered")
-                .with_description("Messages a recipient has taken, by way of delivery")
-                .build(),
-            dead_letters: m
-                .u64_counter("jxg_dead_letters")
-                .with_description("Deliveries dead-lettered")
-                .build(),
-            flush_seconds: seconds("jxg_store_flush_duration", "Time of one store fsync", fine),
-            flush_batch: m
-                .u64_histogram("jxg_store_flush_batch")
-                .with_description("Commits covered by one store fsync")
-                .with_boundaries(vec![
-                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
-                ])
-                .build(),
-            policy_decisions: m
-                .u64_counter("jxg_policy_decisions")
-                .with_description("Policy decisions, by policy id and effect")
-                .build(),
-            case_stage_seconds: seconds(
-                "jxg_case_stage_duration",
-                "Time between two message types of one case",
-                vec![
-                    3600.0,
-                    6.0 * 3600.0,
-                    day,
-                    3.0 * day,
-                    7.0 * day,
-                    14.0 * day,
-                    30.0 * day,
-                    60.0 * day,
-                    90.0 * day,
-                    180.0 * day,
-                    365.0 * day,
-                    730.0 * day,
-                ],
-            ),
-        }
-    }
-}
-
-/// The instruments (recording into nothing until [`init`] ran).
-pub fn metrics() -> &'static Instruments {
-    INSTRUMENTS.get_or_init(|| Instruments::new(&meter()))
-}
-
-/// One pipeline stage: a `debug` span under [`STAGE`] (exported when tracing is on) and its time
-/// in `jxg_stage_duration` when dropped.
-#[derive(Debug)]
-pub struct Stage {
-    name: &'static str,
-    started: Instant,
-    _span: tracing::span::EnteredSpan,
-}
-
-/// Starts stage `name` (`decode`, `validate`, `authorize`, `route`, `minimise`, `encode`, `sign`,
-/// `store`); it ends when the value is dropped.
-pub fn stage(name: &'static str) -> Stage {
-    Stage {
-        name,
-        started: Instant::now(),
-        _span: tracing::debug_span!(target: STAGE, "stage", otel.name = name).entered(),
-    }
-}
-
-impl Drop for Stage {
-    fn drop(&mut self) {
-        metrics().stage_seconds.record(
-            self.started.elapsed().as_secs_f64(),
-            &[KeyValue::new("stage", self.name)],
-        );
-    }
-}
-
-/// Records a stage that spans an await (no entered span): the caller instruments the future
-/// with [`stage_span`] and calls this with its start.
-pub fn stage_done(name: &'static str, started: Instant) {
-    metrics().stage_seconds.record(
-        started.elapsed().as_secs_f64(),
-        &[KeyValue::new("stage", name)],
-    );
-}
-
-/// The span of a stage that spans an await.
-pub fn stage_span(name: &'static str) -> tracing::Span {
-    tracing::debug_span!(target: STAGE, "stage", otel.name = name)
-}
-
-/// Makes `span` a child of the caller's W3C trace context, when there is one.
-pub fn adopt(span: &tracing::Span, traceparent: Option<&str>) {
-    let Some(tp) = traceparent else { return };
-    let carrier = HashMap::from([("traceparent".to_string(), tp.to_string())]);
-    let cx = TraceContextPropagator::new().extract(&carrier);
-    if cx.span().span_context().is_valid() {
-        let _ = span.set_parent(cx);
-    }
-}
-
-/// The `traceparent` to pass on from inside `span`: the span's own context when traces are on,
-/// else the caller's (`fallback`) unchanged.
-pub fn traceparent(span: &tracing::Span, fallback: Option<String>) -> Option<String> {
-    let cx = span.context();
-    if !cx.span().span_context().is_valid() {
-        return fallback;
-    }
-    let mut carrier = HashMap::new();
-    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
-    carrier.remove("traceparent").or(fallback)
-}
-
-/// The trace id of a `traceparent`, for log lines.
-pub fn trace_id(traceparent: Option<&str>) -> Option<&str> {
-    traceparent.and_then(|t| t.split('-').nth(1))
-}
-
-/// A keyed hash of a case reference for span attributes: the same case gives the same value,
-/// and the journal number cannot be read back from it.
-pub fn case_hash(pseudonyms: &crate::audit::Pseudonyms, correlation_id: &str) -> String {
-    let mut h = pseudonyms.keyed("case", correlation_id);
-    h.truncate(16);
-    h
-}
-
-/// Counts one accepted message.
-pub fn accepted(authority: &str, format: &str, message_type: &str) {
-    metrics().accepted.add(
-        1,
-        &[
-            KeyValue::new("authority", authority.to_string()),
-            KeyValue::new("format", format.to_string()),
-            KeyValue::new("type", message_type.to_string()),
-        ],
-    );
-}
-
-/// Counts one refused submission (its type is not known before it decodes: the route's format
-/// and the problem's slug say what was refused and why).
-pub fn rejected(authority: &str, format: &str, status: u16, reason: &str) {
-    metrics().rejected.add(
-        1,
-        &[
-            KeyValue::new("authority", authority.to_string()),
-            KeyValue::new("format", format.to_string()),
-            KeyValue::new("status", i64::from(status)),
-            KeyValue::new("reason", reason.to_string()),
-        ],
-    );
-}
-
-/// Counts one message a recipient has taken.
-pub fn delivered(recipient: &str, via: &'static str) {
-    metrics().delivered.add(
-        1,
-        &[
-            KeyValue::new("recipient", recipient.to_string()),
-            KeyValue::new("via", via),
-        ],
-    );
-}
+pub use jxg_core::telemetry::*;

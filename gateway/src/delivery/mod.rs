@@ -1,40 +1,52 @@
-//! Delivery to recipients that do not pull: one worker per recipient drives a [`Transport`]
-//! without knowing which kind it is.
-//!
-//! Per recipient, messages of one case go out in acceptance order: only the oldest waiting entry
-//! of a case is ever attempted, so a failing message holds back later messages of its own case
-//! and no other. Failures are retried with exponential backoff and full jitter until
-//! `max_attempts`, then dead-lettered with the last error; a 4xx other than 408/429 is
-//! permanent at once. Every attempt's result is written to the store before the next, so a
-//! restart resumes with the same attempt counts and the same order. A circuit breaker stops
-//! attempts to a recipient after consecutive failures and probes it once per cool-down, and a
-//! concurrency limit bounds what is in flight, so one dead recipient costs the others nothing.
+//! The transports that deliver to recipients that do not pull (push over HTTPS, AMQP publish)
+//! and the wiring that starts one [`Worker`] (the domain's delivery state machine,
+//! `jxg_core::delivery`) per such recipient.
 
 pub mod amqp;
 pub mod push;
-mod worker;
 
-use futures_util::future::BoxFuture;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use crate::store::OutboxEntry;
-
+pub use jxg_core::delivery::{Backoff, Outcome, Transport, Worker};
 pub use push::PushTransport;
-pub use worker::{Backoff, start};
 
-/// What one attempt came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The recipient has it.
-    Delivered,
-    /// Try again later; the reason (status code or transport error, never a body).
-    Retry(String),
-    /// Never try again (the recipient refused it for good); the reason.
-    Permanent(String),
-}
+use crate::config::{Config, Delivery};
+use crate::ingress::State;
 
-/// One way of handing a document to a recipient.
-pub trait Transport: Send + Sync {
-    fn deliver<'a>(&'a self, entry: &'a OutboxEntry) -> BoxFuture<'a, Outcome>;
-    /// The way it delivers, for metrics (`push`, `amqp`).
-    fn via(&self) -> &'static str;
+/// Starts a worker for every recipient that does not pull (push and amqp). Returns their handles.
+pub fn start(
+    state: &State,
+) -> Result<Vec<actix_web::rt::task::JoinHandle<()>>, crate::tls::TlsError> {
+    let config: &Config = &state.pipeline.config;
+    let mut handles = Vec::new();
+    for a in config
+        .authorities
+        .iter()
+        .filter(|a| a.delivery != Delivery::Pull)
+    {
+        let transport: Arc<dyn Transport> = match (a.delivery, &state.broker) {
+            (Delivery::Amqp, Some(broker)) => Arc::new(amqp::AmqpTransport {
+                broker: broker.clone(),
+            }),
+            _ => Arc::new(PushTransport::new(
+                a.webhook.as_deref().expect("validated: push has a webhook"),
+                &config.resolve(&config.tls.ca),
+                &config.resolve(&config.tls.cert),
+                &config.resolve(&config.tls.key),
+                Duration::from_secs(config.delivery.request_timeout_seconds),
+            )?),
+        };
+        let s = state.clone();
+        let worker = Worker {
+            recipient: a.id.clone(),
+            transport,
+            store: state.pipeline.store.clone(),
+            cfg: config.delivery.clone(),
+            draining: Arc::new(move || s.draining.load(Ordering::SeqCst)),
+        };
+        handles.push(actix_web::rt::spawn(worker.run()));
+    }
+    Ok(handles)
 }

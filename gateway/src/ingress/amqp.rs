@@ -133,9 +133,15 @@ async fn handle(
                 }
                 let passed_on =
                     crate::telemetry::traceparent(&tracing::Span::current(), traceparent);
-                p.accept(authority, m, &d.data, passed_on).await
+                p.accept(authority, m, &d.data, passed_on)
+                    .await
+                    .map_err(Problem::from)
             }
-            Err(e) => Err(pipeline::rejection(e, authority, &p.policies)),
+            Err(e) => Err(Problem::from(pipeline::rejection(
+                e,
+                authority,
+                &p.policies,
+            ))),
         }
     }
     .instrument(span)

@@ -326,7 +326,9 @@ async fn legacy(
     let adapter = registry::get(format).expect("the format of an HTTP route is registered");
     let m = pipeline::decode_document(adapter, &body, &p.master_data)
         .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?;
-    p.accept(&caller.0, m, &body, passed_on(req)).await
+    p.accept(&caller.0, m, &body, passed_on(req))
+        .await
+        .map_err(Problem::from)
 }
 
 /// `application/xml` or `text/xml`.
@@ -480,6 +482,7 @@ async fn canonical(
     };
     p.accept_signed(&caller.0, m, &body, passed_on(req), sender_signature)
         .await
+        .map_err(Problem::from)
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, Problem> {

@@ -202,6 +202,22 @@ impl ResponseError for Problem {
     }
 }
 
+/// The one map from the domain's refusals to HTTP answers (the AMQP consumer uses it too, for the
+/// status and reason it puts on a refused message).
+impl From<crate::pipeline::Refused> for Problem {
+    fn from(r: crate::pipeline::Refused) -> Self {
+        use crate::pipeline::Refused;
+        match r {
+            Refused::Document(rejection) => Problem::from_rejection(rejection),
+            Refused::Forbidden(reason) => Problem::forbidden(reason),
+            Refused::Conflict(detail) => Problem::conflict(detail),
+            Refused::StoreBehind => Problem::store_behind(),
+            Refused::Signing => Problem::unavailable("signing failed; nothing was accepted"),
+            Refused::Store(e) => Problem::from(e),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for Problem {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "store failure");

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use jxg_gateway::policy::{Policies, Sources};
+use jxg_core::policy::{Policies, Sources};
 use jxg_schema::Message;
 use serde::Deserialize;
 use serde_json::Value;
@@ -38,12 +38,12 @@ struct Case {
 }
 
 fn policies_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
 }
 
 fn sample(name: &str) -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/canonical/valid")
+        .join("../../tests/data/canonical/valid")
         .join(name);
     serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
         .unwrap()

@@ -668,7 +668,7 @@ mod tests {
 
     #[test]
     fn the_shipped_development_config_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gateway.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gateway.toml");
         let c = Config::load(&path).unwrap();
         let ids: Vec<&str> = c.authorities.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(ids, ["police", "prosecution", "courts", "prison"]);

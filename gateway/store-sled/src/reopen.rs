@@ -14,9 +14,13 @@ use arc_swap::ArcSwapOption;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::engine::*;
-use super::{FlushStats, SledEngine, StoreError};
-use crate::audit::Entry;
+use jxg_core::audit::Entry;
+use jxg_core::store::{
+    Batch, Class, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Located,
+    MessageRec, StoreError,
+};
+
+use crate::SledEngine;
 
 type Opener = Box<dyn Fn() -> Result<SledEngine, StoreError> + Send + Sync>;
 

@@ -11,10 +11,13 @@
 
 use std::collections::BTreeMap;
 
-use super::engine::*;
-use super::sled_engine::{LAYOUT, SledEngine, dec, enc, io};
-use super::{DeliveryState, OutboxEntry, StoreError, StoredMessage};
-use crate::audit::Entry;
+use jxg_core::audit::Entry;
+use jxg_core::store::{
+    Batch, Class, CopyRec, Counts, DeliveryRow, DeliveryState, IdemRow, Op, OutboxEntry,
+    StoreError, StoredMessage, copy_rec, message_rec,
+};
+
+use crate::{LAYOUT, SledEngine, dec, enc, io};
 use serde::{Deserialize, Serialize};
 
 /// The trees of layout v1.
@@ -168,7 +171,7 @@ pub fn from_v1(
                         row,
                     });
                 }
-                ops.push(Op::PutMessage(Box::new(super::message_rec(&m, copies))));
+                ops.push(Op::PutMessage(Box::new(message_rec(&m, copies))));
                 last = Some(k.to_vec());
                 done_count += 1;
             }
@@ -277,7 +280,7 @@ fn split(e: &OutboxEntry) -> Result<(CopyRec, DeliveryRow), StoreError> {
         state = DeliveryState::Delivered;
     }
     Ok((
-        super::copy_rec(e, content),
+        copy_rec(e, content),
         DeliveryRow {
             message_id: e.message_id,
             case: e.correlation_id.clone(),

@@ -26,6 +26,14 @@ pub enum SigningError {
     Jose(String),
 }
 
+/// A new P-256 signing key (PKCS#8 PEM), for the tests.
+#[cfg(test)]
+pub(crate) fn test_key() -> String {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .expect("a key")
+        .serialize_pem()
+}
+
 /// Refuses a private key file that group or others may read.
 pub fn refuse_if_readable_by_others(path: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
@@ -243,7 +251,7 @@ mod tests {
 
     #[test]
     fn detached_signatures_verify_over_the_exact_bytes_with_the_published_key() {
-        let s = Signer::from_pem(crate::certs::new_signing_key().unwrap().as_bytes()).unwrap();
+        let s = Signer::from_pem(crate::signing::test_key().as_bytes()).unwrap();
         let bytes = b"{\"a\":1}";
         let claims = DeliveryClaims {
             message_id: "m",
@@ -268,7 +276,7 @@ mod tests {
     fn a_key_readable_by_others_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k.pem");
-        std::fs::write(&p, crate::certs::new_signing_key().unwrap()).unwrap();
+        std::fs::write(&p, crate::signing::test_key()).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(
             Signer::load(&p)
@@ -284,7 +292,7 @@ mod tests {
     fn the_kid_is_the_rfc7638_thumbprint() {
         // RFC 7638 section 3.1's example is RSA; this EC vector is checked with an independent
         // computation of the same canonical JSON.
-        let s = Signer::from_pem(crate::certs::new_signing_key().unwrap().as_bytes()).unwrap();
+        let s = Signer::from_pem(crate::signing::test_key().as_bytes()).unwrap();
         let k = &s.jwks()["keys"][0];
         let canonical = format!(
             "{{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"{}\",\"y\":\"{}\"}}",

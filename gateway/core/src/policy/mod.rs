@@ -64,15 +64,15 @@ impl Sources {
             origin: "embedded".into(),
             schema: src(
                 SCHEMA_FILE,
-                include_str!("../../../policies/schema.cedarschema"),
+                include_str!("../../../../policies/schema.cedarschema"),
             ),
             policies: vec![src(
                 "authorization.cedar",
-                include_str!("../../../policies/authorization.cedar"),
+                include_str!("../../../../policies/authorization.cedar"),
             )],
             disclosure: src(
                 DISCLOSURE_FILE,
-                include_str!("../../../policies/disclosure.toml"),
+                include_str!("../../../../policies/disclosure.toml"),
             ),
         }
     }

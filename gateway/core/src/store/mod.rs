@@ -3,9 +3,9 @@
 //! [`Store`] is what the rest of the gateway uses. It decides what the records mean — sequence
 //! numbers, the audit chain, idempotency, per-case order, inbox leases, counts, retention — and
 //! keeps them in an [`Engine`] (the seam, `engine.rs`), which only stores records and finds them
-//! again. sled is the embedded engine (`sled_engine.rs`, layout v2, with the on-disk layout in
-//! its module docs); another engine implements [`Engine`] and passes the conformance suite
-//! (`tests/src/conformance.rs`).
+//! again. sled is the embedded engine (the crate `jxg-store-sled`, layout v2, with the on-disk
+//! layout in its docs); another engine is a crate that implements [`Engine`] and passes the
+//! conformance suite (`tests/src/conformance.rs`).
 //!
 //! # Durability
 //! Every change goes through one writer (`writer.rs`), which takes every change waiting, writes
@@ -23,9 +23,6 @@
 //! passes. Leases are this node's, in memory: after a restart every waiting entry is offered again.
 
 mod engine;
-mod migrate;
-mod reopen;
-mod sled_engine;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -41,17 +38,9 @@ pub use engine::{
     Batch, Class, CopyRec, Counts, Cursor, DeliveryRow, Engine, EngineState, IdemRow, Located,
     MessageRec, Op, SkippedRec,
 };
-pub use migrate::Progress as MigrationProgress;
-pub use reopen::Reopening;
-pub use sled_engine::{SledEngine, WrapFlush};
 pub use writer::CommitTuning;
 
 use crate::audit::{Entry, Event, Head, Record};
-
-/// Makes everything written so far durable (an engine's fsync).
-pub trait Flush: Send + Sync + 'static {
-    fn flush(&self) -> Result<(), StoreError>;
-}
 
 /// Counts of durable writes and of the batches they covered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,6 +59,14 @@ pub enum StoreError {
     /// A stored record could not be read back.
     #[error("store record unreadable: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (a disk or database that may come back), or not
+    /// (a record that cannot be read will not become readable).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// A recipient that routing proposed but that gets nothing, and why (audited later).
@@ -258,7 +255,7 @@ pub struct Purged {
 }
 
 /// A message's record as stored.
-pub(crate) fn message_rec(m: &StoredMessage, copies: Vec<CopyRec>) -> MessageRec {
+pub fn message_rec(m: &StoredMessage, copies: Vec<CopyRec>) -> MessageRec {
     MessageRec {
         id: m.id,
         seq: m.seq,
@@ -288,7 +285,7 @@ pub(crate) fn message_rec(m: &StoredMessage, copies: Vec<CopyRec>) -> MessageRec
 }
 
 /// A recipient's copy as stored.
-pub(crate) fn copy_rec(e: &OutboxEntry, content: Vec<u8>) -> CopyRec {
+pub fn copy_rec(e: &OutboxEntry, content: Vec<u8>) -> CopyRec {
     CopyRec {
         recipient: e.recipient.clone(),
         format: e.format.clone(),
@@ -306,7 +303,7 @@ pub(crate) fn copy_rec(e: &OutboxEntry, content: Vec<u8>) -> CopyRec {
 }
 
 /// An entry's delivery state as stored.
-pub(crate) fn delivery_row(e: &OutboxEntry) -> DeliveryRow {
+pub fn delivery_row(e: &OutboxEntry) -> DeliveryRow {
     DeliveryRow {
         message_id: e.message_id,
         case: e.correlation_id.clone(),
@@ -940,26 +937,4 @@ impl Store {
         }
         Ok(done)
     }
-}
-
-/// Opens the sled store in `path`, migrating a store of layout v1, with a writer batching as
-/// `tuning` says.
-pub async fn open_sled(
-    path: &std::path::Path,
-    cache_mb: u64,
-    tuning: CommitTuning,
-) -> Result<Store, StoreError> {
-    let engine = SledEngine::open(path, cache_mb)?;
-    Store::open(Arc::new(engine), tuning).await
-}
-
-/// Migrates the sled store in `path` from layout v1, telling `progress` how far it got.
-/// `chunk` messages (and four times as many audit entries) per batch.
-pub fn migrate_sled(
-    path: &std::path::Path,
-    cache_mb: u64,
-    chunk: usize,
-    progress: &mut dyn FnMut(MigrationProgress),
-) -> Result<(), StoreError> {
-    SledEngine::open_migrating(path, cache_mb, chunk, progress).map(|_| ())
 }

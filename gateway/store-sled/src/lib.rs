@@ -1,4 +1,4 @@
-//! The embedded engine: sled 0.34, layout v2.
+//! The embedded engine: sled 0.34, layout v2, behind the Store seam (`jxg_core::store::Engine`).
 //!
 //! # Layout
 //! One tree, `v2`; every key starts with a byte that says what the row is. Values are postcard
@@ -40,13 +40,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::engine::*;
-use super::{Flush, FlushStats, StoreError};
-use crate::audit::{Entry, Head, Record};
+use jxg_core::audit::{Entry, Head, Record};
+use jxg_core::store::{
+    Batch, Class, Counts, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Located,
+    MessageRec, Op, Store, StoreError,
+};
 
-pub(super) const LAYOUT: u32 = 2;
+mod migrate;
+mod reopen;
 
-pub(super) fn io(e: impl std::fmt::Display) -> StoreError {
+pub use migrate::{CHUNK, Progress as MigrationProgress};
+pub use reopen::Reopening;
+
+/// Makes everything written so far durable (the engine's fsync).
+pub trait Flush: Send + Sync + 'static {
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+pub(crate) const LAYOUT: u32 = 2;
+
+pub(crate) fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
@@ -54,11 +67,11 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
-pub(super) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+pub(crate) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_allocvec(v).expect("records serialise")
 }
 
-pub(super) fn dec<T: serde::de::DeserializeOwned>(what: &str, b: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn dec<T: serde::de::DeserializeOwned>(what: &str, b: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(b).map_err(|e| corrupt(what, e))
 }
 
@@ -79,13 +92,13 @@ fn seq_key(tag: u8, name: &str, seq: u64) -> Vec<u8> {
     k
 }
 
-pub(super) fn message_key(id: &Uuid) -> Vec<u8> {
+pub(crate) fn message_key(id: &Uuid) -> Vec<u8> {
     key(b'M', &[id.as_bytes()])
 }
-pub(super) fn idem_key(sender: &str, k: &str) -> Vec<u8> {
+pub(crate) fn idem_key(sender: &str, k: &str) -> Vec<u8> {
     key(b'I', &[sender.as_bytes(), k.as_bytes()])
 }
-pub(super) fn case_key(case: &str, seq: u64) -> Vec<u8> {
+pub(crate) fn case_key(case: &str, seq: u64) -> Vec<u8> {
     seq_key(b'C', case, seq)
 }
 fn class_tag(c: Class) -> u8 {
@@ -95,7 +108,7 @@ fn class_tag(c: Class) -> u8 {
         Class::Dead => b'X',
     }
 }
-pub(super) fn delivery_key(c: Class, recipient: &str, seq: u64) -> Vec<u8> {
+pub(crate) fn delivery_key(c: Class, recipient: &str, seq: u64) -> Vec<u8> {
     seq_key(class_tag(c), recipient, seq)
 }
 fn audit_key(first: u64) -> Vec<u8> {
@@ -121,7 +134,7 @@ fn be(b: &[u8]) -> u64 {
 
 /// An audit entry as stored: its hashes as 32 bytes instead of 64 hex digits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct AuditBin {
+pub(crate) struct AuditBin {
     seq: u64,
     at: String,
     record: Record,
@@ -144,7 +157,7 @@ fn unhex(s: &str) -> Vec<u8> {
 
 fn rehex(b: &[u8]) -> String {
     if b.len() == 32 {
-        crate::audit::hex(b)
+        jxg_core::audit::hex(b)
     } else {
         String::from_utf8_lossy(b).into_owned()
     }
@@ -230,8 +243,8 @@ pub type WrapFlush = dyn Fn(Arc<dyn Flush>) -> Arc<dyn Flush>;
 
 /// sled behind the [`Engine`] seam.
 pub struct SledEngine {
-    pub(super) db: sled::Db,
-    pub(super) tree: sled::Tree,
+    pub(crate) db: sled::Db,
+    pub(crate) tree: sled::Tree,
     flush: Arc<dyn Flush>,
     /// The counts as last written (a write sends only the changed recipients').
     counts: Mutex<BTreeMap<String, Counts>>,
@@ -252,7 +265,7 @@ impl SledEngine {
         cache_mb: u64,
         wrap: Option<&WrapFlush>,
     ) -> Result<Self, StoreError> {
-        Self::open_full(path, cache_mb, wrap, super::migrate::CHUNK, &mut |p| {
+        Self::open_full(path, cache_mb, wrap, migrate::CHUNK, &mut |p| {
             tracing::info!(
                 phase = p.phase,
                 done = p.done,
@@ -267,7 +280,7 @@ impl SledEngine {
         path: &Path,
         cache_mb: u64,
         chunk: usize,
-        progress: &mut dyn FnMut(super::MigrationProgress),
+        progress: &mut dyn FnMut(MigrationProgress),
     ) -> Result<Self, StoreError> {
         Self::open_full(path, cache_mb, None, chunk, progress)
     }
@@ -277,7 +290,7 @@ impl SledEngine {
         cache_mb: u64,
         wrap: Option<&WrapFlush>,
         chunk: usize,
-        progress: &mut dyn FnMut(super::MigrationProgress),
+        progress: &mut dyn FnMut(MigrationProgress),
     ) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
@@ -314,7 +327,7 @@ impl SledEngine {
             flushes: AtomicU64::new(0),
             batches: AtomicU64::new(0),
         };
-        super::migrate::from_v1(&engine, chunk, progress)?;
+        migrate::from_v1(&engine, chunk, progress)?;
         if engine.tree.get(LAYOUT_KEY).map_err(io)?.is_none() {
             engine
                 .tree
@@ -341,14 +354,14 @@ impl SledEngine {
         self.db.flush().map(|_| ()).map_err(io)
     }
 
-    pub(super) fn flush_now(&self) -> Result<(), StoreError> {
+    pub(crate) fn flush_now(&self) -> Result<(), StoreError> {
         self.flush.flush()?;
         self.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// The rows of `batch`, as one sled batch.
-    pub(super) fn rows(&self, batch: &Batch) -> Result<sled::Batch, StoreError> {
+    pub(crate) fn rows(&self, batch: &Batch) -> Result<sled::Batch, StoreError> {
         let mut b = sled::Batch::default();
         for op in &batch.ops {
             match op {
@@ -463,7 +476,7 @@ impl SledEngine {
     }
 
     /// Up to `limit` audit entries from `from_seq` on.
-    pub(super) fn audit_from(&self, from_seq: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+    pub(crate) fn audit_from(&self, from_seq: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
         // the run that holds from_seq starts at or before it
         let start = self
             .tree
@@ -667,4 +680,26 @@ impl Engine for SledEngine {
             waiters: self.batches.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Opens the sled store in `path`, migrating a store of layout v1, with a writer batching as
+/// `tuning` says.
+pub async fn open_sled(
+    path: &std::path::Path,
+    cache_mb: u64,
+    tuning: jxg_core::store::CommitTuning,
+) -> Result<Store, StoreError> {
+    let engine = SledEngine::open(path, cache_mb)?;
+    Store::open(Arc::new(engine), tuning).await
+}
+
+/// Migrates the sled store in `path` from layout v1, telling `progress` how far it got.
+/// `chunk` messages (and four times as many audit entries) per batch.
+pub fn migrate_sled(
+    path: &std::path::Path,
+    cache_mb: u64,
+    chunk: usize,
+    progress: &mut dyn FnMut(MigrationProgress),
+) -> Result<(), StoreError> {
+    SledEngine::open_migrating(path, cache_mb, chunk, progress).map(|_| ())
 }

@@ -68,8 +68,8 @@ mod tests {
     fn the_served_table_agrees_with_the_rules_for_every_sample() {
         let table = table();
         let rows = table.as_array().unwrap();
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/canonical/valid");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/canonical/valid");
         let mut seen = BTreeSet::new();
         for f in std::fs::read_dir(&dir).unwrap() {
             let path = f.unwrap().path();

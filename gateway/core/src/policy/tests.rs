@@ -15,7 +15,7 @@ fn authorities() -> BTreeMap<String, Vec<String>> {
 
 fn sample(name: &str) -> Message {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/canonical/valid")
+        .join("../../tests/data/canonical/valid")
         .join(name);
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
@@ -313,7 +313,7 @@ remove = true
 #[test]
 fn a_reload_swaps_a_good_set_and_keeps_the_old_one_when_the_new_one_is_broken() {
     let dir = tempfile::tempdir().unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
     for f in [
         "schema.cedarschema",
         "authorization.cedar",

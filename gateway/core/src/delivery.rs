@@ -1,17 +1,44 @@
-//! The delivery worker of one recipient.
+//! Delivery to recipients that do not pull: one worker per recipient drives a [`Transport`]
+//! without knowing which kind it is.
+//!
+//! Per recipient, messages of one case go out in acceptance order: only the oldest waiting entry
+//! of a case is ever attempted, so a failing message holds back later messages of its own case
+//! and no other. Failures are retried with exponential backoff and full jitter until
+//! `max_attempts`, then dead-lettered with the last error; a 4xx other than 408/429 is
+//! permanent at once. Every attempt's result is written to the store before the next, so a
+//! restart resumes with the same attempt counts and the same order. A circuit breaker stops
+//! attempts to a recipient after consecutive failures and probes it once per cool-down, and a
+//! concurrency limit bounds what is in flight, so one dead recipient costs the others nothing.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::{Outcome, PushTransport, Transport};
-use crate::config::{Config, Delivery, DeliveryConfig};
-use crate::ingress::State;
+use crate::config::DeliveryConfig;
 use crate::store::{DeliveryState, OutboxEntry, Store};
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The recipient has it.
+    Delivered,
+    /// Try again later; the reason (status code or transport error, never a body).
+    Retry(String),
+    /// Never try again (the recipient refused it for good); the reason.
+    Permanent(String),
+}
+
+/// One way of handing a document to a recipient (push over HTTPS, AMQP publish: the server's
+/// transports implement it).
+pub trait Transport: Send + Sync {
+    fn deliver<'a>(&'a self, entry: &'a OutboxEntry) -> BoxFuture<'a, Outcome>;
+    /// The way it delivers, for metrics (`push`, `amqp`).
+    fn via(&self) -> &'static str;
+}
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -38,47 +65,14 @@ impl Backoff {
     }
 }
 
-/// Starts a worker for every recipient that does not pull (push and amqp). Returns their handles.
-pub fn start(
-    state: &State,
-) -> Result<Vec<actix_web::rt::task::JoinHandle<()>>, crate::tls::TlsError> {
-    let config: &Config = &state.pipeline.config;
-    let mut handles = Vec::new();
-    for a in config
-        .authorities
-        .iter()
-        .filter(|a| a.delivery != Delivery::Pull)
-    {
-        let transport: Arc<dyn Transport> = match (a.delivery, &state.broker) {
-            (Delivery::Amqp, Some(broker)) => Arc::new(super::amqp::AmqpTransport {
-                broker: broker.clone(),
-            }),
-            _ => Arc::new(PushTransport::new(
-                a.webhook.as_deref().expect("validated: push has a webhook"),
-                &config.resolve(&config.tls.ca),
-                &config.resolve(&config.tls.cert),
-                &config.resolve(&config.tls.key),
-                Duration::from_secs(config.delivery.request_timeout_seconds),
-            )?),
-        };
-        let worker = Worker {
-            recipient: a.id.clone(),
-            transport,
-            store: state.pipeline.store.clone(),
-            cfg: config.delivery.clone(),
-            state: state.clone(),
-        };
-        handles.push(actix_web::rt::spawn(worker.run()));
-    }
-    Ok(handles)
-}
-
-struct Worker {
-    recipient: String,
-    transport: Arc<dyn Transport>,
-    store: Arc<Store>,
-    cfg: DeliveryConfig,
-    state: State,
+/// The delivery worker of one recipient.
+pub struct Worker {
+    pub recipient: String,
+    pub transport: Arc<dyn Transport>,
+    pub store: Arc<Store>,
+    pub cfg: DeliveryConfig,
+    /// Whether the gateway is stopping: the worker then finishes what is in flight and ends.
+    pub draining: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 /// The circuit breaker of one recipient.
@@ -89,7 +83,8 @@ struct Breaker {
 }
 
 impl Worker {
-    async fn run(self) {
+    /// Delivers until draining, then returns once nothing is in flight.
+    pub async fn run(self) {
         let (tx, mut rx) = mpsc::unbounded_channel::<(u64, bool)>();
         let mut in_flight: HashSet<(u64, uuid::Uuid)> = HashSet::new();
         let mut breaker = Breaker::default();
@@ -99,7 +94,7 @@ impl Worker {
         };
         let signal = self.store.inbox_signal();
         loop {
-            let draining = self.state.draining.load(Ordering::SeqCst);
+            let draining = (self.draining)();
             if draining && in_flight.is_empty() {
                 return;
             }
@@ -153,7 +148,7 @@ impl Worker {
                         tx.clone(),
                         self.cfg.max_attempts,
                     );
-                    actix_web::rt::spawn(async move {
+                    tokio::task::spawn_local(async move {
                         let seq = e.seq;
                         // an entry goes out only once its acceptance is on disk: a copy sent
                         // before the flush, then lost in a crash, would come back from the

@@ -165,7 +165,7 @@ mod tests {
     }
 
     fn signer() -> Signer {
-        Signer::from_pem(crate::certs::new_signing_key().unwrap().as_bytes()).unwrap()
+        Signer::from_pem(crate::signing::test_key().as_bytes()).unwrap()
     }
 
     fn keys(s: &Signer) -> Vec<Jwk> {

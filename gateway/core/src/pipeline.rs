@@ -12,11 +12,12 @@ use uuid::Uuid;
 
 use crate::audit::{Event, Record};
 use crate::config::Config;
-use crate::ingress::problem::Problem;
 use crate::policy::PolicyStore;
 use crate::routing;
 use crate::signing::{DeliveryClaims, Signer, sha256_b64};
-use crate::store::{AcceptOutcome, Acceptance, OutboxEntry, Skipped, Store, StoredMessage};
+use crate::store::{
+    AcceptOutcome, Acceptance, OutboxEntry, Skipped, Store, StoreError, StoredMessage,
+};
 use crate::telemetry::{metrics, stage};
 use opentelemetry::KeyValue;
 use tracing::Instrument;
@@ -70,15 +71,52 @@ pub fn check_semantics(m: Message, md: &MasterData) -> Result<Message, DecodeErr
         .map_err(|v| DecodeError::invalid(Some(t), v))
 }
 
-/// Turns a decode failure into its answer, checking first that the sender may send the type
-/// (a type it may only receive is 403 whatever else is wrong with the document).
-pub fn rejection(e: DecodeError, sender: &str, policies: &PolicyStore) -> Problem {
-    if let Some(t) = e.message_type {
-        if let Err(r) = policies.current().may_send_type(sender, t) {
-            return Problem::forbidden(r.reason);
+/// Why a message was not accepted: the domain's own errors. The HTTP layer maps them to
+/// problem+json in one place (`jxg_gateway::ingress::problem`), the AMQP consumer to its
+/// acknowledgement in one place (`jxg_gateway::ingress::amqp`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refused {
+    /// The document cannot be read, or breaks a rule: which field, and why.
+    #[error("the document was refused")]
+    Document(jxg_adapters::Rejection),
+    /// A policy does not allow it.
+    #[error("not allowed: {0}")]
+    Forbidden(String),
+    /// The sender's document id was used before with other content.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store is behind with its writes; nothing was accepted.
+    #[error("the store is behind with its writes")]
+    StoreBehind,
+    /// Signing failed; nothing was accepted.
+    #[error("signing failed")]
+    Signing,
+    /// The store failed; nothing was accepted.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Refused {
+    /// Whether the same document may be accepted when tried again later (the gateway's state,
+    /// not the document, stood in the way).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Refused::StoreBehind | Refused::Signing => true,
+            Refused::Store(e) => e.is_transient(),
+            Refused::Document(_) | Refused::Forbidden(_) | Refused::Conflict(_) => false,
         }
     }
-    Problem::from_rejection(e.rejection)
+}
+
+/// Turns a decode failure into its refusal, checking first that the sender may send the type
+/// (a type it may only receive is forbidden whatever else is wrong with the document).
+pub fn rejection(e: DecodeError, sender: &str, policies: &PolicyStore) -> Refused {
+    if let Some(t) = e.message_type {
+        if let Err(r) = policies.current().may_send_type(sender, t) {
+            return Refused::Forbidden(r.reason);
+        }
+    }
+    Refused::Document(e.rejection)
 }
 
 /// The gateway's state for the pipeline.
@@ -127,7 +165,7 @@ impl Pipeline {
         m: Message,
         body: &[u8],
         traceparent: Option<String>,
-    ) -> Result<Answer, Problem> {
+    ) -> Result<Answer, Refused> {
         self.accept_signed(sender, m, body, traceparent, None).await
     }
 
@@ -140,10 +178,10 @@ impl Pipeline {
         body: &[u8],
         traceparent: Option<String>,
         sender_signature: Option<String>,
-    ) -> Result<Answer, Problem> {
+    ) -> Result<Answer, Refused> {
         // back-pressure: while the disk is behind, refuse new work instead of queueing it
         if self.store.commit_queue() >= self.config.store.commit_queue_max {
-            return Err(Problem::store_behind());
+            return Err(Refused::StoreBehind);
         }
         let t = m.message_type();
         let policy = self.policies.current();
@@ -152,7 +190,7 @@ impl Pipeline {
             let _s = stage("authorize");
             policy.may_send(sender, &m).map_err(|r| {
                 decision(&r.rule, "forbid");
-                Problem::forbidden(r.reason)
+                Refused::Forbidden(r.reason)
             })?;
         }
         let body_sha256 = sha256_b64(body);
@@ -289,7 +327,7 @@ impl Pipeline {
             let sign_stage = stage("sign");
             let signature = signer.detached(&bytes, claims).map_err(|e| {
                 tracing::error!(error = %e, "signing failed");
-                Problem::unavailable("signing failed; nothing was accepted")
+                Refused::Signing
             })?;
             drop(sign_stage);
             use base64::Engine;
@@ -329,7 +367,7 @@ impl Pipeline {
             });
         }
         if refused.len() == proposed.len() {
-            return Err(Problem::forbidden(format!(
+            return Err(Refused::Forbidden(format!(
                 "no recipient may receive this message: {}",
                 refused.join(", ")
             )));
@@ -346,7 +384,7 @@ impl Pipeline {
             let _s = stage("sign");
             signer.receipt(&claims).map_err(|e| {
                 tracing::error!(error = %e, "signing failed");
-                Problem::unavailable("signing failed; nothing was accepted")
+                Refused::Signing
             })?
         };
         let response = json!({"id": id.to_string(), "status": "accepted", "type": t.as_str(), "receipt": receipt});
@@ -429,10 +467,10 @@ impl Pipeline {
         }
     }
 
-    async fn duplicate(&self, same_body: bool, first: Value) -> Result<Answer, Problem> {
+    async fn duplicate(&self, same_body: bool, first: Value) -> Result<Answer, Refused> {
         if !same_body {
-            return Err(Problem::conflict(
-                "this document id was used before with different content",
+            return Err(Refused::Conflict(
+                "this document id was used before with different content".into(),
             ));
         }
         // the first answer may still be waiting for its flush: never confirm it before that
