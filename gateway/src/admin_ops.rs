@@ -4,8 +4,6 @@
 //! and verify the chain; they cannot replay or rotate. Every read is audited as `consulted`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use jxg_adapters::Context;
-use jxg_adapters::registry;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -14,7 +12,8 @@ use crate::audit::{Event, Record};
 use crate::ingress::AppState;
 use crate::ingress::identity::{AdminRole, Peer};
 use crate::ingress::problem::Problem;
-use crate::signing::{DeliveryClaims, Signer};
+use crate::pipeline::{Meta, NoCopy};
+use crate::signing::Signer;
 use crate::store::{DeliveryState, OutboxEntry, StoredMessage};
 
 const MAX_LIMIT: usize = 500;
@@ -308,50 +307,44 @@ pub async fn replay(
             .await?;
             Ok(json!({"recipient": r, "outcome": "refused", "policy": rule, "reason": why}))
         };
-        if let Err(refusal) = policy.may_receive(r, &stored.sender, &m) {
-            outcomes.push(refused(refusal.rule, refusal.reason).await?);
-            continue;
-        }
-        let view = match policy.minimise(r, &m) {
-            Ok(v) => v,
-            Err(refusal) => {
+        let copy = match p.prepare_copy(
+            &policy,
+            &signer,
+            &stored.sender,
+            &m,
+            r,
+            id,
+            chrono::Utc::now().timestamp(),
+        ) {
+            Ok(c) => c,
+            Err(NoCopy::Refused(refusal) | NoCopy::Unminimisable { refusal, .. }) => {
                 outcomes.push(refused(refusal.rule, refusal.reason).await?);
                 continue;
             }
-        };
-        let Some(adapter) = registry::get(&old.format) else {
-            outcomes.push(refused(String::new(), "no adapter for its format".into()).await?);
-            continue;
-        };
-        let (bytes, alterations) = match adapter.encode_noting(
-            &view.message,
-            &Context {
-                master_data: &p.master_data,
-            },
-        ) {
-            Ok(b) => b,
-            Err(e) => {
-                outcomes.push(refused(String::new(), e.to_string()).await?);
+            Err(NoCopy::NoAdapter { .. }) => {
+                outcomes.push(refused(String::new(), "no adapter for its format".into()).await?);
                 continue;
             }
+            Err(NoCopy::Unencodable { error, .. }) => {
+                outcomes.push(refused(String::new(), error).await?);
+                continue;
+            }
+            Err(NoCopy::Signing) => {
+                return Err(Problem::unavailable("signing failed; nothing was queued"));
+            }
         };
-        let signature = sign(&signer, &bytes, &id, &stored.message_type, r)?;
-        use base64::Engine;
-        let subjects = p.pseudonyms.subjects(&view.message);
-        let entry = OutboxEntry {
-            content_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
-            signature,
-            acked_at: None,
-            state: DeliveryState::Queued,
-            attempts: 0,
-            next_attempt_at_ms: None,
-            last_error: None,
-            delivered_at: None,
-            alterations,
-            removed: view.removed,
-            subjects: subjects.clone(),
-            ..old.clone()
-        };
+        let subjects = copy.subjects.clone();
+        let entry = copy.entry(
+            &Meta {
+                message_id: id,
+                seq: old.seq,
+                message_type: &old.message_type,
+                correlation_id: &old.correlation_id,
+                received_at: &old.received_at,
+                traceparent: old.traceparent.as_deref(),
+            },
+            r,
+        );
         p.store
             .requeue(
                 &entry,
@@ -366,29 +359,6 @@ pub async fn replay(
     }
     p.store.durable().await?;
     Ok(HttpResponse::Ok().json(json!({ "id": id, "recipients": outcomes })))
-}
-
-fn sign(
-    signer: &Signer,
-    bytes: &[u8],
-    id: &Uuid,
-    message_type: &str,
-    recipient: &str,
-) -> Result<String, Problem> {
-    signer
-        .detached(
-            bytes,
-            DeliveryClaims {
-                message_id: &id.to_string(),
-                message_type,
-                recipient,
-                issued_at: chrono::Utc::now().timestamp(),
-            },
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "signing failed");
-            Problem::unavailable("signing failed")
-        })
 }
 
 #[derive(Debug, Deserialize)]

@@ -119,6 +119,112 @@ pub fn rejection(e: DecodeError, sender: &str, policies: &PolicyStore) -> Refuse
     Refused::Document(e.rejection)
 }
 
+/// One recipient's copy of a message: decided, minimised, encoded and signed.
+#[derive(Debug, Clone)]
+pub struct PreparedCopy {
+    pub bytes: Vec<u8>,
+    pub format: String,
+    pub media_type: String,
+    /// Detached JWS of `bytes`.
+    pub signature: String,
+    /// Where the recipient's format altered the message (places only).
+    pub alterations: Vec<String>,
+    /// What the disclosure rules removed for this recipient, with the rule (paths only).
+    pub removed: Vec<crate::policy::Removal>,
+    /// Audit pseudonyms of the persons in this copy.
+    pub subjects: Vec<String>,
+    /// The policies that permitted the recipient.
+    pub permitted_by: Vec<String>,
+}
+
+/// The message a copy belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    pub message_id: Uuid,
+    pub seq: u64,
+    pub message_type: &'a str,
+    pub correlation_id: &'a str,
+    pub received_at: &'a str,
+    pub traceparent: Option<&'a str>,
+}
+
+impl PreparedCopy {
+    /// The copy as an outbox entry of `recipient`, waiting for its first attempt.
+    pub fn entry(self, m: &Meta<'_>, recipient: &str) -> OutboxEntry {
+        use base64::Engine;
+        OutboxEntry {
+            message_id: m.message_id,
+            seq: m.seq,
+            recipient: recipient.to_string(),
+            format: self.format,
+            media_type: self.media_type,
+            message_type: m.message_type.to_string(),
+            correlation_id: m.correlation_id.to_string(),
+            received_at: m.received_at.to_string(),
+            content_b64: base64::engine::general_purpose::STANDARD.encode(&self.bytes),
+            signature: self.signature,
+            traceparent: m.traceparent.map(String::from),
+            acked_at: None,
+            state: Default::default(),
+            attempts: 0,
+            next_attempt_at_ms: None,
+            last_error: None,
+            delivered_at: None,
+            alterations: self.alterations,
+            removed: self.removed,
+            subjects: self.subjects,
+        }
+    }
+}
+
+/// Why a recipient gets no copy.
+#[derive(Debug, Clone)]
+pub enum NoCopy {
+    /// A policy does not let the recipient have the message.
+    Refused(crate::policy::Refusal),
+    /// Permitted, but its disclosure profile cannot be applied (it would hide a field the
+    /// recipient's format requires).
+    Unminimisable {
+        permitted_by: Vec<String>,
+        refusal: crate::policy::Refusal,
+    },
+    /// Permitted, but no adapter is registered for the recipient's format.
+    NoAdapter { permitted_by: Vec<String> },
+    /// Permitted and minimised, but the recipient's format cannot express it.
+    Unencodable {
+        permitted_by: Vec<String>,
+        removed: Vec<crate::policy::Removal>,
+        error: String,
+    },
+    /// Signing failed: nothing may be accepted.
+    Signing,
+}
+
+/// The audit records of what each disclosure rule removed for `recipient` (places only).
+fn minimised(
+    about: &dyn Fn(Event, &str) -> Record,
+    recipient: &str,
+    removed: &[crate::policy::Removal],
+) -> Vec<Record> {
+    let mut by_rule: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for r in removed {
+        by_rule
+            .entry(r.rule.as_str())
+            .or_default()
+            .push(r.path.as_str());
+    }
+    by_rule
+        .into_iter()
+        .map(|(rule, paths)| {
+            decision(rule, "minimise");
+            about(Event::Minimised, "gateway")
+                .recipient(recipient)
+                .rule(rule)
+                .detail(format!("removed {}", paths.join(" ")))
+        })
+        .collect()
+}
+
 /// The gateway's state for the pipeline.
 pub struct Pipeline {
     pub config: Config,
@@ -156,6 +262,91 @@ impl Pipeline {
     fn adapter_for(&self, recipient: &str) -> Option<(&'static dyn Adapter, &str)> {
         let a = self.config.authority(recipient)?;
         Some((registry::get(&a.format)?, a.format.as_str()))
+    }
+
+    /// What accepting and replaying a message both do for each recipient: decide under
+    /// `policy`, minimise to the recipient's profile, encode in its format and sign with
+    /// `signer` (`issued_at` in the signature's claims).
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_copy(
+        &self,
+        policy: &crate::policy::Policies,
+        signer: &Signer,
+        sender: &str,
+        m: &Message,
+        recipient: &str,
+        id: Uuid,
+        issued_at: i64,
+    ) -> Result<PreparedCopy, NoCopy> {
+        let verdict = {
+            let _s = stage("authorize");
+            policy.may_receive(recipient, sender, m)
+        };
+        let permitted_by = match verdict {
+            Ok(v) => {
+                for p in &v.policies {
+                    decision(p, "permit");
+                }
+                v.policies
+            }
+            Err(r) => {
+                decision(&r.rule, "forbid");
+                return Err(NoCopy::Refused(r));
+            }
+        };
+        let minimised = {
+            let _s = stage("minimise");
+            policy.minimise(recipient, m)
+        };
+        let view = minimised.map_err(|refusal| NoCopy::Unminimisable {
+            permitted_by: permitted_by.clone(),
+            refusal,
+        })?;
+        let Some((adapter, format)) = self.adapter_for(recipient) else {
+            return Err(NoCopy::NoAdapter { permitted_by });
+        };
+        let encoded = {
+            let _s = stage("encode");
+            adapter.encode_noting(
+                &view.message,
+                &Context {
+                    master_data: &self.master_data,
+                },
+            )
+        };
+        let (bytes, alterations) = match encoded {
+            Ok(b) => b,
+            Err(e) => {
+                return Err(NoCopy::Unencodable {
+                    permitted_by,
+                    removed: view.removed,
+                    error: e.to_string(),
+                });
+            }
+        };
+        let claims = DeliveryClaims {
+            message_id: &id.to_string(),
+            message_type: m.message_type().as_str(),
+            recipient,
+            issued_at,
+        };
+        let signature = {
+            let _s = stage("sign");
+            signer.detached(&bytes, claims).map_err(|e| {
+                tracing::error!(error = %e, "signing failed");
+                NoCopy::Signing
+            })?
+        };
+        Ok(PreparedCopy {
+            subjects: self.pseudonyms.subjects(&view.message),
+            bytes,
+            format: format.to_string(),
+            media_type: adapter.media_type().to_string(),
+            signature,
+            alterations,
+            removed: view.removed,
+            permitted_by,
+        })
     }
 
     /// Accepts a decoded message from `sender`: every later stage, then a durable commit.
@@ -236,135 +427,81 @@ impl Pipeline {
                 audit.push(decided.detail("skipped: not registered"));
                 continue;
             }
-            let verdict = {
-                let _s = stage("authorize");
-                policy.may_receive(recipient, sender, &m)
-            };
-            match verdict {
-                Ok(v) => {
-                    for p in &v.policies {
-                        decision(p, "permit");
+            let issued_at = received_at.unix_seconds();
+            let copy =
+                match self.prepare_copy(&policy, &signer, sender, &m, recipient, id, issued_at) {
+                    Ok(c) => c,
+                    Err(NoCopy::Refused(r)) => {
+                        refused.push(format!("{recipient} ({})", r.rule));
+                        audit.push(
+                            decided
+                                .rule(r.rule.clone())
+                                .detail(format!("deny: {}", r.reason)),
+                        );
+                        skipped.push(Skipped::refused(recipient, r));
+                        continue;
                     }
-                    audit.push(decided.rule(v.policies.join(", ")).detail("permit"))
-                }
-                Err(r) => {
-                    decision(&r.rule, "forbid");
-                    refused.push(format!("{recipient} ({})", r.rule));
-                    audit.push(
-                        decided
-                            .rule(r.rule.clone())
-                            .detail(format!("deny: {}", r.reason)),
-                    );
-                    skipped.push(Skipped::refused(recipient, r));
-                    continue;
-                }
-            }
-            let minimised = {
-                let _s = stage("minimise");
-                policy.minimise(recipient, &m)
-            };
-            let view = match minimised {
-                Ok(v) => v,
-                Err(r) => {
-                    audit.push(
-                        about(Event::Minimised, "gateway")
-                            .recipient(recipient)
-                            .rule(r.rule.clone())
-                            .detail(format!("skipped: {}", r.reason)),
-                    );
-                    skipped.push(Skipped::refused(recipient, r));
-                    continue;
-                }
-            };
-            // what each rule removed for this recipient (places only)
-            let mut by_rule: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-            for r in &view.removed {
-                by_rule
-                    .entry(r.rule.as_str())
-                    .or_default()
-                    .push(r.path.as_str());
-            }
-            for (rule, paths) in by_rule {
-                decision(rule, "minimise");
-                audit.push(
-                    about(Event::Minimised, "gateway")
-                        .recipient(recipient)
-                        .rule(rule)
-                        .detail(format!("removed {}", paths.join(" "))),
-                );
-            }
-            let Some((adapter, format)) = self.adapter_for(recipient) else {
-                skipped.push(Skipped::new(recipient, "no adapter for its format"));
-                continue;
-            };
-            let encode_stage = stage("encode");
-            let encoded = adapter.encode_noting(
-                &view.message,
-                &Context {
-                    master_data: &self.master_data,
-                },
-            );
-            drop(encode_stage);
-            let (bytes, alterations) = match encoded {
-                Ok(b) => b,
-                Err(e) => {
-                    audit.push(
-                        about(Event::Decided, "gateway")
-                            .recipient(recipient)
-                            .detail(format!("skipped: {e}")),
-                    );
-                    skipped.push(Skipped::new(recipient, e.to_string()));
-                    continue;
-                }
-            };
-            let recipient_subjects = self.pseudonyms.subjects(&view.message);
-            let claims = DeliveryClaims {
-                message_id: &id.to_string(),
-                message_type: t.as_str(),
-                recipient,
-                issued_at: received_at.unix_seconds(),
-            };
-            let sign_stage = stage("sign");
-            let signature = signer.detached(&bytes, claims).map_err(|e| {
-                tracing::error!(error = %e, "signing failed");
-                Refused::Signing
-            })?;
-            drop(sign_stage);
-            use base64::Engine;
+                    Err(NoCopy::Unminimisable {
+                        permitted_by,
+                        refusal: r,
+                    }) => {
+                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
+                        audit.push(
+                            about(Event::Minimised, "gateway")
+                                .recipient(recipient)
+                                .rule(r.rule.clone())
+                                .detail(format!("skipped: {}", r.reason)),
+                        );
+                        skipped.push(Skipped::refused(recipient, r));
+                        continue;
+                    }
+                    Err(NoCopy::NoAdapter { permitted_by }) => {
+                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
+                        skipped.push(Skipped::new(recipient, "no adapter for its format"));
+                        continue;
+                    }
+                    Err(NoCopy::Unencodable {
+                        permitted_by,
+                        removed,
+                        error,
+                    }) => {
+                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
+                        audit.extend(minimised(&about, recipient, &removed));
+                        audit.push(
+                            about(Event::Decided, "gateway")
+                                .recipient(recipient)
+                                .detail(format!("skipped: {error}")),
+                        );
+                        skipped.push(Skipped::new(recipient, error));
+                        continue;
+                    }
+                    Err(NoCopy::Signing) => return Err(Refused::Signing),
+                };
+            audit.push(decided.rule(copy.permitted_by.join(", ")).detail("permit"));
+            audit.extend(minimised(&about, recipient, &copy.removed));
             audit.push(
                 about(Event::Signed, "gateway")
                     .recipient(recipient)
-                    .subjects(&recipient_subjects)
+                    .subjects(&copy.subjects)
                     .detail(format!("kid {}", signer.kid())),
             );
             audit.push(
                 about(Event::Queued, "gateway")
                     .recipient(recipient)
-                    .subjects(&recipient_subjects)
-                    .detail(format!("{format}, {} bytes", bytes.len())),
+                    .subjects(&copy.subjects)
+                    .detail(format!("{}, {} bytes", copy.format, copy.bytes.len())),
             );
-            entries.push(OutboxEntry {
-                message_id: id,
-                seq,
-                recipient: recipient.to_string(),
-                format: format.to_string(),
-                media_type: adapter.media_type().to_string(),
-                message_type: t.as_str().to_string(),
-                correlation_id: m.correlation_id.clone(),
-                received_at: received_at.to_string(),
-                content_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
-                signature,
-                traceparent: traceparent.clone(),
-                acked_at: None,
-                state: Default::default(),
-                attempts: 0,
-                next_attempt_at_ms: None,
-                last_error: None,
-                delivered_at: None,
-                alterations,
-                removed: view.removed,
-                subjects: recipient_subjects,
-            });
+            entries.push(copy.entry(
+                &Meta {
+                    message_id: id,
+                    seq,
+                    message_type: t.as_str(),
+                    correlation_id: &m.correlation_id,
+                    received_at: &received_at.to_string(),
+                    traceparent: traceparent.as_deref(),
+                },
+                recipient,
+            ));
         }
         if refused.len() == proposed.len() {
             return Err(Refused::Forbidden(format!(
