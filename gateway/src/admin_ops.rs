@@ -307,22 +307,22 @@ pub async fn replay(
             .await?;
             Ok(json!({"recipient": r, "outcome": "refused", "policy": rule, "reason": why}))
         };
+        let Some(to) = p.registry.lookup(r).map(|id| p.registry.entry(&id)) else {
+            outcomes.push(refused(String::new(), "not registered".into()).await?);
+            continue;
+        };
         let copy = match p.prepare_copy(
             &policy,
             &signer,
             &stored.sender,
             &m,
-            r,
+            to,
             id,
             chrono::Utc::now().timestamp(),
         ) {
             Ok(c) => c,
             Err(NoCopy::Refused(refusal) | NoCopy::Unminimisable { refusal, .. }) => {
                 outcomes.push(refused(refusal.rule, refusal.reason).await?);
-                continue;
-            }
-            Err(NoCopy::NoAdapter { .. }) => {
-                outcomes.push(refused(String::new(), "no adapter for its format".into()).await?);
                 continue;
             }
             Err(NoCopy::Unencodable { error, .. }) => {

@@ -1208,9 +1208,13 @@ pub fn baseline(config: &Path) -> i32 {
             return 2;
         }
     };
-    let registry = crate::ingress::identity::Registry(Arc::new(
-        config.authorities.iter().map(|a| a.id.clone()).collect(),
-    ));
+    let registry = match jxg_core::registry::Registry::compile(&config) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("jxg bench-baseline: {e}");
+            return 2;
+        }
+    };
     let listener = match std::net::TcpListener::bind(config.listeners.authority) {
         Ok(l) => l,
         Err(e) => {

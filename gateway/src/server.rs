@@ -1,7 +1,7 @@
 //! `jxg serve`: validate the configuration, open keys and store, bind both listeners, and shut
 //! down cleanly on SIGTERM (new requests 503, in-flight ones finish, final flush, exit 0).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, web};
 use jxg_schema::MasterData;
 
 use crate::config::Config;
-use crate::ingress::identity::{self, Registry};
+use crate::ingress::identity;
 use crate::ingress::{self, AppState};
 use crate::pipeline::Pipeline;
 use crate::policy::{Origin, PolicyError, PolicyStore};
@@ -74,8 +74,12 @@ pub fn build_state(config: Config, store: Arc<Store>) -> Result<AppState, StartE
             );
         }
     }
+    let registry = Arc::new(jxg_core::registry::Registry::compile(&config).map_err(|e| {
+        StartError::Config(crate::config::ConfigError::Invalid(vec![e.to_string()]))
+    })?);
     Ok(AppState {
         pipeline: Pipeline {
+            registry,
             config,
             store,
             signer: arc_swap::ArcSwap::from_pointee(signer),
@@ -128,13 +132,6 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
         crl: config.tls.crl.as_ref().map(|p| config.resolve(p)),
     })?;
     let tls = live_tls.server_config()?;
-    let registry = Registry(Arc::new(
-        config
-            .authorities
-            .iter()
-            .map(|a| a.id.clone())
-            .collect::<BTreeSet<_>>(),
-    ));
     let drain = Duration::from_secs(config.listeners.drain_timeout_seconds);
     let header_read = Duration::from_millis(config.listeners.header_read_ms);
     let per_peer = config.limits.connections_per_peer;
@@ -146,6 +143,7 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
         admin_listener.local_addr().map_err(StartError::Bind)?,
     );
     let state = ingress::shared(build_state(config, store)?);
+    let registry = state.pipeline.registry.clone();
     // every key that signs is kept, so that checkpoints verify after a rotation
     let p = &state.pipeline;
     let current = p.signer.load();
@@ -213,7 +211,7 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
                 let state = counted.clone();
                 state.inflight.fetch_add(1, Ordering::SeqCst);
                 let actor = match req.conn_data::<crate::ingress::identity::Peer>() {
-                    Some(crate::ingress::identity::Peer::Authority(a)) => a.clone(),
+                    Some(crate::ingress::identity::Peer::Authority(a)) => a.to_string(),
                     Some(_) => "unmapped certificate".to_string(),
                     None => "no certificate".to_string(),
                 };

@@ -8,7 +8,8 @@
 //! - [`audit`]: the hash-chained log, its checkpoints and verification.
 //! - [`store`]: the gateway's store over the [`store::Engine`] seam, with its one writer.
 //! - [`delivery`]: the delivery state machine over the [`delivery::Transport`] seam.
-//! - [`config`]: the configuration, validated; [`telemetry`]: instruments and spans.
+//! - [`config`]: the configuration, validated, and [`registry`]: its authorities compiled for
+//!   the request path; [`telemetry`]: instruments and spans.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod delivery;
 pub mod pipeline;
 pub mod policy;
+pub mod registry;
 pub mod routing;
 pub mod signing;
 pub mod store;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use jxg_adapters::registry::{self, Adapter};
+use jxg_adapters::registry::Adapter;
 use jxg_adapters::{Context, DecodeError};
 use jxg_schema::values::Instant;
 use jxg_schema::{MasterData, Message, validate};
@@ -188,8 +188,6 @@ pub enum NoCopy {
         permitted_by: Vec<String>,
         refusal: crate::policy::Refusal,
     },
-    /// Permitted, but no adapter is registered for the recipient's format.
-    NoAdapter { permitted_by: Vec<String> },
     /// Permitted and minimised, but the recipient's format cannot express it.
     Unencodable {
         permitted_by: Vec<String>,
@@ -228,6 +226,8 @@ fn minimised(
 /// The gateway's state for the pipeline.
 pub struct Pipeline {
     pub config: Config,
+    /// The configuration's authorities, compiled: what the request path looks up.
+    pub registry: std::sync::Arc<crate::registry::Registry>,
     pub store: Arc<Store>,
     /// The signing key in force; a rotation swaps it.
     pub signer: arc_swap::ArcSwap<Signer>,
@@ -259,11 +259,6 @@ impl Pipeline {
         json!({ "keys": keys })
     }
 
-    fn adapter_for(&self, recipient: &str) -> Option<(&'static dyn Adapter, &str)> {
-        let a = self.config.authority(recipient)?;
-        Some((registry::get(&a.format)?, a.format.as_str()))
-    }
-
     /// What accepting and replaying a message both do for each recipient: decide under
     /// `policy`, minimise to the recipient's profile, encode in its format and sign with
     /// `signer` (`issued_at` in the signature's claims).
@@ -274,10 +269,11 @@ impl Pipeline {
         signer: &Signer,
         sender: &str,
         m: &Message,
-        recipient: &str,
+        to: &crate::registry::Entry,
         id: Uuid,
         issued_at: i64,
     ) -> Result<PreparedCopy, NoCopy> {
+        let recipient = to.id.as_str();
         let verdict = {
             let _s = stage("authorize");
             policy.may_receive(recipient, sender, m)
@@ -296,15 +292,13 @@ impl Pipeline {
         };
         let minimised = {
             let _s = stage("minimise");
-            policy.minimise(recipient, m)
+            policy.minimise_cleared(recipient, &to.clearances, m)
         };
         let view = minimised.map_err(|refusal| NoCopy::Unminimisable {
             permitted_by: permitted_by.clone(),
             refusal,
         })?;
-        let Some((adapter, format)) = self.adapter_for(recipient) else {
-            return Err(NoCopy::NoAdapter { permitted_by });
-        };
+        let adapter = to.adapter;
         let encoded = {
             let _s = stage("encode");
             adapter.encode_noting(
@@ -340,7 +334,7 @@ impl Pipeline {
         Ok(PreparedCopy {
             subjects: self.pseudonyms.subjects(&view.message),
             bytes,
-            format: format.to_string(),
+            format: adapter.name().to_string(),
             media_type: adapter.media_type().to_string(),
             signature,
             alterations,
@@ -420,63 +414,58 @@ impl Pipeline {
                 .subjects(&subjects)
         };
         let mut audit = vec![];
-        for &recipient in &proposed {
+        for &routed in &proposed {
+            let recipient = routed.as_str();
             let decided = about(Event::Decided, "gateway").recipient(recipient);
-            if self.config.authority(recipient).is_none() {
+            let Some(to) = self.registry.routed(routed) else {
                 skipped.push(Skipped::new(recipient, "not registered"));
                 audit.push(decided.detail("skipped: not registered"));
                 continue;
-            }
+            };
             let issued_at = received_at.unix_seconds();
-            let copy =
-                match self.prepare_copy(&policy, &signer, sender, &m, recipient, id, issued_at) {
-                    Ok(c) => c,
-                    Err(NoCopy::Refused(r)) => {
-                        refused.push(format!("{recipient} ({})", r.rule));
-                        audit.push(
-                            decided
-                                .rule(r.rule.clone())
-                                .detail(format!("deny: {}", r.reason)),
-                        );
-                        skipped.push(Skipped::refused(recipient, r));
-                        continue;
-                    }
-                    Err(NoCopy::Unminimisable {
-                        permitted_by,
-                        refusal: r,
-                    }) => {
-                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
-                        audit.push(
-                            about(Event::Minimised, "gateway")
-                                .recipient(recipient)
-                                .rule(r.rule.clone())
-                                .detail(format!("skipped: {}", r.reason)),
-                        );
-                        skipped.push(Skipped::refused(recipient, r));
-                        continue;
-                    }
-                    Err(NoCopy::NoAdapter { permitted_by }) => {
-                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
-                        skipped.push(Skipped::new(recipient, "no adapter for its format"));
-                        continue;
-                    }
-                    Err(NoCopy::Unencodable {
-                        permitted_by,
-                        removed,
-                        error,
-                    }) => {
-                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
-                        audit.extend(minimised(&about, recipient, &removed));
-                        audit.push(
-                            about(Event::Decided, "gateway")
-                                .recipient(recipient)
-                                .detail(format!("skipped: {error}")),
-                        );
-                        skipped.push(Skipped::new(recipient, error));
-                        continue;
-                    }
-                    Err(NoCopy::Signing) => return Err(Refused::Signing),
-                };
+            let copy = match self.prepare_copy(&policy, &signer, sender, &m, to, id, issued_at) {
+                Ok(c) => c,
+                Err(NoCopy::Refused(r)) => {
+                    refused.push(format!("{recipient} ({})", r.rule));
+                    audit.push(
+                        decided
+                            .rule(r.rule.clone())
+                            .detail(format!("deny: {}", r.reason)),
+                    );
+                    skipped.push(Skipped::refused(recipient, r));
+                    continue;
+                }
+                Err(NoCopy::Unminimisable {
+                    permitted_by,
+                    refusal: r,
+                }) => {
+                    audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
+                    audit.push(
+                        about(Event::Minimised, "gateway")
+                            .recipient(recipient)
+                            .rule(r.rule.clone())
+                            .detail(format!("skipped: {}", r.reason)),
+                    );
+                    skipped.push(Skipped::refused(recipient, r));
+                    continue;
+                }
+                Err(NoCopy::Unencodable {
+                    permitted_by,
+                    removed,
+                    error,
+                }) => {
+                    audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
+                    audit.extend(minimised(&about, recipient, &removed));
+                    audit.push(
+                        about(Event::Decided, "gateway")
+                            .recipient(recipient)
+                            .detail(format!("skipped: {error}")),
+                    );
+                    skipped.push(Skipped::new(recipient, error));
+                    continue;
+                }
+                Err(NoCopy::Signing) => return Err(Refused::Signing),
+            };
             audit.push(decided.rule(copy.permitted_by.join(", ")).detail("permit"));
             audit.extend(minimised(&about, recipient, &copy.removed));
             audit.push(

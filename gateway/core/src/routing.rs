@@ -3,38 +3,67 @@
 
 use jxg_schema::{Body, Message};
 
+/// An authority the routing table names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Recipient {
+    Police,
+    Prosecution,
+    Courts,
+    Prison,
+}
+
+impl Recipient {
+    pub const ALL: [Recipient; 4] = [
+        Recipient::Police,
+        Recipient::Prosecution,
+        Recipient::Courts,
+        Recipient::Prison,
+    ];
+
+    /// The authority id it is registered under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recipient::Police => "police",
+            Recipient::Prosecution => "prosecution",
+            Recipient::Courts => "courts",
+            Recipient::Prison => "prison",
+        }
+    }
+}
+
 /// The default recipients of a message, in the table's order.
-pub fn default_recipients(m: &Message) -> Vec<&'static str> {
+pub fn default_recipients(m: &Message) -> Vec<Recipient> {
+    use Recipient::*;
     let mut r = Vec::new();
     match &m.body {
-        Body::OffenceReported(_) | Body::PersonCharged(_) => r.push("prosecution"),
+        Body::OffenceReported(_) | Body::PersonCharged(_) => r.push(Prosecution),
         Body::PersonArrested(b) => {
-            r.push("prosecution");
+            r.push(Prosecution);
             if b.custody_hearing_requested {
-                r.push("courts");
+                r.push(Courts);
             }
         }
-        Body::IndictmentFiled(_) => r.extend(["courts", "police"]),
+        Body::IndictmentFiled(_) => r.extend([Courts, Police]),
         Body::ChargesWithdrawn(b) => {
-            r.push("police");
+            r.push(Police);
             if m.case.court_case.is_some() || b.court.is_some() {
-                r.push("courts");
+                r.push(Courts);
             }
         }
         Body::HearingScheduled(b) => {
-            r.extend(["prosecution", "police"]);
+            r.extend([Prosecution, Police]);
             if b.defendant_in_custody {
-                r.push("prison");
+                r.push(Prison);
             }
         }
-        Body::RemandOrdered(_) => r.extend(["prison", "police", "prosecution"]),
+        Body::RemandOrdered(_) => r.extend([Prison, Police, Prosecution]),
         Body::VerdictIssued(b) => {
-            r.extend(["prosecution", "police"]);
+            r.extend([Prosecution, Police]);
             if b.sentence.must_be_enforced() {
-                r.push("prison");
+                r.push(Prison);
             }
         }
-        Body::CustodyAdmitted(_) | Body::CustodyReleased(_) => r.extend(["police", "prosecution"]),
+        Body::CustodyAdmitted(_) | Body::CustodyReleased(_) => r.extend([Police, Prosecution]),
     }
     r
 }
@@ -99,7 +128,7 @@ mod tests {
             }
             let got: BTreeSet<String> = default_recipients(&m)
                 .into_iter()
-                .map(String::from)
+                .map(|r| r.as_str().to_string())
                 .collect();
             assert!(
                 always.is_subset(&got) && got.is_subset(&possible),

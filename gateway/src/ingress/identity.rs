@@ -2,7 +2,7 @@
 //! connection, by its SAN URI `urn:jxg:authority:<id>` or `urn:jxg:admin:<role>`; nothing else
 //! in the gateway sees a certificate.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use actix_web::dev::Extensions;
@@ -12,7 +12,7 @@ use x509_parser::extensions::GeneralName;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
     /// A registered authority.
-    Authority(String),
+    Authority(AuthorityId),
     /// An operator or auditor.
     Admin(AdminRole),
     /// A certificate of the sector CA that maps to no registered authority or role.
@@ -25,9 +25,7 @@ pub enum AdminRole {
     Auditor,
 }
 
-/// The registered authority ids.
-#[derive(Debug, Clone)]
-pub struct Registry(pub Arc<BTreeSet<String>>);
+pub use jxg_core::registry::{AuthorityId, Registry};
 
 /// Maps a leaf certificate (DER) to a peer.
 pub fn identify(der: &[u8], registry: &Registry) -> Peer {
@@ -48,10 +46,7 @@ pub fn identify(der: &[u8], registry: &Registry) -> Peer {
         .collect();
     let mut found = uris.iter().filter_map(|u| {
         if let Some(id) = u.strip_prefix("urn:jxg:authority:") {
-            registry
-                .0
-                .contains(id)
-                .then(|| Peer::Authority(id.to_string()))
+            registry.lookup(id).map(Peer::Authority)
         } else {
             match *u {
                 "urn:jxg:admin:operator" => Some(Peer::Admin(AdminRole::Operator)),
@@ -138,7 +133,7 @@ impl Drop for Slot {
 /// `HttpServer::on_connect`: identify the peer of a new TLS connection once, and count it
 /// against its holder's connections.
 pub fn on_connect(
-    registry: Registry,
+    registry: Arc<Registry>,
     slots: Slots,
 ) -> impl Fn(&dyn std::any::Any, &mut Extensions) + Send + Sync + Clone + 'static {
     move |conn, ext| {

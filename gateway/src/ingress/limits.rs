@@ -1,10 +1,10 @@
 //! Per-authority rate limits: a token bucket each, refilled at `rate_per_second` up to `burst`.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::ingress::identity::AuthorityId;
 
 #[derive(Debug)]
 struct Bucket {
@@ -17,10 +17,12 @@ struct Bucket {
 /// The buckets of every registered authority.
 #[derive(Debug)]
 pub struct RateLimits {
-    buckets: Mutex<HashMap<String, Bucket>>,
+    /// One bucket per registered authority, at its registry index.
+    buckets: Vec<Mutex<Bucket>>,
 }
 
 impl RateLimits {
+    /// The buckets of `config`'s authorities, in the order the registry numbers them.
     pub fn new(config: &Config) -> Self {
         let now = Instant::now();
         let buckets = config
@@ -28,28 +30,23 @@ impl RateLimits {
             .iter()
             .map(|a| {
                 let burst = f64::from(a.burst);
-                (
-                    a.id.clone(),
-                    Bucket {
-                        tokens: burst,
-                        at: now,
-                        rate: a.rate_per_second,
-                        burst,
-                    },
-                )
+                Mutex::new(Bucket {
+                    tokens: burst,
+                    at: now,
+                    rate: a.rate_per_second,
+                    burst,
+                })
             })
             .collect();
-        Self {
-            buckets: Mutex::new(buckets),
-        }
+        Self { buckets }
     }
 
     /// Takes one token for `who`; `Err(seconds)` until the next one when there is none.
-    pub fn take(&self, who: &str) -> Result<(), u64> {
-        let Ok(mut buckets) = self.buckets.lock() else {
+    pub fn take(&self, who: &AuthorityId) -> Result<(), u64> {
+        let Some(bucket) = self.buckets.get(who.index()) else {
             return Ok(());
         };
-        let Some(b) = buckets.get_mut(who) else {
+        let Ok(mut b) = bucket.lock() else {
             return Ok(());
         };
         let now = Instant::now();

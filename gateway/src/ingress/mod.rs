@@ -16,7 +16,9 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use jxg_adapters::canonical::Canonical;
-use jxg_adapters::registry;
+use jxg_adapters::registry::Adapter;
+
+use self::identity::AuthorityId;
 use jxg_schema::schema::Form;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -42,9 +44,9 @@ pub struct AppState {
     pub tls: std::sync::OnceLock<Arc<crate::tls::LiveTls>>,
 }
 
-/// The authenticated authority of a request.
+/// The authenticated authority of a request (mapped from its certificate once per connection).
 #[derive(Debug, Clone)]
-pub struct Caller(pub String);
+pub struct Caller(pub AuthorityId);
 
 impl FromRequest for Caller {
     type Error = Problem;
@@ -280,11 +282,12 @@ async fn post_police(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let span = ingest_span(&caller.0, "police-json", traceparent(&req).as_deref());
-    let r = legacy(&state, &caller, &req, payload, "police-json")
+    let police: &'static dyn Adapter = &jxg_adapters::police_json::PoliceJson;
+    let span = ingest_span(&caller.0, police.name(), traceparent(&req).as_deref());
+    let r = legacy(&state, &caller, &req, payload, police, false)
         .instrument(span)
         .await;
-    answer(&caller.0, "police-json", r)
+    answer(&caller.0, police.name(), r)
 }
 
 async fn post_courts(
@@ -293,11 +296,12 @@ async fn post_courts(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let span = ingest_span(&caller.0, "court-xml", traceparent(&req).as_deref());
-    let r = legacy(&state, &caller, &req, payload, "court-xml")
+    let courts: &'static dyn Adapter = &jxg_adapters::court_xml::CourtXml;
+    let span = ingest_span(&caller.0, courts.name(), traceparent(&req).as_deref());
+    let r = legacy(&state, &caller, &req, payload, courts, true)
         .instrument(span)
         .await;
-    answer(&caller.0, "court-xml", r)
+    answer(&caller.0, courts.name(), r)
 }
 
 /// A legacy document over HTTP: its format's media type (and, for XML, a charset that agrees with
@@ -307,10 +311,10 @@ async fn legacy(
     caller: &Caller,
     req: &HttpRequest,
     payload: web::Payload,
-    format: &'static str,
+    adapter: &'static dyn Adapter,
+    xml: bool,
 ) -> Result<Answer, Problem> {
     refuse_while_draining(state)?;
-    let xml = format == "court-xml";
     if xml {
         require_xml_media(req)?;
     } else {
@@ -323,7 +327,6 @@ async fn legacy(
     } else {
         check_json(&body, &p.config.limits)?;
     }
-    let adapter = registry::get(format).expect("the format of an HTTP route is registered");
     let m = pipeline::decode_document(adapter, &body, &p.master_data)
         .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?;
     p.accept(&caller.0, m, &body, passed_on(req))
@@ -417,7 +420,7 @@ async fn canonical(
         .trim()
         .eq_ignore_ascii_case("application/jose");
     if jose {
-        if !p.sender_keys.contains_key(&caller.0) {
+        if !p.sender_keys.contains_key(caller.0.as_str()) {
             return Err(Problem::unsupported_media(
                 "this authority has no registered signing keys: submit application/json",
             ));
@@ -435,7 +438,7 @@ async fn canonical(
                 "the body is not a compact JWS (header.payload.signature)",
             ));
         }
-        let payload = crate::signing::verify_sender(text, &p.sender_keys[&caller.0])
+        let payload = crate::signing::verify_sender(text, &p.sender_keys[caller.0.as_str()])
             .map_err(Problem::forbidden)?;
         (payload, Some(text.to_string()))
     } else {
@@ -501,7 +504,7 @@ async fn get_message(
     let m = store
         .message(&id)
         .await?
-        .filter(|m| m.sender == caller.0)
+        .filter(|m| m.sender == caller.0.as_str())
         .ok_or_else(|| Problem::not_found("no such message"))?;
     let seconds = |t: Option<i64>| {
         t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
@@ -554,10 +557,7 @@ async fn get_inbox(
         ));
     }
     let p = &state.pipeline;
-    if p.config
-        .authority(&caller.0)
-        .is_some_and(|a| a.delivery != crate::config::Delivery::Pull)
-    {
+    if p.registry.entry(&caller.0).delivery != crate::config::Delivery::Pull {
         // documents are pushed to this authority: its inbox stays empty, so nothing arrives twice
         return Ok(HttpResponse::Ok().json(json!({"items": []})));
     }

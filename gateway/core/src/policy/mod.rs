@@ -272,14 +272,25 @@ impl Policies {
         Self::refusal(v, why)
     }
 
-    /// What `recipient` may see of `m`; an error when what is left is no valid message.
+    /// What `recipient` may see of `m` with the clearances the set was loaded with; an error
+    /// when what is left is no valid message.
     pub fn minimise(&self, recipient: &str, m: &Message) -> Result<View, Refusal> {
-        let mut value = serde_json::to_value(m).expect("a message serialises");
         let clearances = self
             .clearances
             .get(recipient)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
+        self.minimise_cleared(recipient, clearances, m)
+    }
+
+    /// What `recipient`, holding `clearances` (its registry entry's), may see of `m`.
+    pub fn minimise_cleared(
+        &self,
+        recipient: &str,
+        clearances: &[String],
+        m: &Message,
+    ) -> Result<View, Refusal> {
+        let mut value = serde_json::to_value(m).expect("a message serialises");
         let removed = match value.get_mut("body") {
             Some(body) => self
                 .disclosure
@@ -355,7 +366,9 @@ pub fn explain(policies: &Policies, m: &Message, sender: &str, recipient: &str) 
     ];
     let send = policies.may_send(sender, m);
     out.push(format!("send      {sender}: {}", verdict(&send)));
-    let proposed = crate::routing::default_recipients(m).contains(&recipient);
+    let proposed = crate::routing::default_recipients(m)
+        .iter()
+        .any(|r| r.as_str() == recipient);
     out.push(format!(
         "route     {recipient}: {}",
         if proposed {
