@@ -421,17 +421,22 @@ pub async fn authorities(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     role(&req, AdminRole::Operator)?;
+    // the backlog from the counts the store keeps with every write: no scan
+    let counts = state.pipeline.store.counts();
     let items: Vec<Value> = state
         .pipeline
         .config
         .authorities
         .iter()
         .map(|a| {
+            let c = counts.get(&a.id).copied().unwrap_or_default();
+            let (_, oldest) = state.pipeline.store.outbox_depth(&a.id);
             json!({
                 "id": a.id, "name": a.name, "format": a.format,
                 "delivery": format!("{:?}", a.delivery).to_lowercase(),
                 "webhook": a.webhook, "rate_per_second": a.rate_per_second, "burst": a.burst,
                 "clearances": a.clearances,
+                "waiting": c.waiting, "dead": c.dead, "oldest_waiting": oldest,
             })
         })
         .collect();

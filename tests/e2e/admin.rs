@@ -414,3 +414,68 @@ async fn after_a_key_rotation_earlier_signatures_and_checkpoints_still_verify() 
         .collect();
     assert_eq!(kids.len(), 2, "checkpoints under both keys: {kids:?}");
 }
+
+#[tokio::test]
+async fn the_authorities_show_their_backlog_as_the_store_counts_it() {
+    let home = Home::new();
+    let mut gw = home.start();
+    let operator = client_for(&home, "operator");
+    let backlog = |v: &Value, who: &str| {
+        let a = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == who)
+            .unwrap()
+            .clone();
+        (
+            a["waiting"].as_u64().unwrap(),
+            a["dead"].as_u64().unwrap(),
+            a["oldest_waiting"].clone(),
+        )
+    };
+    let v: Value = call(&operator, &gw, "GET", "/admin/v1/authorities", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(backlog(&v, "prosecution"), (0, 0, Value::Null));
+    let police = client_for(&home, "police");
+    for n in 0..3 {
+        let r = post_json(
+            &police,
+            &gw,
+            "/police/v1/dokumenter",
+            police_report(n, "COUNT"),
+        )
+        .await;
+        accepted_id(r).await;
+    }
+    let v: Value = call(&operator, &gw, "GET", "/admin/v1/authorities", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (waiting, dead, oldest) = backlog(&v, "prosecution");
+    assert_eq!((waiting, dead), (3, 0), "{v}");
+    assert!(oldest.is_string(), "{v}");
+    // taken and acknowledged: nothing waits; and the counts survive a restart
+    let prosecution = client_for(&home, "prosecution");
+    assert_eq!(drain_inbox(&prosecution, &gw).await.len(), 3);
+    let r = post_json(
+        &police,
+        &gw,
+        "/police/v1/dokumenter",
+        police_report(9, "COUNT"),
+    )
+    .await;
+    accepted_id(r).await;
+    assert!(gw.terminate().success());
+    let gw = home.start();
+    let v: Value = call(&operator, &gw, "GET", "/admin/v1/authorities", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(backlog(&v, "prosecution").0, 1, "{v}");
+}
