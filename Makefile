@@ -16,7 +16,7 @@ FUZZ_SECONDS ?= 60
 # the build of the fuzz targets: release by default; make test's 5-second runs use --dev, which
 # builds in a third of the time
 FUZZ_PROFILE ?=
-# extra arguments of `jxg bench` in `make bench`, e.g. BENCH_ARGS="--backlog 1000000 --report bench.json"
+# extra arguments of `jxg-tools bench` in `make bench`, e.g. BENCH_ARGS="--backlog 1000000 --report bench.json"
 BENCH_ARGS ?= --report target/bench.json
 
 .PHONY: help run test build certs lint fmt broker tools clean bench demo fuzz audit-tls
@@ -63,12 +63,12 @@ tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), sc
 test: ## run every test in phases (tool installs, fmt check, one build, the tests with cargo nextest, fuzzing, the TLS audit, a clean clone running the README's commands), then a table of how long each took
 	@scripts/test.sh
 
-bench: certs ## the criterion benchmarks, then jxg bench against the machine's limit (release build); BENCHMARKS.md explains the figures
+bench: certs ## the criterion benchmarks, then jxg-tools bench against the machine's limit (release build); BENCHMARKS.md explains the figures
 	$(CARGO) bench -p jxg-gateway --bench policy
 	$(CARGO) bench -p jxg-gateway --bench adapters
 	$(CARGO) bench -p jxg-gateway --bench core
-	$(CARGO) build --release -p jxg-gateway --bin jxg
-	target/release/jxg bench --config $(CONFIG) $(BENCH_ARGS)
+	$(CARGO) build --release -p jxg-gateway --bin jxg -p jxg-tools --bin jxg-tools
+	target/release/jxg-tools bench --config $(CONFIG) $(BENCH_ARGS)
 
 fuzz: tools ## run each fuzz target for FUZZ_SECONDS (default 60) from the committed corpus; a crash stops with its input in target/fuzz/artifacts
 	@for t in $(FUZZ_TARGETS); do \

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # make demo: the sample story through a gateway of its own. Starts the gateway on the development
-# defaults (certificates made if needed) with the courts on a webhook that `jxg simulate` serves,
+# defaults (certificates made if needed) with the courts on a webhook that `jxg-tools simulate` serves,
 # plays the story, shows the case timeline and verifies the audit log offline, and stops
 # everything it started. The demo's store and configuration live in target/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JXG=target/debug/jxg
+TOOLS=target/debug/jxg-tools
 DEMO=target/demo
 SAMPLES=${SAMPLES:-tests/data}
 AUTHORITY=127.0.0.1:8453 ADMIN=127.0.0.1:9453 WEBHOOK=127.0.0.1:9454
 
 [ -d "$SAMPLES" ] || { echo "demo: the samples are not at $SAMPLES (set SAMPLES=...)" >&2; exit 2; }
-cargo build -q -p jxg-gateway --bin jxg
+cargo build -q -p jxg-gateway --bin jxg -p jxg-tools --bin jxg-tools
 [ -f certs/dev/ca.pem ] || $JXG certs init --config gateway.toml --dir certs/dev
 rm -rf "$DEMO" && mkdir -p "$DEMO"
 # the shipped configuration, with paths from target/demo, ports of its own, queues of its own and
@@ -51,7 +52,7 @@ echo "demo: the gateway serves on $AUTHORITY (authority API) and $ADMIN (admin A
 echo
 
 status=0
-$JXG simulate --config "$DEMO/gateway.toml" --samples "$SAMPLES" --report "$DEMO/report.json" "${broker[@]}" || status=$?
+$TOOLS simulate --config "$DEMO/gateway.toml" --samples "$SAMPLES" --report "$DEMO/report.json" "${broker[@]}" || status=$?
 
 kill -TERM $gw; wait $gw || true
 trap - EXIT

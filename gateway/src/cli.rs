@@ -46,21 +46,6 @@ pub enum Command {
     },
     /// Check a canonical message (stored or submission form) against schema, master data and rules.
     Validate { file: PathBuf },
-    /// Play the four authority systems of the sample story against a running gateway, each with
-    /// its own certificate and transport, verifying every signature they receive.
-    Simulate {
-        #[arg(long, default_value = "gateway.toml")]
-        config: PathBuf,
-        /// The sample documents (the repository's tests/data).
-        #[arg(long, default_value = "tests/data")]
-        samples: PathBuf,
-        /// Leave out the prosecution's leg on RabbitMQ.
-        #[arg(long)]
-        no_broker: bool,
-        /// Also write what happened as JSON to this file.
-        #[arg(long)]
-        report: Option<PathBuf>,
-    },
     /// Retention of bodies, metadata and audit entries.
     Retention {
         #[command(subcommand)]
@@ -80,48 +65,6 @@ pub enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
-    },
-    /// Load-test a gateway of its own made from this configuration, side by side with the
-    /// machine's limit for the same work (ES256 signing on every core, and the same TLS stack
-    /// answering a trivial handler), and report every result as a ratio to it (BENCHMARKS.md).
-    Bench {
-        #[arg(long, default_value = "gateway.toml")]
-        config: PathBuf,
-        /// The sample documents (the repository's tests/data).
-        #[arg(long, default_value = "tests/data")]
-        samples: PathBuf,
-        /// Connections per sender, each a mutual-TLS session of its own.
-        #[arg(long, default_value_t = 16)]
-        connections: usize,
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        /// The submissions to drive (repeat or comma-separate; default all).
-        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [crate::bench::Workload::Police, crate::bench::Workload::Court, crate::bench::Workload::Canonical])]
-        workload: Vec<crate::bench::Workload>,
-        /// Police reports written through the pipeline before a second start, to measure
-        /// start-up, memory and draining with that backlog (0: skip).
-        #[arg(long, default_value_t = 0)]
-        backlog: u64,
-        /// Also write the results as JSON to this file.
-        #[arg(long)]
-        report: Option<PathBuf>,
-    },
-    /// The bench's backlog: police reports written through the pipeline into the store.
-    #[command(hide = true)]
-    BenchFill {
-        #[arg(long)]
-        config: PathBuf,
-        #[arg(long)]
-        samples: PathBuf,
-        #[arg(long)]
-        count: u64,
-    },
-    /// The bench's baseline: the gateway's TLS stack answering every request with a trivial 202.
-    #[command(hide = true)]
-    BenchBaseline {
-        #[arg(long)]
-        config: PathBuf,
     },
 }
 

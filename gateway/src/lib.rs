@@ -7,7 +7,6 @@
 
 pub mod admin;
 pub mod admin_ops;
-pub mod bench;
 pub mod broker;
 pub mod certs;
 pub mod cli;
@@ -16,7 +15,6 @@ pub mod ingress;
 pub mod openapi;
 pub mod peer;
 pub mod server;
-pub mod simulate;
 pub mod telemetry;
 pub mod tls;
 

@@ -30,17 +30,6 @@ fn main() {
             file,
         } => jxg_gateway::cli::convert(&from, &to, sender, &file),
         Command::Validate { file } => jxg_gateway::cli::validate(&file),
-        Command::Simulate {
-            config,
-            samples,
-            no_broker,
-            report,
-        } => jxg_gateway::simulate::run(&jxg_gateway::simulate::Options {
-            config,
-            samples,
-            broker: !no_broker,
-            report,
-        }),
         Command::Retention {
             command: RetentionCommand::Purge { config, data, at },
         } => jxg_gateway::cli::retention_purge(&config, &data, &at),
@@ -69,29 +58,6 @@ fn main() {
                     dir,
                 },
         } => jxg_gateway::cli::policy_explain(&message, &recipient, &format, sender, &config, &dir),
-        Command::Bench {
-            config,
-            samples,
-            connections,
-            seconds,
-            workload,
-            backlog,
-            report,
-        } => jxg_gateway::bench::run(&jxg_gateway::bench::Options {
-            config,
-            samples,
-            connections,
-            seconds,
-            workloads: workload,
-            backlog,
-            report,
-        }),
-        Command::BenchBaseline { config } => jxg_gateway::bench::baseline(&config),
-        Command::BenchFill {
-            config,
-            samples,
-            count,
-        } => jxg_gateway::bench::fill_command(&config, &samples, count),
     };
     std::process::exit(code);
 }

@@ -1,6 +1,6 @@
 //! What an authority system needs to talk to the gateway: an HTTPS client holding its client
 //! certificate, and verification of what the gateway signs against its JWKS. Used by
-//! `jxg simulate` and by the end-to-end tests.
+//! `jxg-tools simulate` and by the end-to-end tests.
 
 use std::sync::Arc;
 use std::time::Duration;

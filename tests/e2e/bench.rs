@@ -1,4 +1,4 @@
-//! `jxg bench` drives the real binary over mutual TLS, measures the machine's limit in the same
+//! `jxg-tools bench` drives the real binary over mutual TLS, measures the machine's limit in the same
 //! run and reports every result against it; nothing it sends is lost. Nothing here asserts a
 //! speed: the figures are checked for what they must be, whatever the machine.
 
@@ -13,7 +13,7 @@ fn close(a: f64, b: f64) -> bool {
 fn bench_reports_every_workload_against_the_limit_and_loses_nothing() {
     let home = Home::new();
     let samples = samples_dir().display().to_string();
-    let (code, out, err) = jxg(
+    let (code, out, err) = jxg_tools(
         &home,
         &[
             "bench",
@@ -31,7 +31,7 @@ fn bench_reports_every_workload_against_the_limit_and_loses_nothing() {
             "report.json",
         ],
     );
-    assert_eq!(code, 0, "jxg bench failed:\n{out}\n{err}");
+    assert_eq!(code, 0, "jxg-tools bench failed:\n{out}\n{err}");
     let r: Value =
         serde_json::from_slice(&std::fs::read(home.path().join("report.json")).unwrap()).unwrap();
     let rate = |v: &Value| v["rate"].as_f64().unwrap();

@@ -1,4 +1,4 @@
-//! `jxg simulate` against the real binary on the real broker: every hop of the story reaches
+//! `jxg-tools simulate` against the real binary on the real broker: every hop of the story reaches
 //! every recipient in order with a signature that verifies, and the prison gets its documents
 //! without the addresses its disclosure profile leaves out.
 
@@ -34,7 +34,7 @@ async fn the_simulated_story_reaches_every_recipient_in_order_with_what_prison_m
             + "\n"
     });
     let samples = samples_dir();
-    let (code, out, err) = jxg(
+    let (code, out, err) = jxg_tools(
         &home,
         &[
             "simulate",
@@ -133,7 +133,7 @@ async fn without_a_broker_the_simulation_says_what_it_leaves_out_and_plays_the_r
             .replacen("127.0.0.1:0", &gw.admin, 1)
     });
     let samples = samples_dir();
-    let (code, out, err) = jxg(
+    let (code, out, err) = jxg_tools(
         &home,
         &[
             "simulate",

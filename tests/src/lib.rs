@@ -190,26 +190,48 @@ fn dedupe_keys(cfg: &str) -> String {
     out.join("\n") + "\n"
 }
 
-/// A running gateway process.
+/// A running gateway process (or any `jxg`-style server that logs a `listening` line).
 pub struct Gateway {
     pub child: Child,
     pub authority: String,
     pub admin: String,
+    /// Every line it wrote (stdout and stderr), when kept.
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
+    /// From spawn to its `listening` line.
+    pub startup: Duration,
 }
 
 impl Gateway {
     fn start(home: &Home, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(jxg_bin())
+        let args = ["serve", "--config", "gateway.toml"];
+        Self::spawn(&jxg_bin(), &args, home.path(), env, true)
+            .unwrap_or_else(|e| panic!("the gateway did not start: {e}"))
+    }
+
+    /// Starts `exe args` in `cwd` and waits (at most two minutes) for its `listening` line,
+    /// whose fields give the listeners' addresses. With `keep_log` every line it writes is kept
+    /// in [`Gateway::log`]; without, only error lines are passed on to this process's stderr.
+    pub fn spawn(
+        exe: &Path,
+        args: &[&str],
+        cwd: &Path,
+        env: &[(&str, &str)],
+        keep_log: bool,
+    ) -> Result<Self, String> {
+        let started = std::time::Instant::now();
+        let mut child = Command::new(exe)
             .envs(env.iter().copied())
-            .current_dir(home.path())
-            .args(["serve", "--config", "gateway.toml"])
+            .current_dir(cwd)
+            .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(if keep_log {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
+            .map_err(|e| format!("{} {}: {e}", exe.display(), args.join(" ")))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let l = log.clone();
@@ -218,30 +240,59 @@ impl Gateway {
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
                     let f = &v["fields"];
                     if f["message"] == "listening" {
-                        let _ = tx.send((
-                            f["authority"].as_str().unwrap().to_string(),
-                            f["admin"].as_str().unwrap().to_string(),
-                        ));
+                        let field = |k: &str| f[k].as_str().unwrap_or("").to_string();
+                        let _ = tx.send((field("authority"), field("admin")));
                     }
                 }
-                l.lock().unwrap().push(line);
+                if keep_log {
+                    l.lock().unwrap().push(line);
+                } else if line.contains("\"level\":\"ERROR\"") {
+                    eprintln!("{line}");
+                }
             }
         });
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                l.lock().unwrap().push(line);
-            }
-        });
-        let (authority, admin) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("the gateway did not start: {:?}", log.lock().unwrap()));
-        Self {
-            child,
-            authority,
-            admin,
-            log,
+        if let Some(stderr) = child.stderr.take() {
+            let l = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    l.lock().unwrap().push(line);
+                }
+            });
         }
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok((authority, admin)) => Ok(Self {
+                child,
+                authority,
+                admin,
+                log,
+                startup: started.elapsed(),
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "{} {} did not start: {:?}",
+                    exe.display(),
+                    args.join(" "),
+                    log.lock().unwrap()
+                ))
+            }
+        }
+    }
+
+    /// Resident and peak resident memory in MiB (Linux).
+    pub fn memory(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -381,8 +432,8 @@ pub struct Webhook {
 }
 
 impl Webhook {
+    /// A webhook of `home`'s development CA on a free port of this machine.
     pub fn start(home: &Home, mode: Mode) -> Self {
-        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
         let (ca, ca_key) = home.cert("ca");
         let dir = home.path().join("webhook");
         std::fs::create_dir_all(&dir).unwrap();
@@ -404,10 +455,23 @@ impl Webhook {
             jxg_gateway::tls::server_config(&home.path().join("certs/dev/ca.pem"), &cert, &key)
                 .unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::serve(listener, "/jxg", tls, mode)
+    }
+
+    /// A webhook on `listener` at `path`, with this TLS configuration (which should require
+    /// the gateway's client certificate).
+    pub fn serve(
+        listener: std::net::TcpListener,
+        path: &str,
+        tls: rustls::ServerConfig,
+        mode: Mode,
+    ) -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
         let url = format!(
-            "https://127.0.0.1:{}/jxg",
+            "https://127.0.0.1:{}{path}",
             listener.local_addr().unwrap().port()
         );
+        let path = path.to_string();
         let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mode = Arc::new(std::sync::Mutex::new(mode));
         let (r, m) = (requests.clone(), mode.clone());
@@ -416,7 +480,7 @@ impl Webhook {
                 HttpServer::new(move || {
                     let (r, m) = (r.clone(), m.clone());
                     App::new().route(
-                        "/jxg",
+                        &path,
                         web::post().to(move |req: HttpRequest, body: web::Bytes| {
                             let (r, m) = (r.clone(), m.clone());
                             async move {
@@ -826,7 +890,16 @@ pub async fn play_story(home: &Home, gw: &Gateway) -> Vec<String> {
 
 /// Runs `jxg` with `args` in `home`; (exit code, stdout, stderr).
 pub fn jxg(home: &Home, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(jxg_bin())
+    run_in(home, &jxg_bin(), args)
+}
+
+/// Runs `jxg-tools` (the load generator and the simulator) with `args` in `home`.
+pub fn jxg_tools(home: &Home, args: &[&str]) -> (i32, String, String) {
+    run_in(home, &jxg_bin().with_file_name("jxg-tools"), args)
+}
+
+fn run_in(home: &Home, exe: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(exe)
         .current_dir(home.path())
         .args(args)
         .output()

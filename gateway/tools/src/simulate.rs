@@ -1,4 +1,4 @@
-//! `jxg simulate`: the four authority systems of the sample story played against a running
+//! `jxg-tools simulate`: the four authority systems of the sample story played against a running
 //! gateway, each with its own client certificate and its own transport — the police system POSTs
 //! police-json and pulls its inbox, the courts' system runs an HTTPS webhook and POSTs court XML,
 //! the prosecution system publishes and takes flat record sets on RabbitMQ, the prison system
@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::config::{Config, Delivery};
-use crate::peer::{verify_compact, verify_detached};
+use jxg_gateway::config::{Config, Delivery};
+use jxg_gateway::peer::{verify_compact, verify_detached};
+use jxg_tests::{Mode, Webhook};
 
-/// What `jxg simulate` was asked to do.
+/// What `jxg-tools simulate` was asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub config: PathBuf,
@@ -109,6 +110,8 @@ struct Systems {
     clients: BTreeMap<String, reqwest::Client>,
     jwks: Value,
     inboxes: Arc<Inboxes>,
+    /// Where the gateway pushes to the courts.
+    courts_webhook: Webhook,
     amqp: Option<lapin::Channel>,
 }
 
@@ -118,7 +121,7 @@ pub fn run(opts: &Options) -> i32 {
     let config = match Config::load(&opts.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("jxg simulate: {e}");
+            eprintln!("jxg-tools simulate: {e}");
             return 2;
         }
     };
@@ -126,7 +129,7 @@ pub fn run(opts: &Options) -> i32 {
         Ok(true) => 0,
         Ok(false) => 1,
         Err(e) => {
-            eprintln!("jxg simulate: {e}");
+            eprintln!("jxg-tools simulate: {e}");
             2
         }
     }
@@ -154,7 +157,7 @@ async fn play(config: Config, opts: &Options) -> Result<bool, String> {
         let key = read(&certs.join(format!("{who}-key.pem")))?;
         clients.insert(
             who.to_string(),
-            crate::peer::client(&ca, Some((&cert, &key)))?,
+            jxg_gateway::peer::client(&ca, Some((&cert, &key)))?,
         );
     }
     let authority = format!("https://{}", config.listeners.authority);
@@ -182,7 +185,7 @@ async fn play(config: Config, opts: &Options) -> Result<bool, String> {
         );
     }
     let url = courts.webhook.clone().unwrap_or_default();
-    start_webhook(&url, &certs, &ca_path, inboxes.clone())?;
+    let courts_webhook = start_webhook(&url, &certs, &ca_path)?;
 
     let amqp = if opts.broker {
         let conn = lapin::Connection::connect(&config.broker.url, Default::default())
@@ -211,6 +214,7 @@ async fn play(config: Config, opts: &Options) -> Result<bool, String> {
         clients,
         jwks,
         inboxes,
+        courts_webhook,
         amqp,
     };
     println!(
@@ -482,8 +486,22 @@ impl Systems {
             match delivery {
                 Delivery::Pull => self.pull(recipient).await?,
                 Delivery::Amqp => self.consume(recipient).await?,
-                // the webhook fills the inbox on its own
-                Delivery::Push => tokio::time::sleep(Duration::from_millis(100)).await,
+                Delivery::Push => {
+                    let pushed = self
+                        .courts_webhook
+                        .delivered()
+                        .into_iter()
+                        .find(|r| r.message_id == id);
+                    match pushed {
+                        Some(r) => {
+                            return Ok(Some(Got {
+                                body: r.body,
+                                signature: r.signature,
+                            }));
+                        }
+                        None => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
             }
         }
         Ok(None)
@@ -543,7 +561,7 @@ impl Systems {
             .map(|s| s.as_str().to_string())
             .unwrap_or_default();
         let signature =
-            crate::broker::header(p.headers().as_ref(), "jxg-signature").unwrap_or_default();
+            jxg_gateway::broker::header(p.headers().as_ref(), "jxg-signature").unwrap_or_default();
         self.inboxes.put(
             recipient,
             id,
@@ -603,10 +621,9 @@ impl Systems {
     }
 }
 
-/// The courts' HTTPS webhook at `url` (this machine), with a server certificate from the
-/// development CA in `certs` and the gateway's client certificate required.
-fn start_webhook(url: &str, certs: &Path, ca: &Path, inboxes: Arc<Inboxes>) -> Result<(), String> {
-    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+/// The courts' HTTPS webhook at `url` (this machine): the test kit's webhook, with a server
+/// certificate from the development CA in `certs` and the gateway's client certificate required.
+fn start_webhook(url: &str, certs: &Path, ca: &Path) -> Result<Webhook, String> {
     let rest = url
         .strip_prefix("https://")
         .ok_or_else(|| format!("the courts' webhook {url} is not https"))?;
@@ -614,13 +631,13 @@ fn start_webhook(url: &str, certs: &Path, ca: &Path, inboxes: Arc<Inboxes>) -> R
     let path = format!("/{path}");
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen for the courts' webhook on {addr}: {e}"))?;
-    let issued = crate::certs::issue(
+    let issued = jxg_gateway::certs::issue(
         &read(ca)?,
         &read(&certs.join("ca-key.pem"))?,
         "courts-webhook",
         "urn:jxg:authority:courts",
         true,
-        crate::certs::Validity::days(1),
+        jxg_gateway::certs::Validity::days(1),
     )
     .map_err(|e| e.to_string())?;
     let dir = std::env::temp_dir().join(format!("jxg-simulate-{}", std::process::id()));
@@ -640,43 +657,7 @@ fn start_webhook(url: &str, certs: &Path, ca: &Path, inboxes: Arc<Inboxes>) -> R
         f.write_all(issued.key_pem.as_bytes())
             .map_err(|e| e.to_string())?;
     }
-    let tls = crate::tls::server_config(ca, &cert, &key).map_err(|e| e.to_string())?;
+    let tls = jxg_gateway::tls::server_config(ca, &cert, &key).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&dir);
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                let inboxes = inboxes.clone();
-                App::new().route(
-                    &path,
-                    web::post().to(move |req: HttpRequest, body: web::Bytes| {
-                        let inboxes = inboxes.clone();
-                        async move {
-                            let h = |n: &str| {
-                                req.headers()
-                                    .get(n)
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or_default()
-                                    .to_string()
-                            };
-                            inboxes.put(
-                                "courts",
-                                h("JXG-Message-Id"),
-                                Got {
-                                    body: body.to_vec(),
-                                    signature: h("JXG-Signature"),
-                                },
-                            );
-                            HttpResponse::Ok().finish()
-                        }
-                    }),
-                )
-            })
-            .workers(1)
-            .listen_rustls_0_23(listener, tls);
-            if let Ok(s) = server {
-                let _ = s.run().await;
-            }
-        });
-    });
-    Ok(())
+    Ok(Webhook::serve(listener, &path, tls, Mode::Ok))
 }

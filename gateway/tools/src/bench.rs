@@ -1,4 +1,4 @@
-//! `jxg bench`: a load generator that measures the gateway against the machine's own limit for
+//! `jxg-tools bench`: a load generator that measures the gateway against the machine's own limit for
 //! the same work, in one run.
 //!
 //! It makes a gateway of its own (the configuration given, with its listeners on free ports, its
@@ -8,7 +8,7 @@
 //! 1. **S**: ES256 detached signatures per second with the gateway's signing key, on every core;
 //! 2. **R_http**: the same listener stack (actix-web, rustls, mutual TLS, the same client and
 //!    connections, the same documents) answering every request with a trivial 202, served by
-//!    `jxg bench-baseline` in a process of its own as the gateway is;
+//!    `jxg-tools bench-baseline` in a process of its own as the gateway is;
 //! 3. for each workload, the real binary (`jxg serve`) flat out, and then at a fixed rate of half
 //!    that, with latency measured from each request's intended start (corrected for coordinated
 //!    omission); the limit is `L = 1 / (1/R_http + k/S)` with `k` the signatures one message takes
@@ -21,9 +21,8 @@
 //! error, listed by status.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,7 +31,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::Config;
+use jxg_gateway::config::Config;
+use jxg_tests::Gateway;
 
 /// A kind of submission the bench drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -46,7 +46,7 @@ pub enum Workload {
     Canonical,
 }
 
-/// What `jxg bench` is asked to do.
+/// What `jxg-tools bench` is asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The configuration whose certificates, keys, policies and authorities the bench uses.
@@ -413,7 +413,7 @@ async fn drain(clients: &[reqwest::Client], base: &str, duration: Duration) -> R
 }
 
 /// ES256 detached signatures per second on every core, with the gateway's key, over `bytes`.
-fn sign_rate(signer: &crate::signing::Signer, bytes: &[u8], duration: Duration) -> f64 {
+fn sign_rate(signer: &jxg_gateway::signing::Signer, bytes: &[u8], duration: Duration) -> f64 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = Instant::now();
     let total: u64 = std::thread::scope(|s| {
@@ -422,7 +422,7 @@ fn sign_rate(signer: &crate::signing::Signer, bytes: &[u8], duration: Duration) 
                 s.spawn(|| {
                     let mut n = 0u64;
                     while started.elapsed() < duration {
-                        let claims = crate::signing::DeliveryClaims {
+                        let claims = jxg_gateway::signing::DeliveryClaims {
                             message_id: "0192f000-0000-7000-8000-000000000000",
                             message_type: "offence.reported",
                             recipient: "prosecution",
@@ -441,97 +441,28 @@ fn sign_rate(signer: &crate::signing::Signer, bytes: &[u8], duration: Duration) 
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-/// A child process serving until dropped.
-struct Server {
-    child: Child,
-    /// The authority listener's address.
-    addr: String,
-    /// The admin listener's address (empty for the baseline).
-    admin: String,
-    /// From spawn to the `listening` line.
-    startup: Duration,
+/// Starts `exe args` in `cwd` (a gateway, or this tool's baseline) and waits for it to listen;
+/// the test kit's process, which keeps none of its log lines here.
+fn server(exe: &Path, args: &[&str], cwd: &Path) -> Result<Gateway, String> {
+    Gateway::spawn(exe, args, cwd, &[("RUST_LOG", "info")], false)
 }
 
-impl Server {
-    /// Starts `jxg <args>` and waits for its `listening` line (a JSON log line whose fields give
-    /// `authority`).
-    fn start(args: &[&str], cwd: &Path) -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-        let started = Instant::now();
-        let mut child = Command::new(exe)
-            .args(args)
-            .current_dir(cwd)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("jxg {}: {e}", args.join(" ")))?;
-        let out = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let Some(t) = &tx else { continue };
-                if line.contains("\"level\":\"ERROR\"") {
-                    eprintln!("{line}");
-                }
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["fields"]["message"] == "listening" {
-                        let field = |k: &str| v["fields"][k].as_str().unwrap_or("").to_string();
-                        let _ = t.send((field("authority"), field("admin")));
-                        tx = None;
-                    }
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok((addr, admin)) => Ok(Self {
-                child,
-                addr,
-                admin,
-                startup: started.elapsed(),
-            }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("jxg {} did not start", args.join(" ")))
-            }
-        }
-    }
-
-    /// Resident and peak resident memory in MiB (Linux).
-    fn memory(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kib = |key: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
-    }
-
-    /// SIGTERM, then wait (the gateway flushes and exits).
-    fn stop(mut self) {
-        use nix::sys::signal::{Signal, kill};
-        let _ = kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
+/// The `jxg` binary beside this one (cargo builds both into one folder).
+fn jxg_exe() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let jxg = me.with_file_name("jxg");
+    if jxg.exists() {
+        Ok(jxg)
+    } else {
+        Err(format!(
+            "{} is missing: build the gateway too (cargo build --bin jxg)",
+            jxg.display()
+        ))
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+fn own_exe() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("own executable: {e}"))
 }
 
 /// The bench's own configuration: the given one with free ports, a store of its own, every
@@ -619,7 +550,7 @@ fn clients(config: &Config, authority: &str, n: usize) -> Result<Vec<reqwest::Cl
     let cert = read(dir.join(format!("{authority}.pem")))?;
     let key = read(dir.join(format!("{authority}-key.pem")))?;
     (0..n.max(1))
-        .map(|_| crate::peer::client(&ca, Some((&cert, &key))))
+        .map(|_| jxg_gateway::peer::client(&ca, Some((&cert, &key))))
         .collect()
 }
 
@@ -704,9 +635,10 @@ fn fill(config_path: &Path, docs: &Arc<Documents>, n: u64) -> Result<f64, String
         .build()
         .map_err(|e| e.to_string())?;
     let store = rt
-        .block_on(crate::server::open_store(&config))
+        .block_on(jxg_gateway::server::open_store(&config))
         .map_err(|e| e.to_string())?;
-    let state = Arc::new(crate::server::build_state(config, store).map_err(|e| e.to_string())?);
+    let state =
+        Arc::new(jxg_gateway::server::build_state(config, store).map_err(|e| e.to_string())?);
     let adapter = jxg_adapters::registry::get("police-json").ok_or("no police adapter")?;
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
@@ -724,7 +656,7 @@ fn fill(config_path: &Path, docs: &Arc<Documents>, n: u64) -> Result<f64, String
                         }
                         let body = docs.body(i);
                         let p = &state.pipeline;
-                        let accepted = match crate::pipeline::decode_document(
+                        let accepted = match jxg_gateway::pipeline::decode_document(
                             adapter,
                             &body,
                             &p.master_data,
@@ -800,7 +732,7 @@ pub struct Backlog {
     pub drain: Drain,
 }
 
-/// Everything one `jxg bench` run measured.
+/// Everything one `jxg-tools bench` run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub machine: Value,
@@ -848,7 +780,7 @@ fn dir_mib(p: &Path) -> f64 {
     walk(p) as f64 / (1024.0 * 1024.0)
 }
 
-/// `jxg bench`: exit 0 when every request got its expected answer, 1 when any did not, 2 when
+/// `jxg-tools bench`: exit 0 when every request got its expected answer, 1 when any did not, 2 when
 /// the bench could not run.
 pub fn run(opts: &Options) -> i32 {
     match measure(opts) {
@@ -857,7 +789,7 @@ pub fn run(opts: &Options) -> i32 {
             if let Some(path) = &opts.report {
                 let text = serde_json::to_string_pretty(&report).unwrap_or_default();
                 if let Err(e) = std::fs::write(path, text) {
-                    eprintln!("jxg bench: {}: {e}", path.display());
+                    eprintln!("jxg-tools bench: {}: {e}", path.display());
                     return 2;
                 }
             }
@@ -871,14 +803,14 @@ pub fn run(opts: &Options) -> i32 {
                 .map(|r| r.errors.values().sum::<u64>())
                 .sum();
             if errors > 0 {
-                eprintln!("jxg bench: {errors} requests did not get their expected answer");
+                eprintln!("jxg-tools bench: {errors} requests did not get their expected answer");
                 1
             } else {
                 0
             }
         }
         Err(e) => {
-            eprintln!("jxg bench: {e}");
+            eprintln!("jxg-tools bench: {e}");
             2
         }
     }
@@ -910,9 +842,9 @@ fn measure(opts: &Options) -> Result<Report, String> {
     let next = Arc::new(AtomicU64::new(1_000_000));
 
     // S: signing on every core, alone on the machine
-    let signer = crate::signing::Signer::load(&config.resolve(&config.signing.key))
+    let signer = jxg_gateway::signing::Signer::load(&config.resolve(&config.signing.key))
         .map_err(|e| e.to_string())?;
-    eprintln!("jxg bench: ES256 signing on every core…");
+    eprintln!("jxg-tools bench: ES256 signing on every core…");
     let sign_rate = sign_rate(
         &signer,
         &police.template,
@@ -920,28 +852,32 @@ fn measure(opts: &Options) -> Result<Report, String> {
     );
 
     // R_http: the same stack answering a trivial 202
-    eprintln!("jxg bench: the trivial handler on the same stack…");
+    eprintln!("jxg-tools bench: the trivial handler on the same stack…");
     let path_arg = path.display().to_string();
-    let baseline = Server::start(&["bench-baseline", "--config", &path_arg], work.path())?;
-    let base = format!("https://{}", baseline.addr);
+    let mut baseline = server(
+        &own_exe()?,
+        &["bench-baseline", "--config", &path_arg],
+        work.path(),
+    )?;
+    let base = format!("https://{}", baseline.authority);
     let first = docs.first().cloned().unwrap_or_else(|| police.clone());
     let c = clients(&config, first.sender, opts.connections)?;
     let http = rt.block_on(async {
         drive(&c, &base, &first, &next, Pace::FlatOut, warmup).await;
         drive(&c, &base, &first, &next, Pace::FlatOut, seconds).await
     });
-    baseline.stop();
+    baseline.terminate();
 
     // the gateway, one workload after another
-    let gateway = Server::start(&["serve", "--config", &path_arg], work.path())?;
+    let mut gateway = server(&jxg_exe()?, &["serve", "--config", &path_arg], work.path())?;
     let gateway_startup_seconds = gateway.startup.as_secs_f64();
-    let base = format!("https://{}", gateway.addr);
+    let base = format!("https://{}", gateway.authority);
     let operator = clients(&config, "operator", 1)?.remove(0);
     let mut workloads = Vec::new();
     let mut inbox = None;
     for d in &docs {
         eprintln!(
-            "jxg bench: {:?} flat out, then at half that rate…",
+            "jxg-tools bench: {:?} flat out, then at half that rate…",
             d.workload
         );
         let c = clients(&config, d.sender, opts.connections)?;
@@ -976,7 +912,7 @@ fn measure(opts: &Options) -> Result<Report, String> {
         // the police reports wait in the prosecution's inbox alone: drain them before the
         // next workload adds to it
         if d.workload == Workload::Police {
-            eprintln!("jxg bench: the prosecution draining its inbox…");
+            eprintln!("jxg-tools bench: the prosecution draining its inbox…");
             let c = clients(&config, "prosecution", opts.connections)?;
             let run = rt.block_on(drain(&c, &base, drain_cap));
             let ingest = workloads.last().map(|w: &WorkloadResult| w.flat_out.rate);
@@ -992,42 +928,41 @@ fn measure(opts: &Options) -> Result<Report, String> {
         .find(|w| w.workload == Workload::Police)
         .map(|w| w.flat_out.rate);
     let (_, gateway_rss_mib) = gateway.memory();
-    gateway.stop();
+    gateway.terminate();
 
     let backlog = if opts.backlog > 0 {
         let data = config.resolve(&config.store.path);
         let _ = std::fs::remove_dir_all(&data);
         eprintln!(
-            "jxg bench: writing a backlog of {} police reports…",
+            "jxg-tools bench: writing a backlog of {} police reports…",
             opts.backlog
         );
         // in a process of its own, so that the store is closed when the gateway opens it
-        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-        let filled = Command::new(exe)
+        let filled = Command::new(own_exe()?)
             .args(["bench-fill", "--config", &path_arg, "--samples"])
             .arg(&opts.samples)
             .args(["--count", &opts.backlog.to_string()])
             .stderr(Stdio::inherit())
             .output()
-            .map_err(|e| format!("jxg bench-fill: {e}"))?;
+            .map_err(|e| format!("jxg-tools bench-fill: {e}"))?;
         if !filled.status.success() {
-            return Err("jxg bench-fill failed".into());
+            return Err("jxg-tools bench-fill failed".into());
         }
         let fill_seconds: f64 = String::from_utf8_lossy(&filled.stdout)
             .trim()
             .parse()
-            .map_err(|_| "jxg bench-fill did not say how long it took")?;
+            .map_err(|_| "jxg-tools bench-fill did not say how long it took")?;
         let store_mib = dir_mib(&data);
-        let gateway = Server::start(&["serve", "--config", &path_arg], work.path())?;
+        let mut gateway = server(&jxg_exe()?, &["serve", "--config", &path_arg], work.path())?;
         std::thread::sleep(Duration::from_secs(1));
         let (rss_mib_at_start, _) = gateway.memory();
-        let base = format!("https://{}", gateway.addr);
+        let base = format!("https://{}", gateway.authority);
         let c = clients(&config, "prosecution", opts.connections)?;
-        eprintln!("jxg bench: the prosecution draining the backlog…");
+        eprintln!("jxg-tools bench: the prosecution draining the backlog…");
         let run = rt.block_on(drain(&c, &base, drain_cap));
         let (_, peak_rss_mib) = gateway.memory();
         let startup_seconds = gateway.startup.as_secs_f64();
-        gateway.stop();
+        gateway.terminate();
         Some(Backlog {
             messages: opts.backlog,
             fill_seconds,
@@ -1076,7 +1011,7 @@ fn lat(p: &Percentiles) -> String {
 
 fn print(r: &Report) {
     println!(
-        "jxg bench: {} cores ({}), {} connections, {} s per measurement",
+        "jxg-tools bench: {} cores ({}), {} connections, {} s per measurement",
         r.machine["cores"],
         r.machine["cpu"].as_str().unwrap_or(""),
         r.connections,
@@ -1162,13 +1097,13 @@ fn print(r: &Report) {
     }
 }
 
-/// `jxg bench-fill`: writes `count` police reports into the configured store through the
+/// `jxg-tools bench-fill`: writes `count` police reports into the configured store through the
 /// pipeline and prints the seconds it took.
 pub fn fill_command(config: &Path, samples: &Path, count: u64) -> i32 {
     let docs = match Documents::load(Workload::Police, samples) {
         Ok(d) => Arc::new(d),
         Err(e) => {
-            eprintln!("jxg bench-fill: {e}");
+            eprintln!("jxg-tools bench-fill: {e}");
             return 2;
         }
     };
@@ -1178,13 +1113,13 @@ pub fn fill_command(config: &Path, samples: &Path, count: u64) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("jxg bench-fill: {e}");
+            eprintln!("jxg-tools bench-fill: {e}");
             1
         }
     }
 }
 
-/// `jxg bench-baseline`: the gateway's listener stack (actix-web, rustls with the ring provider,
+/// `jxg-tools bench-baseline`: the gateway's listener stack (actix-web, rustls with the ring provider,
 /// mutual TLS against the configured CA, the same connection hook) answering every request with
 /// a trivial 202 after reading its body. Logs its `listening` line as the gateway does.
 pub fn baseline(config: &Path) -> i32 {
@@ -1193,32 +1128,32 @@ pub fn baseline(config: &Path) -> i32 {
     let config = match Config::load(config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("jxg bench-baseline: {e}");
+            eprintln!("jxg-tools bench-baseline: {e}");
             return 2;
         }
     };
-    let tls = match crate::tls::server_config(
+    let tls = match jxg_gateway::tls::server_config(
         &config.resolve(&config.tls.ca),
         &config.resolve(&config.tls.cert),
         &config.resolve(&config.tls.key),
     ) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("jxg bench-baseline: {e}");
+            eprintln!("jxg-tools bench-baseline: {e}");
             return 2;
         }
     };
     let registry = match jxg_core::registry::Registry::compile(&config) {
         Ok(r) => Arc::new(r),
         Err(e) => {
-            eprintln!("jxg bench-baseline: {e}");
+            eprintln!("jxg-tools bench-baseline: {e}");
             return 2;
         }
     };
     let listener = match std::net::TcpListener::bind(config.listeners.authority) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("jxg bench-baseline: {e}");
+            eprintln!("jxg-tools bench-baseline: {e}");
             return 2;
         }
     };
@@ -1232,9 +1167,9 @@ pub fn baseline(config: &Path) -> i32 {
                 HttpResponse::Accepted().json(json!({"status": "accepted", "bytes": body.len()}))
             }))
         })
-        .on_connect(crate::ingress::identity::on_connect(
+        .on_connect(jxg_gateway::ingress::identity::on_connect(
             registry,
-            crate::ingress::identity::Slots::new(usize::MAX),
+            jxg_gateway::ingress::identity::Slots::new(usize::MAX),
         ))
         .listen_rustls_0_23(listener, tls)?
         .run();
@@ -1247,7 +1182,7 @@ pub fn baseline(config: &Path) -> i32 {
     match served {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("jxg bench-baseline: {e}");
+            eprintln!("jxg-tools bench-baseline: {e}");
             1
         }
     }
