@@ -729,6 +729,12 @@ pub struct Backlog {
     pub rss_mib_at_start: f64,
     pub peak_rss_mib: f64,
     pub store_mib: f64,
+    /// Police reports flat out with the backlog stored.
+    pub police_flat_out: Run,
+    /// That rate over the police rate with an empty store (the same run's).
+    pub ingest_ratio_to_empty: Option<f64>,
+    /// Police reports accepted on the backlog (warm-up included): the drain takes them too.
+    pub ingested: u64,
     pub drain: Drain,
 }
 
@@ -957,6 +963,16 @@ fn measure(opts: &Options) -> Result<Report, String> {
         std::thread::sleep(Duration::from_secs(1));
         let (rss_mib_at_start, _) = gateway.memory();
         let base = format!("https://{}", gateway.authority);
+        eprintln!("jxg-tools bench: police reports flat out with the backlog stored…");
+        // numbers the backlog did not use
+        next.fetch_max(opts.backlog + 1, Ordering::Relaxed);
+        let c = clients(&config, police.sender, opts.connections)?;
+        let (warm, police_flat_out) = rt.block_on(async {
+            let warm = drive(&c, &base, &police, &next, Pace::FlatOut, warmup).await;
+            let flat = drive(&c, &base, &police, &next, Pace::FlatOut, seconds).await;
+            (warm, flat)
+        });
+        let ingested = warm.ok + police_flat_out.ok;
         let c = clients(&config, "prosecution", opts.connections)?;
         eprintln!("jxg-tools bench: the prosecution draining the backlog…");
         let run = rt.block_on(drain(&c, &base, drain_cap));
@@ -970,6 +986,9 @@ fn measure(opts: &Options) -> Result<Report, String> {
             rss_mib_at_start,
             peak_rss_mib,
             store_mib,
+            ingest_ratio_to_empty: police_rate.map(|p| police_flat_out.rate / p),
+            police_flat_out,
+            ingested,
             drain: Drain {
                 recipient: "prosecution".into(),
                 ratio_to_ingest: police_rate.map(|p| run.rate / p),
@@ -1082,6 +1101,14 @@ fn print(r: &Report) {
             b.startup_seconds,
             b.rss_mib_at_start,
             b.peak_rss_mib
+        );
+        println!(
+            "    police flat out with it stored {:>8.0} /s{} ({})",
+            b.police_flat_out.rate,
+            b.ingest_ratio_to_empty
+                .map(|x| format!(" = {x:.2} of the rate with an empty store"))
+                .unwrap_or_default(),
+            errors(&b.police_flat_out)
         );
         println!(
             "    {} drained {} deliveries at {:.0} /s{} ({})",
