@@ -29,7 +29,7 @@
 //! the device's write cache, and writes large values to files under `blobs/` with no sync at all
 //! (sled issue #1452). So each flush also syncs the blob files written since the last one and
 //! their folder, and `fdatasync`s the log; only then does `write` return. Stores of layout v1
-//! are migrated when opened (`super::migrate`).
+//! are migrated when opened (the `migrate` module).
 
 use std::collections::BTreeMap;
 use std::path::Path;
