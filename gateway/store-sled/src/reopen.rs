@@ -64,6 +64,18 @@ impl Reopening {
         })
     }
 
+    /// `f` on the engine open now, its result watched.
+    async fn on<T>(
+        &self,
+        f: impl AsyncFnOnce(Arc<SledEngine>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let r = match self.get() {
+            Ok(s) => f(s).await,
+            Err(e) => Err(e),
+        };
+        self.watch(r)
+    }
+
     /// Passes `r` on; an unavailable store starts a check and, if it fails, a recovery.
     fn watch<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(StoreError::Unavailable(_)) = &r {
@@ -139,27 +151,15 @@ impl Shared {
 #[async_trait::async_trait]
 impl Engine for Reopening {
     async fn state(&self) -> Result<EngineState, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.state().await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.state().await).await
     }
 
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.write(batch).await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.write(batch).await).await
     }
 
     async fn message(&self, id: &Uuid) -> Result<Option<MessageRec>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.message(id).await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.message(id).await).await
     }
 
     async fn messages(
@@ -167,35 +167,19 @@ impl Engine for Reopening {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<MessageRec>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.messages(after, limit).await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.messages(after, limit).await).await
     }
 
     async fn idempotency(&self, sender: &str, key: &str) -> Result<Option<IdemRow>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.idempotency(sender, key).await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.idempotency(sender, key).await).await
     }
 
     async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.case(case).await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.case(case).await).await
     }
 
     async fn delivery(&self, recipient: &str, seq: u64) -> Result<Option<DeliveryRow>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.delivery(recipient, seq).await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.delivery(recipient, seq).await).await
     }
 
     async fn deliveries(
@@ -205,43 +189,24 @@ impl Engine for Reopening {
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<Vec<Located>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.deliveries(class, recipient, after, limit).await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.deliveries(class, recipient, after, limit).await)
+            .await
     }
 
     async fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.audit(from_seq, limit).await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.audit(from_seq, limit).await).await
     }
 
     async fn audit_of_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.audit_of_subject(subject).await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.audit_of_subject(subject).await).await
     }
 
     async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.checkpoints().await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.checkpoints().await).await
     }
 
     async fn signing_keys(&self) -> Result<Vec<Value>, StoreError> {
-        let r = match self.get() {
-            Ok(s) => s.signing_keys().await,
-            Err(e) => Err(e),
-        };
-        self.watch(r)
+        self.on(async |s| s.signing_keys().await).await
     }
 
     fn flush_stats(&self) -> FlushStats {
