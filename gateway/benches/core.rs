@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use jxg_gateway::audit::{Event, Record};
+use jxg_gateway::pipeline::{Meta, PreparedCopy};
 use jxg_gateway::signing::{DeliveryClaims, Signer};
 use jxg_gateway::store::{
-    AcceptOutcome, Acceptance, Flush, OutboxEntry, SledEngine, Store, StoreError, StoredMessage,
+    AcceptOutcome, Acceptance, Flush, SledEngine, Store, StoreError, StoredMessage,
 };
 use jxg_schema::schema::{Form, check};
 use serde_json::{Value, json};
@@ -33,7 +34,7 @@ fn sample(rel: &str) -> Vec<u8> {
 
 /// An accepted verdict as the pipeline writes it: the message, three recipients' copies with
 /// their signatures, and the audit entries of the acceptance.
-fn acceptance(n: u64, verdict: &str, copy_b64: &str, signature: &str) -> Acceptance {
+fn acceptance(n: u64, verdict: &str, copy: &str, signature: &str) -> Acceptance {
     let id = Uuid::now_v7();
     let subjects = vec!["a1b2c3d4e5f60718".to_string()];
     let recipients = ["police", "prosecution", "prison"];
@@ -48,28 +49,30 @@ fn acceptance(n: u64, verdict: &str, copy_b64: &str, signature: &str) -> Accepta
         audit.push(about(Event::Decided).recipient(r).detail("permit"));
         audit.push(about(Event::Signed).recipient(r).detail("kid bench"));
         audit.push(about(Event::Queued).recipient(r).detail("canonical"));
-        entries.push(OutboxEntry {
-            message_id: id,
-            seq: n,
-            recipient: r.into(),
-            format: "canonical".into(),
-            media_type: "application/json".into(),
-            message_type: "verdict.issued".into(),
-            correlation_id: format!("1470-76543-{:05}-26", 1 + n % 99_999),
-            received_at: "2026-06-15T12:31:00Z".into(),
-            content_b64: copy_b64.into(),
-            signature: signature.into(),
-            traceparent: None,
-            acked_at: None,
-            state: Default::default(),
-            attempts: 0,
-            next_attempt_at_ms: None,
-            last_error: None,
-            delivered_at: None,
-            alterations: vec![],
-            removed: vec![],
-            subjects: subjects.clone(),
-        });
+        let case = format!("1470-76543-{:05}-26", 1 + n % 99_999);
+        entries.push(
+            PreparedCopy {
+                bytes: copy.as_bytes().to_vec(),
+                format: "canonical".into(),
+                media_type: "application/json".into(),
+                signature: signature.into(),
+                alterations: vec![],
+                removed: vec![],
+                subjects: subjects.clone(),
+                permitted_by: vec![],
+            }
+            .entry(
+                &Meta {
+                    message_id: id,
+                    seq: n,
+                    message_type: "verdict.issued",
+                    correlation_id: &case,
+                    received_at: "2026-06-15T12:31:00Z",
+                    traceparent: None,
+                },
+                r,
+            ),
+        );
     }
     Acceptance {
         message: StoredMessage {
@@ -169,12 +172,8 @@ fn main() {
         issued_at: 1_781_526_660,
     };
     let signature = signer.detached(&verdict_bytes, claims()).unwrap();
-    use base64::Engine;
-    let parts = (
-        verdict_text,
-        base64::engine::general_purpose::STANDARD.encode(&verdict_bytes),
-        signature,
-    );
+    // the canonical copy is the verdict itself
+    let parts = (verdict_text.clone(), verdict_text, signature);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use jxg_gateway::audit::{Event, Record};
+use jxg_gateway::pipeline::{Meta, PreparedCopy};
 use jxg_gateway::store::{
     AcceptOutcome, Acceptance, AckOutcome, DeliveryState, Engine, OutboxEntry, Store, StoredMessage,
 };
@@ -132,28 +133,27 @@ where
 }
 
 fn entry(id: Uuid, r: &str, case: &str, body: &[u8]) -> OutboxEntry {
-    OutboxEntry {
-        message_id: id,
-        seq: 0,
-        recipient: r.into(),
+    PreparedCopy {
+        bytes: body.to_vec(),
         format: "canonical".into(),
         media_type: "application/json".into(),
-        message_type: "offence.reported".into(),
-        correlation_id: case.into(),
-        received_at: "2026-06-15T12:31:00Z".into(),
-        content_b64: base64::engine::general_purpose::STANDARD.encode(body),
         signature: format!("sig-{id}-{r}"),
-        traceparent: None,
-        acked_at: None,
-        state: DeliveryState::Queued,
-        attempts: 0,
-        next_attempt_at_ms: None,
-        last_error: None,
-        delivered_at: None,
         alterations: vec![],
         removed: vec![],
         subjects: vec![format!("subject-{case}")],
+        permitted_by: vec![],
     }
+    .entry(
+        &Meta {
+            message_id: id,
+            seq: 0,
+            message_type: "offence.reported",
+            correlation_id: case,
+            received_at: "2026-06-15T12:31:00Z",
+            traceparent: None,
+        },
+        r,
+    )
 }
 
 async fn sequence<F>(
