@@ -236,12 +236,17 @@ impl Gateway {
         let (tx, rx) = std::sync::mpsc::channel();
         let l = log.clone();
         std::thread::spawn(move || {
+            let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let f = &v["fields"];
-                    if f["message"] == "listening" {
-                        let field = |k: &str| f[k].as_str().unwrap_or("").to_string();
-                        let _ = tx.send((field("authority"), field("admin")));
+                // only until the listening line: a load test's gateway writes a line a request
+                if let Some(t) = &tx {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        let f = &v["fields"];
+                        if f["message"] == "listening" {
+                            let field = |k: &str| f[k].as_str().unwrap_or("").to_string();
+                            let _ = t.send((field("authority"), field("admin")));
+                            tx = None;
+                        }
                     }
                 }
                 if keep_log {
