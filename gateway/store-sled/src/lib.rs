@@ -138,7 +138,9 @@ pub(crate) struct AuditBin {
     seq: u64,
     at: String,
     record: Record,
+    #[serde(with = "serde_bytes")]
     prev: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     hash: Vec<u8>,
 }
 

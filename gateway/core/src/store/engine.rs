@@ -35,6 +35,7 @@ pub struct MessageRec {
     /// The 202 answer (JSON text), returned again for a duplicate.
     pub response: String,
     /// The canonical message (stored form, JSON); empty once retention purged the body.
+    #[serde(with = "serde_bytes")]
     pub canonical: Vec<u8>,
     pub subjects: Vec<String>,
     pub skipped: Vec<SkippedRec>,
@@ -59,6 +60,7 @@ pub struct CopyRec {
     pub format: String,
     pub media_type: String,
     /// Empty once retention purged the body.
+    #[serde(with = "serde_bytes")]
     pub content: Vec<u8>,
     pub signature: String,
     pub alterations: Vec<String>,

@@ -464,8 +464,9 @@ impl Run {
                 for e in &a.entries {
                     self.put_row(f, &e.recipient, seq, None, super::delivery_row(e));
                 }
-                f.ops.push(Op::PutMessage(Box::new(rec.clone())));
-                f.messages.insert(rec.id, rec);
+                // not kept in the batch's overlay: nothing in the same batch can ack or replay
+                // a message before its acceptance is durable
+                f.ops.push(Op::PutMessage(Box::new(rec)));
                 f.audit.extend(a.audit);
                 f.answers
                     .push(Answer::Accept(reply, AcceptOutcome::Accepted));
