@@ -13,8 +13,27 @@ use jxg_tests::conformance::{Plan, run};
 use serde_json::Value;
 use uuid::Uuid;
 
+/// Opens the sled engine in `dir`. A restart within one process can find sled's file lock still
+/// held for a moment by the threads of the engine just closed (a process that exits lets go of
+/// it at once): that, and only that, is waited out, for at most ten seconds.
+fn open_sled(dir: &Path) -> SledEngine {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledEngine::open(dir, 16) {
+            Ok(e) => return e,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("the sled engine opens: {e}"),
+        }
+    }
+}
+
 fn sled(dir: &Path) -> Arc<dyn Engine> {
-    Arc::new(SledEngine::open(dir, 16).expect("the sled engine opens"))
+    Arc::new(open_sled(dir))
 }
 
 #[tokio::test]
@@ -138,7 +157,7 @@ async fn finds(bug: Bug) {
     let plan = Plan::from_env();
     let broken = move |dir: &Path| -> Arc<dyn Engine> {
         Arc::new(Broken {
-            inner: SledEngine::open(dir, 16).expect("the sled engine opens"),
+            inner: open_sled(dir),
             bug,
         })
     };
