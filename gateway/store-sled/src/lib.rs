@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! One tree, `v2`; every key starts with a byte that says what the row is. Values are postcard
-//! (compact binary) unless said otherwise; `seq` is a u64, big-endian, so rows sort in order.
+//! (compact binary) unless said otherwise — message records and audit runs are postcard
+//! compressed with LZ4 (block format, its length first); `seq` is a u64, big-endian, so rows sort
+//! in order.
 //!
 //! | key | value |
 //! | --- | --- |
@@ -73,6 +75,20 @@ pub(crate) fn enc<T: Serialize>(v: &T) -> Vec<u8> {
 
 pub(crate) fn dec<T: serde::de::DeserializeOwned>(what: &str, b: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(b).map_err(|e| corrupt(what, e))
+}
+
+/// A record's value compressed (LZ4 block, its length first): message records and audit runs are
+/// mostly text, and sled writes them whole into its log, again with each rewrite of their leaf.
+pub(crate) fn pack<T: Serialize>(v: &T) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(&enc(v))
+}
+
+pub(crate) fn unpack<T: serde::de::DeserializeOwned>(
+    what: &str,
+    b: &[u8],
+) -> Result<T, StoreError> {
+    let raw = lz4_flex::decompress_size_prepended(b).map_err(|e| corrupt(what, e))?;
+    dec(what, &raw)
 }
 
 fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -367,7 +383,7 @@ impl SledEngine {
         let mut b = sled::Batch::default();
         for op in &batch.ops {
             match op {
-                Op::PutMessage(m) => b.insert(message_key(&m.id), enc(m.as_ref())),
+                Op::PutMessage(m) => b.insert(message_key(&m.id), pack(m.as_ref())),
                 Op::RemoveMessage {
                     id,
                     seq,
@@ -411,7 +427,7 @@ impl SledEngine {
                         continue;
                     };
                     let run: Vec<AuditBin> = entries.iter().map(AuditBin::from).collect();
-                    b.insert(audit_key(first.seq), enc(&run));
+                    b.insert(audit_key(first.seq), pack(&run));
                     let mut by_subject: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
                     for e in entries {
                         for s in &e.record.subjects {
@@ -429,11 +445,11 @@ impl SledEngine {
                     for kv in self.tree.range(audit_key(0)..=audit_key(*last)) {
                         let (k, v) = kv.map_err(io)?;
                         b.remove(k);
-                        let run: Vec<AuditBin> = dec("audit run", &v)?;
+                        let run: Vec<AuditBin> = unpack("audit run", &v)?;
                         let rest: Vec<AuditBin> =
                             run.into_iter().filter(|e| e.seq > *last).collect();
                         if let Some(f) = rest.first() {
-                            b.insert(audit_key(f.seq), enc(&rest));
+                            b.insert(audit_key(f.seq), pack(&rest));
                         }
                     }
                 }
@@ -467,7 +483,7 @@ impl SledEngine {
         let Some((_, v)) = last else {
             return Ok(Head::default());
         };
-        let run: Vec<AuditBin> = dec("audit run", &v)?;
+        let run: Vec<AuditBin> = unpack("audit run", &v)?;
         Ok(match run.last() {
             Some(e) => Head {
                 next_seq: e.seq + 1,
@@ -491,7 +507,7 @@ impl SledEngine {
         let mut out = Vec::new();
         for kv in self.tree.range(start..=audit_key(u64::MAX)) {
             let (_, v) = kv.map_err(io)?;
-            let run: Vec<AuditBin> = dec("audit run", &v)?;
+            let run: Vec<AuditBin> = unpack("audit run", &v)?;
             for e in run {
                 if e.seq >= from_seq {
                     out.push(Entry::from(e));
@@ -562,7 +578,7 @@ impl Engine for SledEngine {
         self.tree
             .get(message_key(id))
             .map_err(io)?
-            .map(|v| dec("message", &v))
+            .map(|v| unpack("message", &v))
             .transpose()
     }
 
@@ -572,7 +588,9 @@ impl Engine for SledEngine {
         limit: usize,
     ) -> Result<Vec<MessageRec>, StoreError> {
         let after = after.map(|a| Cursor(message_key(&a)));
-        self.scan(vec![b'M'], after.as_ref(), limit, |_, v| dec("message", v))
+        self.scan(vec![b'M'], after.as_ref(), limit, |_, v| {
+            unpack("message", v)
+        })
     }
 
     async fn idempotency(&self, sender: &str, k: &str) -> Result<Option<IdemRow>, StoreError> {
@@ -641,7 +659,7 @@ impl Engine for SledEngine {
             let wanted: Vec<u64> = seqs.chunks_exact(8).map(be).collect();
             match self.tree.get(audit_key(first)).map_err(io)? {
                 Some(v) => {
-                    let run: Vec<AuditBin> = dec("audit run", &v)?;
+                    let run: Vec<AuditBin> = unpack("audit run", &v)?;
                     out.extend(
                         run.into_iter()
                             .filter(|e| wanted.contains(&e.seq))
