@@ -110,3 +110,24 @@ pub fn header(headers: Option<&FieldTable>, name: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// Publishes `body` to `queue` (the default exchange) on a channel in confirm mode and waits for
+/// the broker's answer: `true` when it took the message, `false` when it refused it.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    queue: &str,
+    body: &[u8],
+    props: lapin::BasicProperties,
+) -> Result<bool, lapin::Error> {
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            lapin::options::BasicPublishOptions::default(),
+            body,
+            props,
+        )
+        .await?
+        .await?;
+    Ok(confirm.is_ack())
+}

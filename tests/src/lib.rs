@@ -647,20 +647,10 @@ impl Prosecution {
             .with_content_encoding("ISO-8859-1".into())
             .with_message_id(message_id.into())
             .with_delivery_mode(2);
-        let confirm = self
-            .channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                lapin::options::BasicPublishOptions::default(),
-                body,
-                props,
-            )
-            .await
-            .unwrap()
+        let taken = jxg_gateway::broker::publish_confirmed(&self.channel, queue, body, props)
             .await
             .unwrap();
-        assert!(confirm.is_ack());
+        assert!(taken);
     }
 
     /// Takes one message, if there is one.

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use lapin::BasicProperties;
-use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
 
 use super::{Outcome, Transport};
@@ -54,22 +53,11 @@ impl Transport for AmqpTransport {
                 .with_delivery_mode(2)
                 .with_headers(headers);
             let queue = self.broker.config.out_queue.as_str();
-            let published = ch
-                .basic_publish(
-                    "".into(),
-                    queue.into(),
-                    BasicPublishOptions::default(),
-                    &entry.content(),
-                    props,
-                )
-                .await;
-            let confirm = match published {
-                Ok(c) => c.await,
-                Err(e) => Err(e),
-            };
+            let confirm =
+                crate::broker::publish_confirmed(&ch, queue, &entry.content(), props).await;
             match confirm {
-                Ok(c) if c.is_ack() => Outcome::Delivered,
-                Ok(_) => Outcome::Retry("the broker refused the message".into()),
+                Ok(true) => Outcome::Delivered,
+                Ok(false) => Outcome::Retry("the broker refused the message".into()),
                 Err(_) => {
                     self.broker.reset_publisher().await;
                     Outcome::Retry("broker unavailable".into())

@@ -14,8 +14,7 @@ use futures_util::StreamExt;
 use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 
@@ -192,19 +191,15 @@ async fn handle(
             if let Some(k) = &key {
                 props = props.with_message_id(k.as_str().into());
             }
-            let confirm = rejected
-                .basic_publish(
-                    "".into(),
-                    broker.config.rejected_queue.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &d.data,
-                    props,
-                )
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())?;
-            if !confirm.is_ack() {
+            let taken = crate::broker::publish_confirmed(
+                rejected,
+                &broker.config.rejected_queue,
+                &d.data,
+                props,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            if !taken {
                 return Err("the broker refused the rejected copy".into());
             }
             d.ack(BasicAckOptions::default())

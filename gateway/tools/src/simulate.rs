@@ -289,19 +289,15 @@ impl Systems {
                 .with_content_encoding("ISO-8859-1".into())
                 .with_message_id(hop.message_id.unwrap_or_default().into())
                 .with_delivery_mode(2);
-            let confirm = ch
-                .basic_publish(
-                    "".into(),
-                    self.config.broker.in_queue.as_str().into(),
-                    Default::default(),
-                    &body,
-                    props,
-                )
-                .await
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())?;
-            if !confirm.is_ack() {
+            let taken = jxg_gateway::broker::publish_confirmed(
+                ch,
+                &self.config.broker.in_queue,
+                &body,
+                props,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            if !taken {
                 return Err("the broker refused the record set".into());
             }
             let id = self
