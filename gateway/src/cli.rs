@@ -483,6 +483,13 @@ pub fn retention_purge(config: &Path, data: &Option<PathBuf>, at: &Option<String
                     "purged {} bodies, {} messages' metadata, {} audit entries",
                     p.bodies, p.messages, p.audit_entries
                 );
+                if p.unreadable > 0 {
+                    println!(
+                        "skipped {} messages whose stored record cannot be read (left in place; \
+                         their ids are in the log)",
+                        p.unreadable
+                    );
+                }
                 0
             }
             Err(e) => {

@@ -13,7 +13,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use jxg_gateway::audit::{Event, Record};
 use jxg_gateway::pipeline::{Meta, PreparedCopy};
 use jxg_gateway::store::{
@@ -335,8 +334,9 @@ where
             "attempt" => {
                 let r = RECIPIENTS[rng.random_range(0..3)];
                 let want = model.heads(r, false);
-                let heads = store
-                    .heads(r, 1000)
+                // every head is due at the end of time
+                let (heads, _) = store
+                    .due_heads(r, i64::MAX, 1000, &Default::default())
                     .await
                     .map_err(|e| bad(step, op, e.to_string()))?;
                 let got: Vec<Uuid> = heads.iter().map(|(_, row)| row.message_id).collect();
@@ -410,8 +410,7 @@ where
                     state: DeliveryState::Queued,
                     attempts: 0,
                     last_error: None,
-                    content_b64: base64::engine::general_purpose::STANDARD
-                        .encode(format!("replayed {id}")),
+                    content: format!("replayed {id}").into_bytes(),
                     ..old
                 };
                 store

@@ -39,9 +39,15 @@ pub async fn checkpoints(home: &Home) -> Vec<(u64, String)> {
     engine(home).checkpoints().await.unwrap()
 }
 
-/// Every stored message.
+/// Every stored message (every record must be readable).
 pub async fn messages(home: &Home) -> Vec<MessageRec> {
-    engine(home).messages(None, usize::MAX).await.unwrap()
+    engine(home)
+        .messages(None, usize::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.expect("every stored message is readable"))
+        .collect()
 }
 
 /// Every delivery row of `class`.
@@ -53,4 +59,22 @@ pub async fn deliveries(home: &Home, class: Class) -> Vec<DeliveryRow> {
         .into_iter()
         .map(|(_, _, _, row)| row)
         .collect()
+}
+
+/// Overwrites the stored record of message `id` with bytes that are no record (what a bad
+/// sector or a botched restore leaves). This is below the seam, by the sled layout's key (`M`
+/// and the id's 16 bytes): a record that does not decode cannot be written through it.
+pub fn damage_message(home: &Home, id: &str) {
+    let id = uuid::Uuid::parse_str(id).unwrap();
+    let db = sled::Config::new()
+        .path(home.path().join("data"))
+        .open()
+        .unwrap();
+    let tree = db.open_tree("v2").unwrap();
+    let mut key = vec![b'M'];
+    key.extend_from_slice(id.as_bytes());
+    assert!(tree.get(&key).unwrap().is_some(), "{id} is stored");
+    tree.insert(key, &b"\xff\xfe not a message record"[..])
+        .unwrap();
+    db.flush().unwrap();
 }

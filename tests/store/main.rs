@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jxg_gateway::audit::Entry;
 use jxg_gateway::store::{
-    Batch, Class, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Located,
+    Batch, Class, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Listed, Located,
     MessageRec, Op, SledEngine, StoreError,
 };
 use jxg_tests::conformance::{Plan, run};
@@ -104,11 +104,7 @@ impl Engine for Broken {
     async fn message(&self, id: &Uuid) -> Result<Option<MessageRec>, StoreError> {
         self.inner.message(id).await
     }
-    async fn messages(
-        &self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<MessageRec>, StoreError> {
+    async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError> {
         self.inner.messages(after, limit).await
     }
     async fn idempotency(&self, sender: &str, key: &str) -> Result<Option<IdemRow>, StoreError> {

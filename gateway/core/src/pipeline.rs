@@ -151,7 +151,6 @@ pub struct Meta<'a> {
 impl PreparedCopy {
     /// The copy as an outbox entry of `recipient`, waiting for its first attempt.
     pub fn entry(self, m: &Meta<'_>, recipient: &str) -> OutboxEntry {
-        use base64::Engine;
         OutboxEntry {
             message_id: m.message_id,
             seq: m.seq,
@@ -161,7 +160,7 @@ impl PreparedCopy {
             message_type: m.message_type.to_string(),
             correlation_id: m.correlation_id.to_string(),
             received_at: m.received_at.to_string(),
-            content_b64: base64::engine::general_purpose::STANDARD.encode(&self.bytes),
+            content: self.bytes,
             signature: self.signature,
             traceparent: m.traceparent.map(String::from),
             acked_at: None,

@@ -52,6 +52,9 @@ pub struct Instruments {
     pub flush_seconds: Histogram<f64>,
     /// Commits covered by one fsync.
     pub flush_batch: Histogram<u64>,
+    /// Stored records found unreadable, by `found_by` (`delivery`, `inbox`, `listing`,
+    /// `retention`).
+    pub unreadable_records: Counter<u64>,
     /// Policy decisions, by `policy` (the Cedar policy id or disclosure rule) and `effect`.
     pub policy_decisions: Counter<u64>,
     /// Seconds between two message types of one case, by `from` and `to`.
@@ -105,6 +108,10 @@ impl Instruments {
                 .with_boundaries(vec![
                     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
                 ])
+                .build(),
+            unreadable_records: m
+                .u64_counter("jxg_store_unreadable_records")
+                .with_description("Stored records that could not be read, by where they were found")
                 .build(),
             policy_decisions: m
                 .u64_counter("jxg_policy_decisions")

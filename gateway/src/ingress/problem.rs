@@ -218,9 +218,22 @@ impl From<crate::pipeline::Refused> for Problem {
     }
 }
 
+/// A store that is unavailable (a full or failed disk) is 503, worth trying again; a record
+/// that cannot be read is 500 and is not: it is reported to the operators
+/// (`GET /admin/v1/unreadable`), and the rest of the store goes on.
 impl From<crate::store::StoreError> for Problem {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
-        Problem::unavailable("the store is unavailable; nothing was accepted")
+        if e.is_transient() {
+            Problem::unavailable("the store is unavailable; nothing was accepted")
+        } else {
+            Problem::new(
+                500,
+                "unreadable-record",
+                "Stored record unreadable",
+                "a stored record this request needs cannot be read; nothing was changed, and \
+                 the record is reported to the operators",
+            )
+        }
     }
 }

@@ -44,8 +44,8 @@ use uuid::Uuid;
 
 use jxg_core::audit::{Entry, Head, Record};
 use jxg_core::store::{
-    Batch, Class, Counts, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Located,
-    MessageRec, Op, Store, StoreError,
+    Batch, Class, Counts, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Listed,
+    Located, MessageRec, Op, Store, StoreError, Unreadable,
 };
 
 mod migrate;
@@ -582,14 +582,13 @@ impl Engine for SledEngine {
             .transpose()
     }
 
-    async fn messages(
-        &self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<MessageRec>, StoreError> {
+    async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError> {
         let after = after.map(|a| Cursor(message_key(&a)));
-        self.scan(vec![b'M'], after.as_ref(), limit, |_, v| {
-            unpack("message", v)
+        self.scan(vec![b'M'], after.as_ref(), limit, |k, v| {
+            Ok(unpack("message", v).map_err(|e| Unreadable {
+                id: Uuid::from_slice(&k[1..]).unwrap_or_default(),
+                error: e.to_string(),
+            }))
         })
     }
 

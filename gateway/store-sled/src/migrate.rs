@@ -265,15 +265,7 @@ pub fn from_v1(
 
 /// A v1 outbox entry as a v2 copy and delivery row.
 fn split(e: &OutboxEntry) -> Result<(CopyRec, DeliveryRow), StoreError> {
-    use base64::Engine;
-    let content = base64::engine::general_purpose::STANDARD
-        .decode(&e.content_b64)
-        .map_err(|err| {
-            StoreError::Corrupt(format!(
-                "v1 outbox entry of message {} for {}: its body is not base64 ({err})",
-                e.message_id, e.recipient
-            ))
-        })?;
+    let content = e.content.clone();
     let mut state = e.state;
     // an acknowledged entry of a release that recorded only the ack time
     if e.acked_at.is_some() && !state.is_final() {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use jxg_core::audit::Entry;
 use jxg_core::store::{
-    Batch, Class, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Located,
+    Batch, Class, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Listed, Located,
     MessageRec, StoreError,
 };
 
@@ -162,11 +162,7 @@ impl Engine for Reopening {
         self.on(async |s| s.message(id).await).await
     }
 
-    async fn messages(
-        &self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<MessageRec>, StoreError> {
+    async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError> {
         self.on(async |s| s.messages(after, limit).await).await
     }
 

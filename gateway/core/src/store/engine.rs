@@ -184,6 +184,17 @@ pub struct Batch {
     pub counts: BTreeMap<String, Counts>,
 }
 
+/// A message record a listing found but could not read: its id and why (never its content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub id: Uuid,
+    pub error: String,
+}
+
+/// A message record as a listing finds it: read, or not readable. One record that cannot be
+/// read does not keep a listing from the records after it.
+pub type Listed = Result<MessageRec, Unreadable>;
+
 /// A delivery row with where it is: (cursor, recipient, message seq, row).
 pub type Located = (Cursor, String, u64, DeliveryRow);
 
@@ -196,12 +207,9 @@ pub trait Engine: Send + Sync + 'static {
     /// none of it, a crash before loses all or none of it).
     async fn write(&self, batch: Batch) -> Result<(), StoreError>;
     async fn message(&self, id: &Uuid) -> Result<Option<MessageRec>, StoreError>;
-    /// Up to `limit` messages after `after` by id (ids are time-ordered).
-    async fn messages(
-        &self,
-        after: Option<Uuid>,
-        limit: usize,
-    ) -> Result<Vec<MessageRec>, StoreError>;
+    /// Up to `limit` messages after `after` by id (ids are time-ordered); a record that cannot
+    /// be read is listed as [`Unreadable`] in its place.
+    async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError>;
     async fn idempotency(&self, sender: &str, key: &str) -> Result<Option<IdemRow>, StoreError>;
     /// The messages of a case, in sequence order.
     async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError>;

@@ -35,8 +35,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 pub use engine::{
-    Batch, Class, CopyRec, Counts, Cursor, DeliveryRow, Engine, EngineState, IdemRow, Located,
-    MessageRec, Op, SkippedRec,
+    Batch, Class, CopyRec, Counts, Cursor, DeliveryRow, Engine, EngineState, IdemRow, Listed,
+    Located, MessageRec, Op, SkippedRec, Unreadable,
 };
 pub use writer::CommitTuning;
 
@@ -138,8 +138,9 @@ pub struct OutboxEntry {
     pub message_type: String,
     pub correlation_id: String,
     pub received_at: String,
-    /// The exact bytes delivered, base64.
-    pub content_b64: String,
+    /// The exact bytes delivered (base64 in the entry's JSON form, as layout v1 kept it).
+    #[serde(rename = "content_b64", with = "b64")]
+    pub content: Vec<u8>,
     /// Detached JWS of those bytes.
     pub signature: String,
     pub traceparent: Option<String>,
@@ -202,12 +203,20 @@ impl DeliveryState {
     }
 }
 
-impl OutboxEntry {
-    pub fn content(&self) -> Vec<u8> {
-        use base64::Engine;
+/// Bytes as base64 text in JSON; text that is not base64 is an error, never an empty body.
+mod b64 {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
         base64::engine::general_purpose::STANDARD
-            .decode(&self.content_b64)
-            .unwrap_or_default()
+            .decode(text.as_bytes())
+            .map_err(|e| D::Error::custom(format!("the body is not base64: {e}")))
     }
 }
 
@@ -252,6 +261,8 @@ pub struct Purged {
     pub bodies: usize,
     pub messages: usize,
     pub audit_entries: u64,
+    /// Messages skipped because their record cannot be read (reported, left in place).
+    pub unreadable: usize,
 }
 
 /// A message's record as stored.
@@ -347,7 +358,6 @@ fn stored_message(m: &MessageRec) -> StoredMessage {
 
 /// One recipient's entry: its message's metadata, its copy and its delivery state.
 fn outbox_entry(m: &MessageRec, c: &CopyRec, row: &DeliveryRow) -> OutboxEntry {
-    use base64::Engine;
     OutboxEntry {
         message_id: m.id,
         seq: m.seq,
@@ -357,7 +367,7 @@ fn outbox_entry(m: &MessageRec, c: &CopyRec, row: &DeliveryRow) -> OutboxEntry {
         message_type: m.message_type.clone(),
         correlation_id: m.correlation_id.clone(),
         received_at: m.received_at.clone(),
-        content_b64: base64::engine::general_purpose::STANDARD.encode(&c.content),
+        content: c.content.clone(),
         signature: c.signature.clone(),
         traceparent: m.traceparent.clone(),
         acked_at: row.acked_at,
@@ -380,37 +390,51 @@ fn outbox_entry(m: &MessageRec, c: &CopyRec, row: &DeliveryRow) -> OutboxEntry {
     }
 }
 
+/// A stored record found unreadable: what it is, where it was found, when, and why (never
+/// its content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadableRecord {
+    /// The message whose record it is.
+    pub message_id: Uuid,
+    /// The recipient whose delivery it stopped, when a delivery found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// `delivery`, `inbox`, `listing` or `retention`.
+    pub found_by: &'static str,
+    /// Unix seconds when it was first found.
+    pub first_seen: i64,
+    pub error: String,
+}
+
+/// How many unreadable records are remembered for the admin listing (the metric counts all).
+const UNREADABLE_KEPT: usize = 1000;
+
 /// The gateway's store: the meaning of the records, over an [`Engine`].
 pub struct Store {
     engine: Arc<dyn Engine>,
     writer: writer::Writer,
+    /// Records found unreadable since the store was opened, by message id.
+    unreadable: std::sync::Mutex<BTreeMap<Uuid, UnreadableRecord>>,
     /// Entries offered to a pull recipient and not yet acknowledged: (recipient, seq) → until.
     /// Held across a take, so that two takes at once never offer the same entry.
     leases: tokio::sync::Mutex<HashMap<(String, u64), Instant>>,
-    signal: Arc<Notify>,
 }
 
 /// How many delivery rows a listing reads from the engine at a time.
 const PAGE: usize = 256;
 
+/// The most delivery rows one look for startable entries walks.
+pub const WALK: usize = 10_240;
+
 impl Store {
     /// The store over `engine`, its writer batching as `tuning` says.
     pub async fn open(engine: Arc<dyn Engine>, tuning: CommitTuning) -> Result<Self, StoreError> {
-        Self::open_signalling(engine, tuning, Arc::new(Notify::new())).await
-    }
-
-    /// As [`Store::open`], notifying `signal` of new and released entries.
-    pub async fn open_signalling(
-        engine: Arc<dyn Engine>,
-        tuning: CommitTuning,
-        signal: Arc<Notify>,
-    ) -> Result<Self, StoreError> {
-        let writer = writer::Writer::start(engine.clone(), tuning, signal.clone()).await?;
+        let writer = writer::Writer::start(engine.clone(), tuning).await?;
         Ok(Self {
             engine,
             writer,
             leases: tokio::sync::Mutex::new(HashMap::new()),
-            signal,
+            unreadable: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -420,6 +444,96 @@ impl Store {
         let writer = self.writer;
         // the writer's last batch may still be writing: wait for it off the async threads
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+    }
+
+    /// Reports a record that cannot be read: logged (ids only), counted, and kept for the admin
+    /// listing.
+    pub fn report_unreadable(
+        &self,
+        message_id: Uuid,
+        recipient: Option<&str>,
+        found_by: &'static str,
+        error: &str,
+    ) {
+        let mut kept = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.contains_key(&message_id) {
+            return;
+        }
+        tracing::error!(%message_id, recipient, found_by, error, "a stored record cannot be read");
+        crate::telemetry::metrics()
+            .unreadable_records
+            .add(1, &[opentelemetry::KeyValue::new("found_by", found_by)]);
+        if kept.len() < UNREADABLE_KEPT {
+            kept.insert(
+                message_id,
+                UnreadableRecord {
+                    message_id,
+                    recipient: recipient.map(String::from),
+                    found_by,
+                    first_seen: chrono::Utc::now().timestamp(),
+                    error: error.to_string(),
+                },
+            );
+        }
+    }
+
+    /// The records found unreadable since the store was opened (at most the first 1000).
+    pub fn unreadable(&self) -> Vec<UnreadableRecord> {
+        self.unreadable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Reads the entry of a delivery row to hand it out: a record that cannot be read is
+    /// reported and its delivery dead-lettered (it can never go out, and must not hold back the
+    /// recipient), and `None` is returned for it.
+    pub async fn entry_or_dead_letter(
+        &self,
+        recipient: &str,
+        seq: u64,
+        row: &DeliveryRow,
+        found_by: &'static str,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        match self.entry(recipient, row).await {
+            Ok(e) => Ok(e),
+            Err(e) if !e.is_transient() => {
+                let error = e.to_string();
+                self.report_unreadable(row.message_id, Some(recipient), found_by, &error);
+                let why = "the stored message record cannot be read".to_string();
+                self.ask(|reply| writer::Cmd::Unreadable {
+                    recipient: recipient.to_string(),
+                    seq,
+                    why,
+                    reply,
+                })
+                .await?;
+                crate::telemetry::metrics().dead_letters.add(
+                    1,
+                    &[opentelemetry::KeyValue::new(
+                        "recipient",
+                        recipient.to_string(),
+                    )],
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The readable messages of a listing page; the others are reported.
+    fn readable(&self, page: Vec<Listed>, found_by: &'static str) -> Vec<MessageRec> {
+        page.into_iter()
+            .filter_map(|l| match l {
+                Ok(m) => Some(m),
+                Err(u) => {
+                    self.report_unreadable(u.id, None, found_by, &u.error);
+                    None
+                }
+            })
+            .collect()
     }
 
     /// The engine below (for tools that copy or inspect a store).
@@ -561,8 +675,11 @@ impl Store {
             .case_heads(recipient, limit, |seq| !leased.contains(&seq))
             .await?;
         let mut taken = Vec::with_capacity(heads.len());
-        for (_, row) in &heads {
-            if let Some(e) = self.entry(recipient, row).await? {
+        for (seq, row) in &heads {
+            if let Some(e) = self
+                .entry_or_dead_letter(recipient, *seq, row, "inbox")
+                .await?
+            {
                 taken.push(e);
             }
         }
@@ -572,15 +689,59 @@ impl Store {
         Ok(taken)
     }
 
-    /// The oldest waiting entry of each case for `recipient`, oldest first, as (seq, delivery
-    /// row): the entries a push worker may attempt (later entries of a case wait for the one
-    /// before them). No body is read: [`Store::entry`] reads the ones the worker starts.
-    pub async fn heads(
+    /// Up to `want` case heads of `recipient` that a push worker can start at `now_ms`, oldest
+    /// first, as (seq, delivery row), and when the next head not yet due falls due. A head in
+    /// `busy` (in flight) holds its case back and is not returned; later entries of a case wait
+    /// for the one before them. The walk stops as soon as `want` heads are found and reads at
+    /// most [`WALK`] rows; no body is read: [`Store::entry`] reads the ones the worker starts.
+    pub async fn due_heads(
         &self,
         recipient: &str,
-        limit: usize,
-    ) -> Result<Vec<(u64, DeliveryRow)>, StoreError> {
-        self.case_heads(recipient, limit, |_| true).await
+        now_ms: i64,
+        want: usize,
+        busy: &HashSet<u64>,
+    ) -> Result<(Vec<(u64, DeliveryRow)>, Option<i64>), StoreError> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut next_due: Option<i64> = None;
+        let mut after: Option<Cursor> = None;
+        let mut walked = 0;
+        if want == 0 {
+            return Ok((out, None));
+        }
+        loop {
+            let page = self
+                .engine
+                .deliveries(Class::Waiting, Some(recipient), after.as_ref(), PAGE)
+                .await?;
+            let full = page.len() == PAGE;
+            for (cursor, _, seq, row) in page {
+                after = Some(cursor);
+                walked += 1;
+                if !seen.insert(row.case.clone()) || busy.contains(&seq) {
+                    continue;
+                }
+                let due = row.next_attempt_at_ms.unwrap_or(0);
+                if due > now_ms {
+                    next_due = Some(next_due.map_or(due, |n| n.min(due)));
+                    continue;
+                }
+                out.push((seq, row));
+                if out.len() >= want {
+                    // more may be due: look again as soon as a slot is free
+                    return Ok((out, Some(now_ms)));
+                }
+            }
+            if !full {
+                break;
+            }
+            if walked >= WALK {
+                // the rest is read on a later wake-up
+                next_due = Some(next_due.map_or(now_ms + 1000, |n| n.min(now_ms + 1000)));
+                break;
+            }
+        }
+        Ok((out, next_due))
     }
 
     /// Writes an entry's delivery state, with its audit entry; a final state removes it from the
@@ -616,9 +777,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Notified whenever entries are added or released.
-    pub fn inbox_signal(&self) -> Arc<Notify> {
-        self.signal.clone()
+    /// Notified whenever `recipient`'s waiting entries change (added, released, delivered,
+    /// acknowledged); a change for another recipient does not wake it.
+    pub fn signal(&self, recipient: &str) -> Arc<Notify> {
+        self.writer.shared.signals.of(recipient)
     }
 
     /// Durable writes made, and the batches they covered.
@@ -773,10 +935,9 @@ impl Store {
         after: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        let page = self.engine.messages(after, limit).await?;
         Ok(self
-            .engine
-            .messages(after, limit)
-            .await?
+            .readable(page, "listing")
             .iter()
             .map(stored_message)
             .collect())
@@ -802,11 +963,23 @@ impl Store {
                 if row.state != state {
                     continue;
                 }
-                if let Some(e) = self.entry(&recipient, &row).await? {
-                    out.push((cursor, e));
-                    if out.len() >= limit {
-                        break;
+                match self.entry(&recipient, &row).await {
+                    Ok(Some(e)) => {
+                        out.push((cursor, e));
+                        if out.len() >= limit {
+                            break;
+                        }
                     }
+                    Ok(None) => {}
+                    Err(e) if !e.is_transient() => {
+                        self.report_unreadable(
+                            row.message_id,
+                            Some(&recipient),
+                            "listing",
+                            &e.to_string(),
+                        );
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             if !full {
@@ -844,7 +1017,16 @@ impl Store {
         loop {
             let page = self.engine.messages(after, PAGE).await?;
             let full = page.len() == PAGE;
-            for m in page {
+            for listed in page {
+                let m = match listed {
+                    Ok(m) => m,
+                    Err(u) => {
+                        after = Some(u.id);
+                        self.report_unreadable(u.id, None, "retention", &u.error);
+                        done.unreadable += 1;
+                        continue;
+                    }
+                };
                 after = Some(m.id);
                 let Ok(received) =
                     chrono::DateTime::parse_from_rfc3339(&m.received_at).map(|t| t.timestamp())
@@ -853,10 +1035,19 @@ impl Store {
                     continue;
                 };
                 let mut rows = Vec::new();
+                let mut unreadable = None;
                 for c in &m.copies {
-                    if let Some(r) = self.engine.delivery(&c.recipient, m.seq).await? {
-                        rows.push(r);
+                    match self.engine.delivery(&c.recipient, m.seq).await {
+                        Ok(Some(r)) => rows.push(r),
+                        Ok(None) => {}
+                        Err(e) if !e.is_transient() => unreadable = Some(e.to_string()),
+                        Err(e) => return Err(e),
                     }
+                }
+                if let Some(error) = unreadable {
+                    self.report_unreadable(m.id, None, "retention", &error);
+                    done.unreadable += 1;
+                    continue;
                 }
                 // a body is kept while any copy still waits
                 if rows.iter().any(|d| !d.state.is_final()) {

@@ -49,6 +49,13 @@ pub(super) enum Cmd {
         at: i64,
         reply: Reply<Option<AckOutcome>>,
     },
+    /// A delivery whose message record cannot be read, dead-lettered with why.
+    Unreadable {
+        recipient: String,
+        seq: u64,
+        why: String,
+        reply: Reply<()>,
+    },
     /// A new copy for a recipient, queued again, with its audit entries.
     Requeue(Box<OutboxEntry>, Vec<Record>, Reply<()>),
     /// Changes that touch no delivery, with their audit entries.
@@ -67,7 +74,33 @@ pub(super) struct Shared {
     pub started: AtomicU64,
     /// (batches finished, whether the last one was written).
     pub done: watch::Sender<(u64, bool)>,
-    pub signal: Mutex<Arc<Notify>>,
+    pub signals: Signals,
+}
+
+/// One wake-up per recipient: notified when that recipient's waiting entries change (an entry
+/// added, released, delivered or acknowledged), so that a change for one recipient wakes only
+/// the worker or the long polls of that recipient.
+#[derive(Default)]
+pub(super) struct Signals(Mutex<HashMap<String, Arc<Notify>>>);
+
+impl Signals {
+    pub fn of(&self, recipient: &str) -> Arc<Notify> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(recipient.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn notify(&self, recipients: &[String]) {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for r in recipients {
+            if let Some(n) = map.get(r) {
+                n.notify_waiters();
+            }
+        }
+    }
 }
 
 pub(super) struct Writer {
@@ -80,7 +113,6 @@ impl Writer {
     pub(super) async fn start(
         engine: Arc<dyn Engine>,
         tuning: CommitTuning,
-        signal: Arc<Notify>,
     ) -> Result<Self, StoreError> {
         let state = engine.state().await?;
         let mut oldest = BTreeMap::new();
@@ -103,7 +135,7 @@ impl Writer {
             queued: AtomicUsize::new(0),
             started: AtomicU64::new(0),
             done: watch::channel((0, true)).0,
-            signal: Mutex::new(signal),
+            signals: Signals::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let mut run = Run {
@@ -138,6 +170,7 @@ impl Writer {
                     drop(r.send(Err(closed())))
                 }
                 Cmd::Ack { reply, .. } => drop(reply.send(Err(closed()))),
+                Cmd::Unreadable { reply, .. } => drop(reply.send(Err(closed()))),
             }
         }
     }
@@ -261,7 +294,7 @@ impl Run {
                 failed = Some(e);
             }
         }
-        // a read that failed while deciding fails the whole batch: nothing of it is written
+        // a store that failed while deciding fails the whole batch: nothing of it is written
         let (entries, head) = self
             .head
             .chain(std::mem::take(&mut f.audit), &crate::audit::now());
@@ -301,12 +334,8 @@ impl Run {
         for a in f.answers {
             a.send(err.as_ref());
         }
-        if ok && !f.touched.is_empty() {
-            self.shared
-                .signal
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .notify_waiters();
+        if ok {
+            self.shared.signals.notify(&f.touched);
         }
     }
 
@@ -393,6 +422,9 @@ impl Run {
         });
     }
 
+    /// Decides one command into the forming batch. A record that cannot be read fails only the
+    /// command that needed it (its reads come before its changes, so the batch is untouched);
+    /// a store that is unavailable fails the whole batch.
     async fn decide(
         &self,
         cmd: Cmd,
@@ -400,140 +432,206 @@ impl Run {
         next_seq: &mut u64,
     ) -> Result<(), StoreError> {
         match cmd {
-            Cmd::Accept(a, reply) => {
-                let m = &a.message;
-                let key = (m.sender.clone(), m.source_document_id.clone());
-                let taken = match f.idem.get(&key) {
-                    Some((row, response)) => Some((row.clone(), Some(response.clone()))),
-                    None => self
-                        .engine
-                        .idempotency(&key.0, &key.1)
-                        .await?
-                        .map(|row| (row, None)),
-                };
-                if let Some((row, response)) = taken {
-                    let outcome = if row.body_sha256 != m.body_sha256 {
-                        AcceptOutcome::Conflict
-                    } else {
-                        let response = match response {
-                            Some(r) => r,
-                            None => {
-                                self.message(f, &row.message_id)
-                                    .await?
-                                    .ok_or_else(|| {
-                                        StoreError::Corrupt(
-                                            "an idempotency key without its message".into(),
-                                        )
-                                    })?
-                                    .response
-                            }
-                        };
-                        AcceptOutcome::Duplicate(
-                            serde_json::from_str(&response).unwrap_or_default(),
-                        )
-                    };
-                    f.answers.push(Answer::Accept(reply, outcome));
-                    return Ok(());
-                }
-                let seq = *next_seq;
-                *next_seq += 1;
-                let mut a = *a;
-                a.message.seq = seq;
-                let mut copies = Vec::with_capacity(a.entries.len());
-                for e in &mut a.entries {
-                    e.seq = seq;
-                    copies.push(super::copy_rec(e, e.content()));
-                }
-                let rec = super::message_rec(&a.message, copies);
-                let row = IdemRow {
-                    message_id: rec.id,
-                    body_sha256: rec.body_sha256.clone(),
-                };
-                f.idem
-                    .insert(key.clone(), (row.clone(), rec.response.clone()));
-                f.ops.push(Op::PutIdempotency {
-                    sender: key.0,
-                    key: key.1,
-                    row,
-                });
-                f.ops.push(Op::PutCase {
-                    case: rec.correlation_id.clone(),
-                    seq,
-                    message_id: rec.id,
-                });
-                for e in &a.entries {
-                    self.put_row(f, &e.recipient, seq, None, super::delivery_row(e));
-                }
-                // not kept in the batch's overlay: nothing in the same batch can ack or replay
-                // a message before its acceptance is durable
-                f.ops.push(Op::PutMessage(Box::new(rec)));
-                f.audit.extend(a.audit);
-                f.answers
-                    .push(Answer::Accept(reply, AcceptOutcome::Accepted));
-            }
-            Cmd::Deliver(e, reply) => {
-                let old = self.row(f, &e.recipient, e.seq).await?;
-                // a delivery that is gone (purged) is not brought back
-                if old.is_some() {
-                    let from = old.as_ref().map(|r| Class::of(r.state));
-                    self.put_row(f, &e.recipient, e.seq, from, super::delivery_row(&e));
-                    f.audit.push(delivery_record(&e));
-                }
-                f.answers.push(Answer::Unit(reply));
-            }
+            Cmd::Accept(a, reply) => match self.accept(*a, f, next_seq).await {
+                Ok(outcome) => f.answers.push(Answer::Accept(reply, outcome)),
+                Err(e) => return fail(reply, e),
+            },
+            Cmd::Deliver(e, reply) => match self.deliver(f, &e).await {
+                Ok(()) => f.answers.push(Answer::Unit(reply)),
+                Err(e) => return fail(reply, e),
+            },
+            Cmd::Unreadable {
+                recipient,
+                seq,
+                why,
+                reply,
+            } => match self.unreadable(f, &recipient, seq, why).await {
+                Ok(()) => f.answers.push(Answer::Unit(reply)),
+                Err(e) => return fail(reply, e),
+            },
             Cmd::Ack {
                 recipient,
                 id,
                 at,
                 reply,
-            } => {
-                let outcome = self.ack(f, &recipient, &id, at).await;
-                match outcome {
-                    Ok(o) => f.answers.push(Answer::Ack(reply, o)),
-                    Err(e) => {
-                        drop(reply.send(Err(e.clone())));
-                        return Err(e);
-                    }
-                }
+            } => match self.ack(f, &recipient, &id, at).await {
+                Ok(o) => f.answers.push(Answer::Ack(reply, o)),
+                Err(e) => return fail(reply, e),
+            },
+            Cmd::Requeue(e, audit, reply) => match self.requeue(f, &e, audit).await {
+                Ok(()) => f.answers.push(Answer::Unit(reply)),
+                Err(e) => return fail(reply, e),
+            },
+            Cmd::Write(ops, audit, reply) => match self.write(f, ops, audit).await {
+                Ok(()) => f.answers.push(Answer::Unit(reply)),
+                Err(e) => return fail(reply, e),
+            },
+        }
+        Ok(())
+    }
+
+    async fn accept(
+        &self,
+        a: Acceptance,
+        f: &mut Forming,
+        next_seq: &mut u64,
+    ) -> Result<AcceptOutcome, StoreError> {
+        let m = &a.message;
+        let key = (m.sender.clone(), m.source_document_id.clone());
+        let taken = match f.idem.get(&key) {
+            Some((row, response)) => Some((row.clone(), Some(response.clone()))),
+            None => self
+                .engine
+                .idempotency(&key.0, &key.1)
+                .await?
+                .map(|row| (row, None)),
+        };
+        if let Some((row, response)) = taken {
+            if row.body_sha256 != m.body_sha256 {
+                return Ok(AcceptOutcome::Conflict);
             }
-            Cmd::Requeue(e, audit, reply) => {
-                let Some(mut m) = self.message(f, &e.message_id).await? else {
-                    drop(reply.send(Err(StoreError::Corrupt(format!(
-                        "message {} is not stored",
-                        e.message_id
-                    )))));
-                    return Ok(());
-                };
-                let copy = super::copy_rec(&e, e.content());
-                match m.copies.iter_mut().find(|c| c.recipient == e.recipient) {
-                    Some(c) => *c = copy,
-                    None => m.copies.push(copy),
+            let response = match response {
+                Some(r) => r,
+                None => {
+                    self.message(f, &row.message_id)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("an idempotency key without its message".into())
+                        })?
+                        .response
                 }
-                let old = self.row(f, &e.recipient, e.seq).await?;
-                let from = old.as_ref().map(|r| Class::of(r.state));
-                self.put_row(f, &e.recipient, e.seq, from, super::delivery_row(&e));
-                f.ops.push(Op::PutMessage(Box::new(m.clone())));
-                f.messages.insert(m.id, m);
-                f.audit.extend(audit);
-                f.answers.push(Answer::Unit(reply));
-            }
-            Cmd::Write(ops, audit, reply) => {
-                for op in &ops {
-                    if let Op::RemoveMessage {
-                        seq, recipients, ..
-                    } = op
-                    {
-                        for r in recipients {
-                            let old = self.row(f, r, *seq).await?;
-                            self.moved(f, r, old.map(|o| Class::of(o.state)), None);
-                        }
-                    }
+            };
+            return Ok(AcceptOutcome::Duplicate(
+                serde_json::from_str(&response).unwrap_or_default(),
+            ));
+        }
+        let seq = *next_seq;
+        *next_seq += 1;
+        let mut a = a;
+        a.message.seq = seq;
+        let mut copies = Vec::with_capacity(a.entries.len());
+        for e in &mut a.entries {
+            e.seq = seq;
+            copies.push(super::copy_rec(e, e.content.clone()));
+        }
+        let rec = super::message_rec(&a.message, copies);
+        let row = IdemRow {
+            message_id: rec.id,
+            body_sha256: rec.body_sha256.clone(),
+        };
+        f.idem
+            .insert(key.clone(), (row.clone(), rec.response.clone()));
+        f.ops.push(Op::PutIdempotency {
+            sender: key.0,
+            key: key.1,
+            row,
+        });
+        f.ops.push(Op::PutCase {
+            case: rec.correlation_id.clone(),
+            seq,
+            message_id: rec.id,
+        });
+        for e in &a.entries {
+            self.put_row(f, &e.recipient, seq, None, super::delivery_row(e));
+        }
+        // not kept in the batch's overlay: nothing in the same batch can ack or replay a message
+        // before its acceptance is durable
+        f.ops.push(Op::PutMessage(Box::new(rec)));
+        f.audit.extend(a.audit);
+        Ok(AcceptOutcome::Accepted)
+    }
+
+    async fn deliver(&self, f: &mut Forming, e: &OutboxEntry) -> Result<(), StoreError> {
+        let old = self.row(f, &e.recipient, e.seq).await?;
+        // a delivery that is gone (purged) is not brought back
+        if let Some(old) = old {
+            let from = Some(Class::of(old.state));
+            self.put_row(f, &e.recipient, e.seq, from, super::delivery_row(e));
+            f.audit.push(delivery_record(e));
+        }
+        Ok(())
+    }
+
+    /// Dead-letters a delivery whose message record cannot be read: it can never go out, and
+    /// it must not hold back its recipient.
+    async fn unreadable(
+        &self,
+        f: &mut Forming,
+        recipient: &str,
+        seq: u64,
+        why: String,
+    ) -> Result<(), StoreError> {
+        let Some(mut row) = self.row(f, recipient, seq).await? else {
+            return Ok(());
+        };
+        if row.state.is_final() {
+            return Ok(());
+        }
+        let from = Some(Class::of(row.state));
+        let id = row.message_id;
+        row.state = super::DeliveryState::Dead;
+        row.next_attempt_at_ms = None;
+        row.last_error = Some(why.clone());
+        self.put_row(f, recipient, seq, from, row);
+        f.audit.push(
+            Record::new(Event::DeadLettered, "gateway")
+                .message(id, "unknown", None)
+                .recipient(recipient)
+                .detail(why),
+        );
+        Ok(())
+    }
+
+    async fn requeue(
+        &self,
+        f: &mut Forming,
+        e: &OutboxEntry,
+        audit: Vec<Record>,
+    ) -> Result<(), StoreError> {
+        let Some(mut m) = self.message(f, &e.message_id).await? else {
+            return Err(StoreError::Corrupt(format!(
+                "message {} is not stored",
+                e.message_id
+            )));
+        };
+        let old = self.row(f, &e.recipient, e.seq).await?;
+        let copy = super::copy_rec(e, e.content.clone());
+        match m.copies.iter_mut().find(|c| c.recipient == e.recipient) {
+            Some(c) => *c = copy,
+            None => m.copies.push(copy),
+        }
+        let from = old.as_ref().map(|r| Class::of(r.state));
+        self.put_row(f, &e.recipient, e.seq, from, super::delivery_row(e));
+        f.ops.push(Op::PutMessage(Box::new(m.clone())));
+        f.messages.insert(m.id, m);
+        f.audit.extend(audit);
+        Ok(())
+    }
+
+    async fn write(
+        &self,
+        f: &mut Forming,
+        ops: Vec<Op>,
+        audit: Vec<Record>,
+    ) -> Result<(), StoreError> {
+        // every read first: a row that cannot be read leaves the batch as it was
+        let mut gone = Vec::new();
+        for op in &ops {
+            if let Op::RemoveMessage {
+                seq, recipients, ..
+            } = op
+            {
+                for r in recipients {
+                    let old = self.row(f, r, *seq).await?;
+                    gone.push((r.clone(), old.map(|o| Class::of(o.state))));
                 }
-                f.ops.extend(ops);
-                f.audit.extend(audit);
-                f.answers.push(Answer::Unit(reply));
             }
         }
+        for (r, from) in gone {
+            self.moved(f, &r, from, None);
+        }
+        f.ops.extend(ops);
+        f.audit.extend(audit);
         Ok(())
     }
 
@@ -569,6 +667,13 @@ impl Run {
         self.put_row(f, recipient, m.seq, from, row);
         Ok(Some(AckOutcome::Acked))
     }
+}
+
+/// Answers a command that failed while it was decided. A record that cannot be read fails that
+/// command alone; anything else fails the batch.
+fn fail<T>(reply: Reply<T>, e: StoreError) -> Result<(), StoreError> {
+    drop(reply.send(Err(e.clone())));
+    if e.is_transient() { Err(e) } else { Ok(()) }
 }
 
 /// The audit record a delivery state change makes.
