@@ -74,6 +74,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/admin/v1/unreadable")
+            .route(web::get().to(ops::unreadable))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/admin/v1/authorities")
             .route(web::get().to(ops::authorities))
             .default_service(web::to(not_allowed)),
@@ -137,7 +142,9 @@ async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
         reasons.push(format!("store: {e}"));
     }
     if let Some(b) = &state.broker {
-        if !b.is_connected() {
+        if let Some(why) = b.blocked() {
+            reasons.push(format!("broker: blocks publishing ({why})"));
+        } else if !b.is_connected() {
             reasons.push("broker: not connected".to_string());
         }
     }

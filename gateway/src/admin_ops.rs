@@ -18,6 +18,21 @@ use crate::store::{DeliveryState, OutboxEntry, StoredMessage};
 
 const MAX_LIMIT: usize = 500;
 
+/// The most records one page of a filtered listing examines: a filter that matches little
+/// returns what it found so far with a cursor to go on from, instead of scanning the store.
+const MAX_SCAN: usize = 5000;
+
+/// Runs a long read (a listing, a verification) on the blocking pool, so that the admin
+/// listener's workers stay free: `/healthz` and `/readyz` answer whatever else it is doing.
+async fn off_request_path<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, Problem> {
+    let rt = tokio::runtime::Handle::current();
+    web::block(move || rt.block_on(work))
+        .await
+        .map_err(|_| Problem::unavailable("the read could not be run"))
+}
+
 /// The caller holds `role`: 401 without a certificate, 403 with any other.
 pub fn role(req: &HttpRequest, role: AdminRole) -> Result<&'static str, Problem> {
     let name = match role {
@@ -153,40 +168,49 @@ pub async fn messages(
         ),
         None => None,
     };
-    let store = &state.pipeline.store;
-    let mut items = Vec::new();
-    let mut next = None;
-    // scan in pages until the page is full or the store ends
-    'scan: loop {
-        let page = store.messages_after(after, 200).await?;
-        if page.is_empty() {
-            break;
+    let store = state.pipeline.store.clone();
+    let (message_type, recipient) = (q.message_type.clone(), q.recipient.clone());
+    let (items, next) = off_request_path(async move {
+        let mut items = Vec::new();
+        let mut next = None;
+        let mut scanned = 0;
+        // scan in pages until the page is full, the store ends or the scan bound is reached
+        'scan: loop {
+            let page = store.messages_after(after, 200).await?;
+            if page.is_empty() {
+                break;
+            }
+            for m in page {
+                if scanned >= MAX_SCAN {
+                    // go on from the last one examined
+                    next = after.map(|a| a.to_string());
+                    break 'scan;
+                }
+                scanned += 1;
+                after = Some(m.id);
+                if message_type.as_ref().is_some_and(|t| *t != m.message_type) {
+                    continue;
+                }
+                let deliveries = store.deliveries(&m.id).await?;
+                let matches = deliveries.iter().any(|d| {
+                    recipient.as_ref().is_none_or(|r| *r == d.recipient)
+                        && status.is_none_or(|s| s == d.state)
+                }) || (status.is_none() && recipient.is_none());
+                if !matches {
+                    continue;
+                }
+                if items.len() == limit {
+                    next = items
+                        .last()
+                        .and_then(|v: &Value| v["id"].as_str().map(String::from));
+                    break 'scan;
+                }
+                items.push(metadata(&m, &deliveries));
+            }
         }
-        for m in page {
-            after = Some(m.id);
-            if q.message_type
-                .as_ref()
-                .is_some_and(|t| *t != m.message_type)
-            {
-                continue;
-            }
-            let deliveries = store.deliveries(&m.id).await?;
-            let matches = deliveries.iter().any(|d| {
-                q.recipient.as_ref().is_none_or(|r| *r == d.recipient)
-                    && status.is_none_or(|s| s == d.state)
-            }) || (status.is_none() && q.recipient.is_none());
-            if !matches {
-                continue;
-            }
-            if items.len() == limit {
-                next = items
-                    .last()
-                    .and_then(|v: &Value| v["id"].as_str().map(String::from));
-                break 'scan;
-            }
-            items.push(metadata(&m, &deliveries));
-        }
-    }
+        Ok::<_, crate::store::StoreError>((items, next))
+    })
+    .await??;
     consulted(
         &state,
         actor,
@@ -416,6 +440,23 @@ pub async fn dead_letters(
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// The stored records found unreadable since the gateway started (ids, where found and why;
+/// never content). Their deliveries are dead-lettered; the rest of the store goes on.
+pub async fn unreadable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Operator)?;
+    let items = state.pipeline.store.unreadable();
+    consulted(
+        &state,
+        actor,
+        format!("unreadable records, {} item(s)", items.len()),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
 pub async fn authorities(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -568,30 +609,41 @@ pub async fn audit(
             .map_err(|_| bad_query("cursor", "is not a cursor of this list"))?,
         None => 1,
     };
-    let store = &state.pipeline.store;
-    let mut items = Vec::new();
-    let mut next = None;
-    'scan: loop {
-        let page = store.audit_entries(seq, 500).await?;
-        let Some(last) = page.last() else { break };
-        seq = last.seq + 1;
-        for e in page {
-            let at = chrono::DateTime::parse_from_rfc3339(&e.at)
-                .map(|t| t.to_utc())
-                .ok();
-            let wanted = message.is_none_or(|m| e.record.message_id == Some(m))
-                && from.is_none_or(|f| at.is_some_and(|a| a >= f))
-                && to.is_none_or(|t| at.is_some_and(|a| a < t));
-            if !wanted {
-                continue;
+    let store = state.pipeline.store.clone();
+    let (items, next) = off_request_path(async move {
+        let mut items = Vec::new();
+        let mut next = None;
+        let mut scanned = 0;
+        'scan: loop {
+            let page = store.audit_entries(seq, 500).await?;
+            let Some(last) = page.last() else { break };
+            seq = last.seq + 1;
+            for e in page {
+                if scanned >= MAX_SCAN * 4 {
+                    // go on from the first one not examined
+                    next = Some(e.seq.to_string());
+                    break 'scan;
+                }
+                scanned += 1;
+                let at = chrono::DateTime::parse_from_rfc3339(&e.at)
+                    .map(|t| t.to_utc())
+                    .ok();
+                let wanted = message.is_none_or(|m| e.record.message_id == Some(m))
+                    && from.is_none_or(|f| at.is_some_and(|a| a >= f))
+                    && to.is_none_or(|t| at.is_some_and(|a| a < t));
+                if !wanted {
+                    continue;
+                }
+                if items.len() == limit {
+                    next = Some(e.seq.to_string());
+                    break 'scan;
+                }
+                items.push(e);
             }
-            if items.len() == limit {
-                next = Some(e.seq.to_string());
-                break 'scan;
-            }
-            items.push(e);
         }
-    }
+        Ok::<_, crate::store::StoreError>((items, next))
+    })
+    .await??;
     let mut record = Record::new(Event::Consulted, actor)
         .detail(format!("audit log, {} entr(ies)", items.len()));
     if let Some(m) = message {
@@ -650,7 +702,7 @@ pub async fn subject_access(
 
 pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let actor = role(&req, AdminRole::Auditor)?;
-    let store = &state.pipeline.store;
+    let store = state.pipeline.store.clone();
     let keys: Vec<josekit::jwk::Jwk> = store
         .signing_keys()
         .await?
@@ -658,7 +710,7 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         .filter_map(|v| v["jwk"].as_object().cloned())
         .filter_map(|m| josekit::jwk::Jwk::from_map(m).ok())
         .collect();
-    let result = store.verify_audit(&keys).await?;
+    let result = off_request_path(async move { store.verify_audit(&keys).await }).await??;
     consulted(&state, actor, "audit verification".into()).await?;
     Ok(match result {
         Ok(r) => HttpResponse::Ok().json(json!({"status": "ok", "report": r})),

@@ -77,10 +77,20 @@ fn serve_with(path: &std::path::Path) -> i32 {
             return 1;
         }
     };
+    let work = match server::work_runtime() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("jxg serve: cannot start the background runtime: {e}");
+            return 1;
+        }
+    };
+    let handle = work.handle().clone();
     let result = actix_web::rt::System::new().block_on(async move {
         let store = server::open_store(&config).await?;
-        server::serve(config, store).await
+        server::serve(config, store, handle).await
     });
+    // background work still running (a delivery past the drain timeout) ends with its runtime
+    work.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => 0,
         Err(e) => {

@@ -89,6 +89,7 @@ pub fn build_state(config: Config, store: Arc<Store>) -> Result<AppState, StartE
             sender_keys,
         },
         limits,
+        refusals: Default::default(),
         draining: AtomicBool::new(false),
         inflight: std::sync::atomic::AtomicUsize::new(0),
         broker,
@@ -122,8 +123,23 @@ pub async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     Ok(Arc::new(Store::open(Arc::new(reopening), tuning).await?))
 }
 
-/// Serves until SIGTERM or SIGINT.
-pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> {
+/// The runtime the background work runs on: delivery workers and their attempts, the AMQP
+/// consumer and its pipeline work, the checkpointer and retention — apart from the HTTP
+/// workers, so that a slow step there holds up no request, and no request holds it up.
+pub fn work_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("jxg-work")
+        .enable_all()
+        .build()
+}
+
+/// Serves until SIGTERM or SIGINT; the background work runs on `work` (see [`work_runtime`]).
+pub async fn serve(
+    config: Config,
+    store: Arc<Store>,
+    work: tokio::runtime::Handle,
+) -> Result<(), StartError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let live_tls = crate::tls::LiveTls::open(crate::tls::Paths {
         ca: config.resolve(&config.tls.ca),
@@ -155,7 +171,7 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
         .await?;
     let mut checkpointer = crate::audit::checkpoints::Checkpointer::new(p.store.as_ref()).await?;
     let s = state.clone();
-    let checkpoints = actix_web::rt::spawn(async move {
+    let checkpoints = work.spawn(async move {
         loop {
             if let Err(e) = checkpointer
                 .run(
@@ -173,13 +189,22 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
+    // refusals, summarised into the audit log at a bounded rate
+    let s = state.clone();
+    let every = Duration::from_secs(state.pipeline.config.limits.refusal_summary_seconds);
+    work.spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            s.refusals.write(&s.pipeline.store).await;
+        }
+    });
     let _gauges = gauges(&state);
     let _ = state.tls.set(live_tls.clone());
     let _expiry = certificate_expiry(&live_tls, state.pipeline.config.tls.expiry_warning_days);
     watch_tls(live_tls, &state.pipeline.config);
     // retention, hourly
     let s = state.clone();
-    actix_web::rt::spawn(async move {
+    work.spawn(async move {
         loop {
             let r = &s.pipeline.config.retention;
             let (store, body, audit) = (s.pipeline.store.clone(), r.body_days, r.audit_days);
@@ -190,6 +215,7 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
                         bodies = p.bodies,
                         messages = p.messages,
                         audit_entries = p.audit_entries,
+                        unreadable = p.unreadable,
                         "retention purge"
                     );
                 }
@@ -220,10 +246,16 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
                 async move {
                     let r = fut.await;
                     state.inflight.fetch_sub(1, Ordering::SeqCst);
-                    // a refused document is audited with its status, never its content
+                    // a refused document is audited with its status, never its content; a
+                    // refusal before any work (429, 401, 403, 503) is counted, and audited in
+                    // the next summary
                     if let Ok(res) = &r {
                         let status = res.status();
-                        if status.is_client_error() && req_is_submission(&route) {
+                        if crate::ingress::refusals::is_cheap(status.as_u16())
+                            && req_is_submission(&route)
+                        {
+                            state.refusals.note(&actor, status.as_u16(), &route);
+                        } else if status.is_client_error() && req_is_submission(&route) {
                             let rec =
                                 crate::audit::Record::new(crate::audit::Event::Rejected, actor)
                                     .detail(format!("{status} {route}"));
@@ -261,13 +293,14 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
     ))
     .client_request_timeout(header_read)
     .disable_signals()
-    .workers(1)
+    // long reads run on the blocking pool; two workers keep health checks answered besides
+    .workers(2)
     .shutdown_timeout(drain.as_secs())
     .listen_rustls_0_23(admin_listener, tls)
     .map_err(StartError::Bind)?
     .run();
 
-    let mut workers = crate::delivery::start(&state)?;
+    let mut workers = crate::delivery::start(&state, &work)?;
     if let Some(broker) = &state.broker {
         for a in state
             .pipeline
@@ -277,6 +310,7 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
             .filter(|a| a.delivery == crate::config::Delivery::Amqp)
         {
             workers.push(crate::ingress::amqp::start(
+                &work,
                 state.clone(),
                 broker.clone(),
                 a.id.clone(),
@@ -305,6 +339,7 @@ pub async fn serve(config: Config, store: Arc<Store>) -> Result<(), StartError> 
     // deliveries in flight finish (their workers stop taking new ones), bounded by the drain timeout
     state.draining.store(true, Ordering::SeqCst);
     let _ = tokio::time::timeout(drain, futures_util::future::join_all(workers)).await;
+    state.refusals.write(&state.pipeline.store).await;
     // a last checkpoint covers everything written before the stop
     if let Ok(mut c) = checkpoints.await {
         if let Err(e) = c
@@ -457,5 +492,20 @@ fn gauges(state: &crate::ingress::State) -> Vec<Box<dyn std::any::Any>> {
             }
         })
         .build();
-    vec![Box::new(depth), Box::new(age), Box::new(broker)]
+    let s = state.clone();
+    let blocked = meter
+        .u64_observable_gauge("jxg_broker_blocked")
+        .with_description("1 while the broker blocks publishing (connection.blocked)")
+        .with_callback(move |o| {
+            if let Some(b) = &s.broker {
+                o.observe(u64::from(b.blocked().is_some()), &[]);
+            }
+        })
+        .build();
+    vec![
+        Box::new(depth),
+        Box::new(age),
+        Box::new(broker),
+        Box::new(blocked),
+    ]
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use jxg_tests::*;
 use serde_json::Value;
 
-use super::{publish_confirmed, rabbitmqctl, tilt};
+use super::{publish_confirmed, rabbitmqctl};
 
 const KILLS: usize = 20;
 
@@ -139,7 +139,7 @@ async fn twenty_sigkills_under_mixed_load_and_a_broker_restart_lose_and_duplicat
         let client = Arc::new(tokio::sync::Mutex::new(None));
         let mut n = 0;
         while !stop2.load(Ordering::SeqCst) {
-            let (body, id) = tilt(1000 + n);
+            let (body, id) = tilt(1000 + n, "RESTART");
             publish_confirmed(&client, &q, &body, &id).await;
             *p2.lock().unwrap() += 1;
             n += 1;

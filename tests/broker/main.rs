@@ -1,5 +1,6 @@
-//! A broker restart while messages flow both ways: after it returns, every accepted message is
-//! delivered, once per `message_id`, and nothing that got a 202 is lost.
+//! The tests that change the shared broker (a restart, a memory alarm), taking turns: after a
+//! restart every accepted message is delivered, once per `message_id`, and nothing that got a
+//! 202 is lost.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use jxg_tests::*;
 use serde_json::Value;
 
+mod alarm;
 mod kill;
 
 /// The tests of this binary restart the shared broker; they take turns.
@@ -24,18 +26,6 @@ fn rabbitmqctl(args: &[&str]) {
         "rabbitmqctl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A TILT of its own case and document id.
-fn tilt(n: u32) -> (Vec<u8>, String) {
-    let mut bytes = sample("prosecution/valid/tilt-1.flat");
-    let id = format!("ANK-RESTART-{n:04}");
-    let journal = format!("1470-76543-{:05}-26", 200 + n);
-    bytes[26..45].copy_from_slice(journal.as_bytes());
-    let mut field = id.clone().into_bytes();
-    field.resize(40, b' ');
-    bytes[79..119].copy_from_slice(&field);
-    (bytes, id)
 }
 
 /// Publishes until the broker confirms, reconnecting while it is away.
@@ -149,7 +139,7 @@ async fn a_broker_restart_while_messages_flow_both_ways_loses_and_duplicates_not
     let q = inq.clone();
     let indictments = tokio::spawn(async move {
         for n in 0..20u32 {
-            let (body, id) = tilt(n);
+            let (body, id) = tilt(n, "RESTART");
             publish_confirmed(&c, &q, &body, &id).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -146,8 +146,10 @@ async fn gated_gateway(
     config.listeners.authority = format!("127.0.0.1:{port}").parse().unwrap();
     config.listeners.admin = format!("127.0.0.1:{admin}").parse().unwrap();
     std::thread::spawn(move || {
+        let work = jxg_gateway::server::work_runtime().unwrap();
+        let handle = work.handle().clone();
         actix_web::rt::System::new()
-            .block_on(jxg_gateway::server::serve(config, store))
+            .block_on(jxg_gateway::server::serve(config, store, handle))
             .unwrap();
     });
     let police = client_for(home, "police");

@@ -4,7 +4,7 @@
 //! The store lives on a tmpfs of its own, mounted by the test (which needs root, as in CI and
 //! on the development machine), so that the fault is the kernel's own ENOSPC or EROFS.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -313,29 +313,6 @@ async fn verdicts(home: &Home, gw: &Gateway, n: usize) -> Vec<String> {
     ids
 }
 
-/// Each recipient's delivery state of each message: recipient → [(status, attempts, error)].
-async fn states(
-    home: &Home,
-    gw: &Gateway,
-    ids: &[String],
-) -> BTreeMap<String, Vec<(String, u64, String)>> {
-    let courts = client_for(home, "courts");
-    let mut out: BTreeMap<String, Vec<(String, u64, String)>> = BTreeMap::new();
-    for id in ids {
-        let s = get_json(&courts, &gw.url(&format!("/v1/messages/{id}"))).await;
-        for r in s["recipients"].as_array().unwrap() {
-            out.entry(r["recipient"].as_str().unwrap().to_string())
-                .or_default()
-                .push((
-                    r["status"].as_str().unwrap().to_string(),
-                    r["attempts"].as_u64().unwrap_or(0),
-                    r["last_error"].as_str().unwrap_or_default().to_string(),
-                ));
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_hanging_and_a_resetting_recipient_hold_up_no_one_and_end_dead_lettered() {
     let home = Home::new();
@@ -370,7 +347,7 @@ async fn a_hanging_and_a_resetting_recipient_hold_up_no_one_and_end_dead_lettere
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(got, expected);
-    let early = states(&home, &gw, &ids).await;
+    let early = delivery_states(&home, &gw, "courts", &ids).await;
     assert!(
         early["police"]
             .iter()
@@ -381,7 +358,7 @@ async fn a_hanging_and_a_resetting_recipient_hold_up_no_one_and_end_dead_lettere
     // the hanging and the resetting recipient are retried, then dead-lettered
     let deadline = Instant::now() + Duration::from_secs(60);
     let last = loop {
-        let now = states(&home, &gw, &ids).await;
+        let now = delivery_states(&home, &gw, "courts", &ids).await;
         if now["police"]
             .iter()
             .chain(&now["prison"])
@@ -392,7 +369,7 @@ async fn a_hanging_and_a_resetting_recipient_hold_up_no_one_and_end_dead_lettere
         assert!(Instant::now() < deadline, "not dead-lettered: {now:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    for (recipient, cause) in [("police", "timed out"), ("prison", "")] {
+    for (recipient, cause) in [("police", "no answer within"), ("prison", "")] {
         for (_, attempts, error) in &last[recipient] {
             assert_eq!(*attempts, 3, "{recipient}: {error}");
             assert!(
@@ -446,11 +423,160 @@ async fn a_slow_recipient_gets_everything_once_and_holds_up_no_one() {
         ids.len(),
         "a slow answer was taken for a failure"
     );
-    let states = states(&home, &gw, &ids).await;
+    let states = delivery_states(&home, &gw, "courts", &ids).await;
     assert!(
         states["police"]
             .iter()
             .all(|(s, a, _)| s == "delivered" && *a == 1),
         "{states:?}"
     );
+}
+
+/// A "broker" that accepts TCP connections and never says a word; it holds every connection
+/// until dropped.
+struct MuteBroker {
+    port: u16,
+    _held: std::thread::JoinHandle<()>,
+}
+
+impl MuteBroker {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for s in listener.incoming().map_while(Result::ok) {
+                open.push(s);
+            }
+        });
+        Self { port, _held: held }
+    }
+}
+
+#[tokio::test]
+async fn a_broker_that_accepts_tcp_and_never_speaks_costs_bounded_attempts_and_no_one_else() {
+    let mute = MuteBroker::start();
+    let home = Home::with_broker("mute");
+    home.delivery(&[
+        (
+            "url",
+            &format!("\"amqp://guest:guest@127.0.0.1:{}/%2f\"", mute.port),
+        ),
+        ("operation_timeout_ms", "1000"),
+        ("request_timeout_seconds", "2"),
+        ("retry_base_ms", "100"),
+        ("retry_cap_ms", "300"),
+        ("max_attempts", "3"),
+        ("breaker_failures", "100"),
+    ]);
+    // the gateway starts although its broker never answers
+    let gw = home.start();
+    let operator = client_for(&home, "operator");
+    let r = operator.get(gw.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let why = r.text().await.unwrap();
+    assert!(why.contains("broker"), "{why}");
+    // everyone else is served: a police report is accepted, a verdict reaches its pull inboxes
+    let police = client_for(&home, "police");
+    let report = accepted_id(
+        post_json(
+            &police,
+            &gw,
+            "/police/v1/dokumenter",
+            police_report(1, "MUTE"),
+        )
+        .await,
+    )
+    .await;
+    let verdict = verdicts(&home, &gw, 1).await.remove(0);
+    for who in ["prison", "police"] {
+        let c = client_for(&home, who);
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got = drain_inbox(&c, &gw).await;
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(got.contains(&verdict), "{who}: {got:?}");
+    }
+    // each attempt to the prosecution ends, naming the broker, until the report is dead-lettered
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let last = loop {
+        let now = delivery_states(&home, &gw, "police", std::slice::from_ref(&report)).await;
+        if now["prosecution"].iter().all(|(s, ..)| s == "dead") {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "never dead-lettered: {now:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let (_, attempts, error) = &last["prosecution"][0];
+    assert_eq!(*attempts, 3, "{error}");
+    assert!(
+        error.contains("the broker did not answer the connection within 1000 ms"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_the_consumer_cannot_accept_goes_aside_after_its_deliveries_and_the_next_is_accepted()
+ {
+    let disk = Tmpfs::mount(48);
+    let (home, p, (inq, outq, rejq)) = broker_home("poison").await;
+    let store = disk.0.join("store");
+    home.edit_config(|t| {
+        t.replace(
+            "path = \"data\"",
+            &format!("path = \"{}\"", store.display()),
+        )
+    });
+    home.delivery(&[("max_deliveries", "3")]);
+    let gw = home.start();
+    // the store cannot take anything: each delivery of the indictment is handed back
+    let filler = disk.0.join("filler");
+    fill(&filler);
+    let (body, poison) = tilt(1, "POISON");
+    p.publish(&inq, &body, &poison).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let aside = loop {
+        if let Some(m) = p.take(&rejq).await {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "never set aside");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(aside.message_id.as_deref(), Some(poison.as_str()));
+    assert_eq!(aside.body, body, "set aside as it came");
+    assert_eq!(aside.headers["x-jxg-status"], "503");
+    assert!(
+        aside.headers["x-jxg-error"].contains("not accepted in 3 deliveries"),
+        "{:?}",
+        aside.headers
+    );
+    // the consumer goes on: once the store takes work again, the next one is accepted
+    std::fs::remove_file(&filler).unwrap();
+    let (body, next) = tilt(2, "POISON");
+    p.publish(&inq, &body, &next).await;
+    let courts = client_for(&home, "courts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // the inbox answers 503 until the store has come back
+        let r = courts.get(gw.url("/v1/inbox")).send().await.unwrap();
+        if r.status() == 200 {
+            let items = r.json::<Value>().await.unwrap()["items"].clone();
+            if items.as_array().is_some_and(|i| !i.is_empty()) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the next indictment was not accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(p.depth(&inq).await, 0);
+    assert_eq!(p.depth(&rejq).await, 0, "set aside once");
+    drop(gw);
+    p.delete(&[&inq, &outq, &rejq]).await;
 }

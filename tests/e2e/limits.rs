@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use jxg_tests::*;
 use serde_json::Value;
 
@@ -202,4 +204,96 @@ async fn json_nested_too_deep_or_with_an_overlong_string_is_refused_naming_where
     .await;
     assert_eq!(r.status(), 202);
     unaffected(&home, &gw).await;
+}
+
+#[tokio::test]
+async fn ten_thousand_requests_over_the_rate_limit_cost_no_store_write_each_and_are_summarised() {
+    let home = Home::new();
+    home.delivery(&[("refusal_summary_seconds", "1")]);
+    // the police may send one document, and then practically nothing
+    home.edit_config(|t| {
+        t.replacen(
+            "id = \"police\"\n",
+            "id = \"police\"\nrate_per_second = 0.001\nburst = 1\n",
+            1,
+        )
+    });
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let first = post_json(
+        &police,
+        &gw,
+        "/police/v1/dokumenter",
+        police_report(1, "FLOOD"),
+    )
+    .await;
+    assert_eq!(first.status(), 202);
+    // let the acceptance's own writes (and its checkpoint) settle before counting
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let writes =
+        |s: &prometheus_parse::Scrape| sum(s, "jxg_store_flush_duration_seconds_count", &[]);
+    let before = writes(&metrics(&home, &gw).await.1);
+    let started = std::time::Instant::now();
+    let statuses: Vec<u16> = futures_util::stream::iter(0..10_000)
+        .map(|n| {
+            let (police, gw) = (&police, &gw);
+            async move {
+                post_json(
+                    police,
+                    gw,
+                    "/police/v1/dokumenter",
+                    police_report(n + 2, "FLOOD"),
+                )
+                .await
+                .status()
+                .as_u16()
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(refused >= 9_990, "{refused} of 10000 got 429");
+    // the summaries of the flood come at the configured rate
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let seconds = started.elapsed().as_secs_f64().ceil();
+    let writes = writes(&metrics(&home, &gw).await.1) - before;
+    // a summary and its checkpoint per second (and whatever the rest of the gateway writes
+    // meanwhile) — not one write per refusal
+    assert!(
+        writes <= 4.0 * seconds + 10.0,
+        "{writes} store writes in {seconds} s for {refused} refusals"
+    );
+    unaffected(&home, &gw).await;
+    let mut gw = gw;
+    assert!(gw.terminate().success());
+    // every refusal is in the log, in a bounded number of summaries
+    let summaries: Vec<_> = stored::audit_log(&home)
+        .await
+        .into_iter()
+        .filter(|e| {
+            e.record.actor == "police"
+                && e.record
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains(" × 429 POST /police/v1/dokumenter"))
+        })
+        .collect();
+    let counted: usize = summaries
+        .iter()
+        .map(|e| {
+            let d = e.record.detail.as_deref().unwrap();
+            d[..d.find(' ').unwrap()].parse::<usize>().unwrap()
+        })
+        .sum();
+    assert_eq!(counted, refused, "every refusal is counted once");
+    assert!(
+        summaries.len() as f64 <= seconds + 2.0,
+        "{} summaries in {seconds} s",
+        summaries.len()
+    );
+    for e in &summaries {
+        let d = e.record.detail.as_deref().unwrap();
+        assert!(d.contains(", from ") && d.contains(" to "), "{d}");
+    }
 }

@@ -19,3 +19,4 @@ mod schemathesis;
 mod simulate;
 mod strict;
 mod tls;
+mod unreadable;

@@ -171,35 +171,6 @@ async fn one_trace_follows_an_arrest_from_the_police_post_to_the_courts_webhook_
     p.delete(&[&inq, &outq, &rejq]).await;
 }
 
-/// Parses `/metrics` with a Prometheus text parser.
-async fn scrape(home: &Home, gw: &Gateway) -> (String, prometheus_parse::Scrape) {
-    let text = client_for(home, "operator")
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
-    (text, scrape)
-}
-
-/// The sum of `metric`'s samples whose labels include every pair of `with`.
-fn sum(s: &prometheus_parse::Scrape, metric: &str, with: &[(&str, &str)]) -> f64 {
-    s.samples
-        .iter()
-        .filter(|x| x.metric == metric)
-        .filter(|x| with.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
-        .map(|x| match x.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
-}
-
 #[tokio::test]
 async fn metrics_count_what_was_sent_accepted_refused_and_delivered() {
     let home = Home::new();
@@ -251,7 +222,7 @@ async fn metrics_count_what_was_sent_accepted_refused_and_delivered() {
     }
     assert_eq!(taken.get("courts"), Some(&1.0), "{taken:?}");
 
-    let (text, s) = scrape(&home, &gw).await;
+    let (text, s) = metrics(&home, &gw).await;
     assert_eq!(sum(&s, "jxg_messages_accepted_total", &[]), 5.0, "{text}");
     for (authority, n) in [
         ("police", 1.0),
@@ -473,7 +444,7 @@ async fn certificates_near_their_end_are_warned_about_and_their_time_left_is_a_m
     // the development certificates are valid for years: no warning with the default 30 days
     let home = Home::new();
     let gw = home.start();
-    let (_, s) = scrape(&home, &gw).await;
+    let (_, s) = metrics(&home, &gw).await;
     for name in ["server", "ca"] {
         let left = sum(
             &s,

@@ -383,7 +383,8 @@ impl Home {
         });
     }
 
-    /// Sets `[delivery]` keys (`("retry_base_ms", "20")`, …).
+    /// Sets keys the configuration already has, wherever they are (`("retry_base_ms", "20")`,
+    /// `("operation_timeout_ms", "1000")`, …).
     pub fn delivery(&self, settings: &[(&str, &str)]) {
         self.edit_config(|text| {
             text.lines()
@@ -1307,4 +1308,71 @@ pub async fn assert_audit_verifies(home: &Home, gw: &Gateway) {
     )
     .await;
     assert_eq!(v["status"], "ok", "{v}");
+}
+
+/// Parses `/metrics` with a Prometheus text parser.
+pub async fn metrics(home: &Home, gw: &Gateway) -> (String, prometheus_parse::Scrape) {
+    let text = client_for(home, "operator")
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    (text, scrape)
+}
+
+/// The sum of `metric`'s samples whose labels include every pair of `with`.
+pub fn sum(s: &prometheus_parse::Scrape, metric: &str, with: &[(&str, &str)]) -> f64 {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == metric)
+        .filter(|x| with.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match x.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// Each recipient's delivery state of each of `sender`'s messages, as the sender's status
+/// endpoint shows it: recipient → [(status, attempts, last error)].
+pub async fn delivery_states(
+    home: &Home,
+    gw: &Gateway,
+    sender: &str,
+    ids: &[String],
+) -> std::collections::BTreeMap<String, Vec<(String, u64, String)>> {
+    let client = client_for(home, sender);
+    let mut out: std::collections::BTreeMap<String, Vec<(String, u64, String)>> =
+        Default::default();
+    for id in ids {
+        let s = get_json(&client, &gw.url(&format!("/v1/messages/{id}"))).await;
+        for r in s["recipients"].as_array().unwrap() {
+            out.entry(r["recipient"].as_str().unwrap().to_string())
+                .or_default()
+                .push((
+                    r["status"].as_str().unwrap().to_string(),
+                    r["attempts"].as_u64().unwrap_or(0),
+                    r["last_error"].as_str().unwrap_or_default().to_string(),
+                ));
+        }
+    }
+    out
+}
+
+/// A TILT (the prosecution's indictment) of its own case and document id: `ANK-{tag}-{n}`.
+pub fn tilt(n: u32, tag: &str) -> (Vec<u8>, String) {
+    let mut bytes = sample("prosecution/valid/tilt-1.flat");
+    let id = format!("ANK-{tag}-{n:04}");
+    let journal = format!("1470-76543-{:05}-26", 200 + n);
+    bytes[26..45].copy_from_slice(journal.as_bytes());
+    let mut field = id.clone().into_bytes();
+    field.resize(40, b' ');
+    bytes[79..119].copy_from_slice(&field);
+    (bytes, id)
 }

@@ -302,6 +302,14 @@ pub struct Limits {
     /// ones over it get 429 and the connection is closed. Default 64.
     #[serde(default = "default_connections_per_peer")]
     pub connections_per_peer: usize,
+    /// How often the count of refusals made before any work (429, 401, 403, 503) is written to
+    /// the audit log, one summary entry per sender, answer and route, in seconds. Default 60.
+    #[serde(default = "default_refusal_summary_seconds")]
+    pub refusal_summary_seconds: u64,
+}
+
+fn default_refusal_summary_seconds() -> u64 {
+    60
 }
 
 fn default_body_read() -> u64 {
@@ -332,6 +340,7 @@ impl Default for Limits {
             json_depth: default_json_depth(),
             json_string_bytes: default_json_string_bytes(),
             connections_per_peer: default_connections_per_peer(),
+            refusal_summary_seconds: default_refusal_summary_seconds(),
         }
     }
 }
@@ -372,6 +381,15 @@ pub struct BrokerConfig {
     /// Unacknowledged deliveries the gateway takes at once. Default 16.
     #[serde(default = "default_prefetch")]
     pub prefetch: u16,
+    /// The bound of each call to the broker other than a publication (connect, channel open,
+    /// declare, consume setup, ack), in milliseconds. Default 5000.
+    #[serde(default = "default_operation_timeout_ms")]
+    pub operation_timeout_ms: u64,
+    /// How many times a message of the in-queue is delivered without being accepted before it
+    /// goes to the rejected queue with its last reason (the quorum queue's
+    /// `x-delivery-count`). Default 5.
+    #[serde(default = "default_max_deliveries")]
+    pub max_deliveries: u32,
 }
 
 impl Default for BrokerConfig {
@@ -382,8 +400,16 @@ impl Default for BrokerConfig {
             out_queue: default_out_queue(),
             rejected_queue: default_rejected_queue(),
             prefetch: default_prefetch(),
+            operation_timeout_ms: default_operation_timeout_ms(),
+            max_deliveries: default_max_deliveries(),
         }
     }
+}
+fn default_operation_timeout_ms() -> u64 {
+    5000
+}
+fn default_max_deliveries() -> u32 {
+    5
 }
 fn default_broker_url() -> String {
     "amqp://guest:guest@127.0.0.1:5672/%2f".into()
@@ -613,6 +639,11 @@ impl Config {
         if !self.broker.url.starts_with("amqp://") && !self.broker.url.starts_with("amqps://") {
             errs.push("broker.url must be an amqp:// or amqps:// URL".into());
         }
+        if self.broker.operation_timeout_ms == 0 || self.broker.max_deliveries == 0 {
+            errs.push(
+                "broker.operation_timeout_ms and broker.max_deliveries must be at least 1".into(),
+            );
+        }
         if self.broker.prefetch == 0 {
             errs.push("broker.prefetch must be at least 1".into());
         }
@@ -624,6 +655,9 @@ impl Config {
         }
         if self.limits.inbox_max_wait_seconds > 30 {
             errs.push("limits.inbox_max_wait_seconds must be at most 30".into());
+        }
+        if self.limits.refusal_summary_seconds == 0 {
+            errs.push("limits.refusal_summary_seconds must be at least 1".into());
         }
         if self.limits.inbox_visibility_seconds == 0 {
             errs.push("limits.inbox_visibility_seconds must be at least 1".into());

@@ -35,10 +35,16 @@ pub enum Outcome {
 /// One way of handing a document to a recipient (push over HTTPS, AMQP publish: the server's
 /// transports implement it).
 pub trait Transport: Send + Sync {
-    fn deliver<'a>(&'a self, entry: &'a OutboxEntry) -> BoxFuture<'a, Outcome>;
+    /// Hands `entry` over, returning within `bound` (the worker gives up on an attempt that
+    /// has not returned shortly after it, as a retryable failure): a transport that knows why
+    /// it is slow (a broker that blocks publishers) says so in its answer.
+    fn deliver<'a>(&'a self, entry: &'a OutboxEntry, bound: Duration) -> BoxFuture<'a, Outcome>;
     /// The way it delivers, for metrics (`push`, `amqp`).
     fn via(&self) -> &'static str;
 }
+
+/// How long past its bound the worker waits for a transport before it gives up on the attempt.
+const GRACE: Duration = Duration::from_millis(500);
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -86,13 +92,15 @@ impl Worker {
     /// Delivers until draining, then returns once nothing is in flight.
     pub async fn run(self) {
         let (tx, mut rx) = mpsc::unbounded_channel::<(u64, bool)>();
-        let mut in_flight: HashSet<(u64, uuid::Uuid)> = HashSet::new();
+        let mut in_flight: HashSet<u64> = HashSet::new();
         let mut breaker = Breaker::default();
         let backoff = Backoff {
             base_ms: self.cfg.retry_base_ms,
             cap_ms: self.cfg.retry_cap_ms,
         };
-        let signal = self.store.inbox_signal();
+        let bound = Duration::from_secs(self.cfg.request_timeout_seconds);
+        // woken only by changes to this recipient's entries
+        let signal = self.store.signal(&self.recipient);
         loop {
             let draining = (self.draining)();
             if draining && in_flight.is_empty() {
@@ -110,46 +118,51 @@ impl Worker {
                 } else {
                     self.cfg.concurrency.saturating_sub(in_flight.len())
                 };
-                let heads = match self.store.heads(&self.recipient, 10_000).await {
-                    Ok(h) => h,
+                // only the entries that can start now are read, and only their bodies
+                let heads = if slots == 0 {
+                    Ok((Vec::new(), None))
+                } else {
+                    self.store
+                        .due_heads(&self.recipient, now, slots, &in_flight)
+                        .await
+                };
+                let heads = match heads {
+                    Ok((heads, due)) => {
+                        next_due = due;
+                        heads
+                    }
                     Err(e) => {
                         tracing::error!(recipient = %self.recipient, error = %e, "cannot read the outbox");
+                        next_due = Some(now + 1000);
                         Vec::new()
                     }
                 };
-                let mut started = 0;
                 for (seq, row) in heads {
-                    if in_flight.contains(&(seq, row.message_id)) {
-                        continue;
-                    }
-                    let due = row.next_attempt_at_ms.unwrap_or(0);
-                    if due > now {
-                        next_due = Some(next_due.map_or(due, |n: i64| n.min(due)));
-                        continue;
-                    }
-                    if started >= slots {
-                        next_due = Some(now);
-                        break;
-                    }
-                    // only an entry started now has its body read
-                    let e = match self.store.entry(&self.recipient, &row).await {
+                    let e = match self
+                        .store
+                        .entry_or_dead_letter(&self.recipient, seq, &row, "delivery")
+                        .await
+                    {
                         Ok(Some(e)) => e,
-                        Ok(None) => continue,
+                        // gone, or unreadable and dead-lettered: the next one may start now
+                        Ok(None) => {
+                            next_due = Some(now);
+                            continue;
+                        }
                         Err(e) => {
                             tracing::error!(recipient = %self.recipient, error = %e, "cannot read an outbox entry");
+                            next_due = Some(now + 1000);
                             break;
                         }
                     };
-                    started += 1;
-                    in_flight.insert((e.seq, e.message_id));
+                    in_flight.insert(seq);
                     let (transport, store, tx, max) = (
                         self.transport.clone(),
                         self.store.clone(),
                         tx.clone(),
                         self.cfg.max_attempts,
                     );
-                    tokio::task::spawn_local(async move {
-                        let seq = e.seq;
+                    tokio::spawn(async move {
                         // an entry goes out only once its acceptance is on disk: a copy sent
                         // before the flush, then lost in a crash, would come back from the
                         // sender's retry under another id
@@ -157,7 +170,9 @@ impl Worker {
                             let _ = tx.send((seq, false));
                             return;
                         }
-                        let ok = attempt(transport.as_ref(), store.as_ref(), e, max, backoff).await;
+                        let ok =
+                            attempt(transport.as_ref(), store.as_ref(), e, max, backoff, bound)
+                                .await;
                         let _ = tx.send((seq, ok));
                     });
                 }
@@ -172,22 +187,30 @@ impl Worker {
                 _ = notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
                 Some((seq, ok)) = rx.recv() => {
-                    in_flight.retain(|(s, _)| *s != seq);
-                    if ok {
-                        breaker = Breaker::default();
-                    } else {
-                        breaker.failures += 1;
-                        if breaker.failures >= self.cfg.breaker_failures {
-                            breaker.open_until_ms = Some(now_ms() + self.cfg.breaker_cooldown_ms as i64);
-                            tracing::warn!(recipient = %self.recipient, failures = breaker.failures, "circuit breaker open");
-                        }
-                    }
+                    in_flight.remove(&seq);
+                    breaker.record(ok, &self.cfg, &self.recipient);
                     while let Ok((seq, ok)) = rx.try_recv() {
-                        in_flight.retain(|(s, _)| *s != seq);
-                        if ok { breaker = Breaker::default(); } else { breaker.failures += 1; }
+                        in_flight.remove(&seq);
+                        breaker.record(ok, &self.cfg, &self.recipient);
                     }
                 }
             }
+        }
+    }
+}
+
+impl Breaker {
+    /// Counts an attempt's result: a success closes the breaker; a run of failures opens it for
+    /// the cool-down.
+    fn record(&mut self, ok: bool, cfg: &DeliveryConfig, recipient: &str) {
+        if ok {
+            *self = Breaker::default();
+            return;
+        }
+        self.failures += 1;
+        if self.failures >= cfg.breaker_failures {
+            self.open_until_ms = Some(now_ms() + cfg.breaker_cooldown_ms as i64);
+            tracing::warn!(recipient, failures = self.failures, "circuit breaker open");
         }
     }
 }
@@ -199,6 +222,7 @@ async fn attempt(
     mut e: OutboxEntry,
     max: u32,
     backoff: Backoff,
+    bound: Duration,
 ) -> bool {
     let span = tracing::info_span!(
         "deliver",
@@ -216,7 +240,15 @@ async fn attempt(
     if let Some(t) = crate::telemetry::trace_id(e.traceparent.as_deref()) {
         span.record("trace_id", t);
     }
-    let outcome = transport.deliver(&e).instrument(span.clone()).await;
+    let outcome = match tokio::time::timeout(
+        bound + GRACE,
+        transport.deliver(&e, bound).instrument(span.clone()),
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(_) => Outcome::Retry(format!("no answer within {} s", bound.as_secs())),
+    };
     e.traceparent = stored;
     e.attempts += 1;
     let now = now_ms();

@@ -1,14 +1,16 @@
 //! The AMQP transport: publish to the broker's out-queue with publisher confirms and persistent
-//! delivery; a delivery counts as done only when the broker confirms it.
+//! delivery; a delivery counts as done only when the broker confirms it, within the attempt's
+//! bound. A broker that blocks publishers fails the attempt at once, naming why.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 
 use super::{Outcome, Transport};
-use crate::broker::Broker;
+use crate::broker::{Broker, BrokerError};
 use crate::store::OutboxEntry;
 
 pub struct AmqpTransport {
@@ -28,12 +30,9 @@ impl Transport for AmqpTransport {
         "amqp"
     }
 
-    fn deliver<'a>(&'a self, entry: &'a OutboxEntry) -> BoxFuture<'a, Outcome> {
+    fn deliver<'a>(&'a self, entry: &'a OutboxEntry, bound: Duration) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let ch = match self.broker.publisher().await {
-                Ok(ch) => ch,
-                Err(_) => return Outcome::Retry("broker unavailable".into()),
-            };
+            let deadline = tokio::time::Instant::now() + bound;
             let mut headers = FieldTable::default();
             headers.insert(
                 "jxg-signature".into(),
@@ -45,23 +44,26 @@ impl Transport for AmqpTransport {
                     AMQPValue::LongString(t.as_str().into()),
                 );
             }
+            let id = entry.message_id.to_string();
             let props = BasicProperties::default()
-                .with_message_id(entry.message_id.to_string().into())
+                .with_message_id(id.as_str().into())
                 .with_correlation_id(entry.correlation_id.as_str().into())
                 .with_content_type(entry.media_type.as_str().into())
                 .with_content_encoding(content_encoding(&entry.format).into())
                 .with_delivery_mode(2)
                 .with_headers(headers);
             let queue = self.broker.config.out_queue.as_str();
-            let confirm =
-                crate::broker::publish_confirmed(&ch, queue, &entry.content(), props).await;
-            match confirm {
-                Ok(true) => Outcome::Delivered,
-                Ok(false) => Outcome::Retry("the broker refused the message".into()),
-                Err(_) => {
+            match self
+                .broker
+                .publish(&id, queue, entry.content.clone(), props, deadline)
+                .await
+            {
+                Ok(()) => Outcome::Delivered,
+                Err(e @ BrokerError::Failed { .. }) => {
                     self.broker.reset_publisher().await;
-                    Outcome::Retry("broker unavailable".into())
+                    Outcome::Retry(e.to_string())
                 }
+                Err(e) => Outcome::Retry(e.to_string()),
             }
         })
     }

@@ -18,7 +18,8 @@ use crate::ingress::State;
 /// Starts a worker for every recipient that does not pull (push and amqp). Returns their handles.
 pub fn start(
     state: &State,
-) -> Result<Vec<actix_web::rt::task::JoinHandle<()>>, crate::tls::TlsError> {
+    work: &tokio::runtime::Handle,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::tls::TlsError> {
     let config: &Config = &state.pipeline.config;
     let mut handles = Vec::new();
     for a in config
@@ -46,7 +47,7 @@ pub fn start(
             cfg: config.delivery.clone(),
             draining: Arc::new(move || s.draining.load(Ordering::SeqCst)),
         };
-        handles.push(actix_web::rt::spawn(worker.run()));
+        handles.push(work.spawn(worker.run()));
     }
     Ok(handles)
 }

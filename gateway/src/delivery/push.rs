@@ -70,7 +70,7 @@ impl Transport for PushTransport {
         "push"
     }
 
-    fn deliver<'a>(&'a self, entry: &'a OutboxEntry) -> BoxFuture<'a, Outcome> {
+    fn deliver<'a>(&'a self, entry: &'a OutboxEntry, bound: Duration) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let mut req = self
                 .client
@@ -78,7 +78,8 @@ impl Transport for PushTransport {
                 .header("Content-Type", content_type(entry))
                 .header("JXG-Signature", &entry.signature)
                 .header("JXG-Message-Id", entry.message_id.to_string())
-                .body(entry.content());
+                .timeout(bound)
+                .body(entry.content.clone());
             if let Some(t) = &entry.traceparent {
                 req = req.header("traceparent", t);
             }
@@ -93,7 +94,9 @@ impl Transport for PushTransport {
                         Outcome::Retry(why)
                     }
                 }
-                Err(e) if e.is_timeout() => Outcome::Retry("timed out".into()),
+                Err(e) if e.is_timeout() => {
+                    Outcome::Retry(format!("no answer within {} s", bound.as_secs()))
+                }
                 Err(e) if e.is_connect() => Outcome::Retry("connection failed".into()),
                 Err(_) => Outcome::Retry("request failed".into()),
             }

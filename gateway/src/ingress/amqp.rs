@@ -3,7 +3,11 @@
 //! before: the AMQP `message_id`, else the HD document id, is the idempotency key), or after it
 //! was durably moved to the rejected queue with the reason in `x-jxg-error` — so a poison message
 //! is answered once, never redelivered forever. When the store is unavailable the delivery is
-//! returned to the queue. A lost connection is remade with backoff.
+//! returned to the queue, at most `broker.max_deliveries` times (the quorum queue counts them in
+//! `x-delivery-count`): after that it too goes to the rejected queue with its last reason, and
+//! the consumer goes on with the next. Every call to the broker is bounded; the rejected copies
+//! go out on the publishing connection, so that a broker blocking publishers never stops the
+//! consumer's acks. A lost connection is remade with backoff.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,9 +17,7 @@ use tracing::Instrument;
 use futures_util::StreamExt;
 use lapin::BasicProperties;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ConfirmSelectOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 
 use super::State;
@@ -25,12 +27,13 @@ use crate::pipeline;
 
 /// Consumes until the gateway drains.
 pub fn start(
+    work: &tokio::runtime::Handle,
     state: State,
     broker: Arc<Broker>,
     authority: String,
     format: String,
-) -> actix_web::rt::task::JoinHandle<()> {
-    actix_web::rt::spawn(async move {
+) -> tokio::task::JoinHandle<()> {
+    work.spawn(async move {
         let mut backoff = Duration::from_millis(250);
         loop {
             if state.draining.load(Ordering::SeqCst) {
@@ -56,22 +59,29 @@ async fn consume(
     authority: &str,
     format: &str,
 ) -> Result<(), String> {
-    let conn = broker.connect().await?;
-    let ch = conn.create_channel().await.map_err(|e| e.to_string())?;
-    ch.basic_qos(broker.config.prefetch, BasicQosOptions::default())
+    let conn = broker.connect().await.map_err(|e| e.to_string())?;
+    let ch = broker
+        .within("a channel open", broker.bound(), conn.create_channel())
         .await
         .map_err(|e| e.to_string())?;
-    let rejected = conn.create_channel().await.map_err(|e| e.to_string())?;
-    rejected
-        .confirm_select(ConfirmSelectOptions::default())
+    broker
+        .within(
+            "the prefetch setting",
+            broker.bound(),
+            ch.basic_qos(broker.config.prefetch, BasicQosOptions::default()),
+        )
         .await
         .map_err(|e| e.to_string())?;
-    let mut consumer = ch
-        .basic_consume(
-            broker.config.in_queue.as_str().into(),
-            "jxg-gateway".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
+    let mut consumer = broker
+        .within(
+            "the consume request",
+            broker.bound(),
+            ch.basic_consume(
+                broker.config.in_queue.as_str().into(),
+                "jxg-gateway".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -91,8 +101,15 @@ async fn consume(
             return Err("the broker closed the consumer".into());
         };
         let delivery = delivery.map_err(|e| e.to_string())?;
-        handle(state, broker, &rejected, authority, adapter, delivery).await?;
+        handle(state, broker, authority, adapter, delivery).await?;
     }
+}
+
+/// A short digest of a delivery's bytes (it names the copy, never shows it).
+fn ring_digest(data: &[u8]) -> String {
+    use base64::Engine;
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&d.as_ref()[..12])
 }
 
 fn describe(p: &Problem) -> String {
@@ -106,7 +123,6 @@ fn describe(p: &Problem) -> String {
 async fn handle(
     state: &State,
     broker: &Broker,
-    rejected: &lapin::Channel,
     authority: &str,
     adapter: &'static dyn jxg_adapters::Adapter,
     d: Delivery,
@@ -145,29 +161,47 @@ async fn handle(
     }
     .instrument(span)
     .await;
+    // deliveries before this one that were handed back (quorum queues count them)
+    let returned = crate::broker::header_number(d.properties.headers().as_ref(), "x-delivery-count")
+        .unwrap_or(0)
+        .max(0) as u64;
+    let max = u64::from(p.config.broker.max_deliveries);
     match result {
         Ok(answer) => {
             if let pipeline::Answer::Accepted(body) = &answer {
                 crate::telemetry::accepted(authority, format, body["type"].as_str().unwrap_or(""));
             }
-            d.ack(BasicAckOptions::default())
+            broker
+                .within("an ack", broker.bound(), d.ack(BasicAckOptions::default()))
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
-        Err(problem) if problem.status == 503 => {
+        Err(problem) if problem.status == 503 && returned + 1 < max => {
             // nothing was accepted: hand it back and pause before taking more
-            d.nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())?;
+            broker
+                .within(
+                    "a nack",
+                    broker.bound(),
+                    d.nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             tokio::time::sleep(Duration::from_secs(1)).await;
             Ok(())
         }
-        Err(problem) => {
+        Err(mut problem) => {
+            if problem.status == 503 {
+                // handed back as often as allowed: it goes aside, and the next one comes
+                problem.detail = format!(
+                    "not accepted in {} deliveries; the last: {}",
+                    returned + 1,
+                    problem.detail
+                );
+            }
             crate::telemetry::rejected(authority, format, problem.status, problem.slug);
             let rec = crate::audit::Record::new(crate::audit::Event::Rejected, authority)
                 .detail(format!("{} from the broker", problem.status));
@@ -191,18 +225,26 @@ async fn handle(
             if let Some(k) = &key {
                 props = props.with_message_id(k.as_str().into());
             }
-            let taken = crate::broker::publish_confirmed(
-                rejected,
-                &broker.config.rejected_queue,
-                &d.data,
-                props,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            if !taken {
-                return Err("the broker refused the rejected copy".into());
-            }
-            d.ack(BasicAckOptions::default())
+            // in doubt under the delivery's own key: a second attempt waits for the first copy
+            let copy = format!(
+                "rejected:{}:{}",
+                key.as_deref().unwrap_or(""),
+                ring_digest(&d.data)
+            );
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_secs(p.config.delivery.request_timeout_seconds);
+            broker
+                .publish(
+                    &copy,
+                    &broker.config.rejected_queue,
+                    d.data.clone(),
+                    props,
+                    deadline,
+                )
+                .await
+                .map_err(|e| format!("the rejected copy: {e}"))?;
+            broker
+                .within("an ack", broker.bound(), d.ack(BasicAckOptions::default()))
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())

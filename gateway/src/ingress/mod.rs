@@ -6,6 +6,7 @@ pub mod amqp;
 pub mod identity;
 pub mod limits;
 pub mod problem;
+pub mod refusals;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub inflight: std::sync::atomic::AtomicUsize,
     /// Requests per second per authority.
     pub limits: limits::RateLimits,
+    /// Cheap refusals counted for their next audit summary.
+    pub refusals: refusals::Refusals,
     /// The broker, when an authority is delivered by amqp.
     pub broker: Option<Arc<crate::broker::Broker>>,
     /// The listeners' TLS material, once serving.
@@ -564,7 +567,7 @@ async fn get_inbox(
     let visibility = Duration::from_secs(p.config.limits.inbox_visibility_seconds);
     let wait = wait.min(p.config.limits.inbox_max_wait_seconds);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let signal = p.store.inbox_signal();
+    let signal = p.store.signal(&caller.0);
     let items = loop {
         let notified = signal.notified();
         let items = p.store.take_inbox(&caller.0, limit, visibility).await?;
@@ -587,7 +590,7 @@ async fn get_inbox(
     let items: Vec<Value> = items
         .iter()
         .map(|e| {
-            let bytes = e.content();
+            let bytes = e.content.clone();
             let mut o = json!({
                 "id": e.message_id,
                 "type": e.message_type,
@@ -598,7 +601,12 @@ async fn get_inbox(
             });
             match String::from_utf8(bytes) {
                 Ok(text) => o["content"] = Value::from(text),
-                Err(_) => o["content_base64"] = Value::from(e.content_b64.clone()),
+                Err(raw) => {
+                    use base64::Engine;
+                    o["content_base64"] = Value::from(
+                        base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()),
+                    )
+                }
             }
             if let Some(t) = &e.traceparent {
                 o["traceparent"] = Value::from(t.clone());
