@@ -479,3 +479,97 @@ async fn the_authorities_show_their_backlog_as_the_store_counts_it() {
         .unwrap();
     assert_eq!(backlog(&v, "prosecution").0, 1, "{v}");
 }
+
+/// Over a store of 100,000 messages, an audit verification and a message listing run while
+/// `/healthz` and `/readyz` go on answering: the long reads run off the listener's workers and
+/// page in bounded steps.
+#[tokio::test]
+async fn health_checks_answer_while_a_verify_and_a_listing_run_over_100000_messages() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let home = Home::new();
+    let samples = samples_dir();
+    let (code, _, err) = jxg_tools(
+        &home,
+        &[
+            "bench-fill",
+            "--config",
+            "gateway.toml",
+            "--samples",
+            samples.to_str().unwrap(),
+            "--count",
+            "100000",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let gw = home.start();
+    let (auditor, operator) = (client_for(&home, "auditor"), client_for(&home, "operator"));
+    let done = Arc::new(AtomicBool::new(false));
+    let verify = {
+        let (auditor, url, done) = (
+            auditor.clone(),
+            gw.admin_url("/admin/v1/audit/verify"),
+            done.clone(),
+        );
+        tokio::spawn(async move {
+            let r = auditor.get(url).send().await.unwrap();
+            let body: Value = r.json().await.unwrap();
+            done.store(true, Ordering::SeqCst);
+            body
+        })
+    };
+    // a listing whose filter matches nothing walks the whole store, a bounded page at a time
+    let listing = {
+        let (operator, gw_url) = (operator.clone(), gw.admin_url("/admin/v1/messages"));
+        tokio::spawn(async move {
+            let mut pages = 0;
+            let mut cursor: Option<String> = None;
+            loop {
+                let url = match &cursor {
+                    Some(c) => format!("{gw_url}?type=verdict.issued&cursor={c}"),
+                    None => format!("{gw_url}?type=verdict.issued"),
+                };
+                let page: Value = operator
+                    .get(url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(page["items"].as_array().map(Vec::len), Some(0), "{page}");
+                pages += 1;
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => return pages,
+                }
+            }
+        })
+    };
+    // health checks, one after another, until the verification has answered
+    let mut answered_meanwhile = 0;
+    while !done.load(Ordering::SeqCst) {
+        for path in ["/healthz", "/readyz"] {
+            let r = operator.get(gw.admin_url(path)).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+        }
+        if !done.load(Ordering::SeqCst) {
+            answered_meanwhile += 1;
+        }
+    }
+    let report = verify.await.unwrap();
+    assert_eq!(report["status"], "ok", "{report}");
+    assert!(
+        report["report"]["entries"].as_u64().unwrap() >= 500_000,
+        "{report}"
+    );
+    assert!(
+        answered_meanwhile >= 3,
+        "only {answered_meanwhile} health checks answered while the verification ran"
+    );
+    let pages = listing.await.unwrap();
+    assert!(
+        pages >= 20,
+        "100,000 messages in pages of at most 5000 examined: {pages}"
+    );
+}

@@ -36,38 +36,65 @@ pub fn verify(
     checkpoints: &[(u64, String)],
     keys: &[Jwk],
 ) -> Result<Report, Bad> {
-    // checkpoints first: each must be a gateway signature over the seq it is stored under
-    let mut signed = std::collections::BTreeMap::new();
-    for (seq, jws) in checkpoints {
-        let payload = crate::signing::verify_sender(jws, keys).map_err(|e| Bad {
-            seq: *seq,
-            reason: format!("the checkpoint's signature: {e}"),
-        })?;
-        let c: Checkpoint = serde_json::from_slice(&payload).map_err(|_| Bad {
-            seq: *seq,
-            reason: "the checkpoint's payload is unreadable".into(),
-        })?;
-        if c.seq != *seq {
-            return Err(Bad {
-                seq: *seq,
-                reason: format!("a checkpoint for seq {} is stored at {seq}", c.seq),
-            });
-        }
-        signed.insert(c.seq, c.hash);
+    let mut v = Verifier::new(checkpoints, keys)?;
+    for (seq, bytes) in entries {
+        v.feed(seq, &bytes)?;
     }
-    let mut expected: Option<u64> = None;
-    let mut prev = GENESIS.to_string();
-    let mut count = 0u64;
-    let mut first = None;
-    for (key_seq, bytes) in entries {
-        let want = expected.unwrap_or(key_seq);
+    v.finish()
+}
+
+/// A verification fed one entry at a time, in key order, so that a log of any length is
+/// verified in bounded memory, page by page.
+#[derive(Debug)]
+pub struct Verifier {
+    signed: std::collections::BTreeMap<u64, String>,
+    expected: Option<u64>,
+    prev: String,
+    count: u64,
+    first: Option<u64>,
+}
+
+impl Verifier {
+    /// Checks the checkpoints first: each must be a gateway signature over the seq it is stored
+    /// under.
+    pub fn new(checkpoints: &[(u64, String)], keys: &[Jwk]) -> Result<Self, Bad> {
+        let mut signed = std::collections::BTreeMap::new();
+        for (seq, jws) in checkpoints {
+            let payload = crate::signing::verify_sender(jws, keys).map_err(|e| Bad {
+                seq: *seq,
+                reason: format!("the checkpoint's signature: {e}"),
+            })?;
+            let c: Checkpoint = serde_json::from_slice(&payload).map_err(|_| Bad {
+                seq: *seq,
+                reason: "the checkpoint's payload is unreadable".into(),
+            })?;
+            if c.seq != *seq {
+                return Err(Bad {
+                    seq: *seq,
+                    reason: format!("a checkpoint for seq {} is stored at {seq}", c.seq),
+                });
+            }
+            signed.insert(c.seq, c.hash);
+        }
+        Ok(Self {
+            signed,
+            expected: None,
+            prev: GENESIS.to_string(),
+            count: 0,
+            first: None,
+        })
+    }
+
+    /// The next entry, stored under `key_seq`, in its stored (JSON) form.
+    pub fn feed(&mut self, key_seq: u64, bytes: &[u8]) -> Result<(), Bad> {
+        let want = self.expected.unwrap_or(key_seq);
         if key_seq != want {
             return Err(Bad {
                 seq: want.min(key_seq),
                 reason: format!("entry {want} is missing (the next one stored is {key_seq})"),
             });
         }
-        let e: Entry = serde_json::from_slice(&bytes).map_err(|_| Bad {
+        let e: Entry = serde_json::from_slice(bytes).map_err(|_| Bad {
             seq: key_seq,
             reason: "the entry is unreadable".into(),
         })?;
@@ -77,10 +104,10 @@ pub fn verify(
                 reason: format!("the entry stored at {key_seq} says it is {}", e.seq),
             });
         }
-        if expected.is_none() {
-            first = Some(key_seq);
+        if self.expected.is_none() {
+            self.first = Some(key_seq);
             // a log that does not start at 1 starts where retention cut it: at a checkpoint
-            if key_seq != 1 && signed.get(&(key_seq - 1)) != Some(&e.prev) {
+            if key_seq != 1 && self.signed.get(&(key_seq - 1)) != Some(&e.prev) {
                 return Err(Bad {
                     seq: key_seq,
                     reason: "the log starts after entries that no checkpoint accounts for".into(),
@@ -92,7 +119,7 @@ pub fn verify(
                     reason: "the first entry does not start the chain".into(),
                 });
             }
-        } else if e.prev != prev {
+        } else if e.prev != self.prev {
             return Err(Bad {
                 seq: key_seq,
                 reason: "the entry does not follow the one before (prev differs)".into(),
@@ -104,7 +131,7 @@ pub fn verify(
                 reason: "the entry was changed (its hash differs)".into(),
             });
         }
-        if let Some(h) = signed.get(&key_seq) {
+        if let Some(h) = self.signed.get(&key_seq) {
             if *h != e.hash {
                 return Err(Bad {
                     seq: key_seq,
@@ -112,28 +139,34 @@ pub fn verify(
                 });
             }
         }
-        prev = e.hash;
-        expected = Some(key_seq + 1);
-        count += 1;
+        self.prev = e.hash;
+        self.expected = Some(key_seq + 1);
+        self.count += 1;
+        Ok(())
     }
-    // a checkpoint past the last entry: the tail was cut
-    let last = expected.map(|n| n - 1);
-    if let Some((&seq, _)) = signed.range(last.map_or(0, |l| l + 1)..).next() {
-        let from = last.map_or(1, |l| l + 1);
-        if first.is_none_or(|f| seq >= f) {
-            return Err(Bad {
-                seq: from,
-                reason: format!("entries from {from} are missing: a checkpoint signed entry {seq}"),
-            });
+
+    /// Once every entry is fed: a checkpoint past the last entry means the tail was cut.
+    pub fn finish(self) -> Result<Report, Bad> {
+        let last = self.expected.map(|n| n - 1);
+        if let Some((&seq, _)) = self.signed.range(last.map_or(0, |l| l + 1)..).next() {
+            let from = last.map_or(1, |l| l + 1);
+            if self.first.is_none_or(|f| seq >= f) {
+                return Err(Bad {
+                    seq: from,
+                    reason: format!(
+                        "entries from {from} are missing: a checkpoint signed entry {seq}"
+                    ),
+                });
+            }
         }
+        Ok(Report {
+            entries: self.count,
+            checkpoints: self.signed.len(),
+            first_seq: self.first,
+            last_seq: last,
+            last_hash: self.prev,
+        })
     }
-    Ok(Report {
-        entries: count,
-        checkpoints: signed.len(),
-        first_seq: first,
-        last_seq: last,
-        last_hash: prev,
-    })
 }
 
 #[cfg(test)]

@@ -891,28 +891,34 @@ impl Store {
         self.ask(|r| writer::Cmd::Write(vec![op], vec![], r)).await
     }
 
-    /// Verifies the audit log against its checkpoints and these public keys.
+    /// Verifies the audit log against its checkpoints and these public keys, page by page (in
+    /// bounded memory, however long the log).
     pub async fn verify_audit(
         &self,
         keys: &[josekit::jwk::Jwk],
     ) -> Result<Result<crate::audit::verify::Report, crate::audit::verify::Bad>, StoreError> {
         let checkpoints = self.checkpoints().await?;
-        let mut entries = Vec::new();
+        let mut v = match crate::audit::verify::Verifier::new(&checkpoints, keys) {
+            Ok(v) => v,
+            Err(bad) => return Ok(Err(bad)),
+        };
         let mut from = 0;
         loop {
             let page = self.engine.audit(from, 4096).await?;
             let Some(last) = page.last() else { break };
             from = last.seq + 1;
             let full = page.len() == 4096;
-            entries.extend(
-                page.iter()
-                    .map(|e| (e.seq, serde_json::to_vec(e).expect("entries serialise"))),
-            );
+            for e in &page {
+                let bytes = serde_json::to_vec(e).expect("entries serialise");
+                if let Err(bad) = v.feed(e.seq, &bytes) {
+                    return Ok(Err(bad));
+                }
+            }
             if !full {
                 break;
             }
         }
-        Ok(crate::audit::verify::verify(entries, &checkpoints, keys))
+        Ok(v.finish())
     }
 
     /// Every signing key the gateway has used: `{"jwk": {…}, "retired_at": unix seconds|null}`.
