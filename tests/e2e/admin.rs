@@ -529,14 +529,7 @@ async fn health_checks_answer_while_a_verify_and_a_listing_run_over_100000_messa
                     Some(c) => format!("{gw_url}?type=verdict.issued&cursor={c}"),
                     None => format!("{gw_url}?type=verdict.issued"),
                 };
-                let page: Value = operator
-                    .get(url)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let page = get_json(&operator, &url).await;
                 assert_eq!(page["items"].as_array().map(Vec::len), Some(0), "{page}");
                 pages += 1;
                 match page["next_cursor"].as_str() {

@@ -177,7 +177,10 @@ async fn handle(
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
-        Err(problem) if problem.status == 503 && returned + 1 < max => {
+        // back-pressure (the store is behind) is never the message's fault: it always comes again
+        Err(problem)
+            if problem.status == 503 && (returned + 1 < max || problem.slug == "store-behind") =>
+        {
             // nothing was accepted: hand it back and pause before taking more
             broker
                 .within(

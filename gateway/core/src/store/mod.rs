@@ -619,41 +619,6 @@ impl Store {
             .map(|c| outbox_entry(&m, c, row)))
     }
 
-    /// Up to `limit` case heads waiting for `recipient`, oldest first, as their delivery rows
-    /// (no body is read): the oldest waiting entry of each case, where `offer` accepts it. A
-    /// case whose head is refused is held back whole.
-    async fn case_heads(
-        &self,
-        recipient: &str,
-        limit: usize,
-        mut offer: impl FnMut(u64) -> bool,
-    ) -> Result<Vec<(u64, DeliveryRow)>, StoreError> {
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        let mut after: Option<Cursor> = None;
-        'pages: loop {
-            let page = self
-                .engine
-                .deliveries(Class::Waiting, Some(recipient), after.as_ref(), PAGE)
-                .await?;
-            let full = page.len() == PAGE;
-            for (cursor, _, seq, row) in page {
-                after = Some(cursor);
-                if out.len() >= limit {
-                    break 'pages;
-                }
-                if !seen.insert(row.case.clone()) || !offer(seq) {
-                    continue;
-                }
-                out.push((seq, row));
-            }
-            if !full {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
     /// Up to `limit` entries waiting for `recipient`, oldest first, one per case; each is hidden
     /// for `visibility` unless acknowledged.
     pub async fn take_inbox(
@@ -671,9 +636,7 @@ impl Store {
             .map(|(_, s)| *s)
             .collect();
         // an offered, unacknowledged entry stays hidden and holds its case back
-        let heads = self
-            .case_heads(recipient, limit, |seq| !leased.contains(&seq))
-            .await?;
+        let (heads, _) = self.due_heads(recipient, i64::MAX, limit, &leased).await?;
         let mut taken = Vec::with_capacity(heads.len());
         for (seq, row) in &heads {
             if let Some(e) = self
@@ -689,10 +652,10 @@ impl Store {
         Ok(taken)
     }
 
-    /// Up to `want` case heads of `recipient` that a push worker can start at `now_ms`, oldest
-    /// first, as (seq, delivery row), and when the next head not yet due falls due. A head in
-    /// `busy` (in flight) holds its case back and is not returned; later entries of a case wait
-    /// for the one before them. The walk stops as soon as `want` heads are found and reads at
+    /// Up to `want` case heads of `recipient` due at `now_ms` (a push worker's next attempts, or
+    /// an inbox take's entries), oldest first, as (seq, delivery row), and when the next head not
+    /// yet due falls due. A head in `busy` (in flight, or offered and not acknowledged) holds its
+    /// case back and is not returned; later entries of a case wait for the one before them. The walk stops as soon as `want` heads are found and reads at
     /// most [`WALK`] rows; no body is read: [`Store::entry`] reads the ones the worker starts.
     pub async fn due_heads(
         &self,
