@@ -64,6 +64,7 @@ one_build() {
 }
 
 phase "broker" scripts/ensure-broker.sh
+phase "postgres" scripts/ensure-postgres.sh
 phase "tool installs" make --no-print-directory tools
 phase "fmt check" $CARGO fmt --all -- --check
 phase "build" $CARGO build --workspace --all-targets

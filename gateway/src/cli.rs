@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use jxg_adapters::Context;
@@ -397,7 +398,9 @@ fn offline_path(
         2
     })?;
     let path = data.clone().unwrap_or_else(|| c.resolve(&c.store.path));
-    if !path.exists() {
+    // a store in PostgreSQL has no folder (a folder given on the command line is a sled store)
+    let in_database = data.is_none() && c.store.engine == crate::config::EngineKind::Postgres;
+    if !in_database && !path.exists() {
         eprintln!("jxg {what}: no store at {}", path.display());
         return Err(2);
     }
@@ -424,7 +427,18 @@ where
         }
     };
     rt.block_on(async move {
-        let store = match crate::store::open_sled(&path, 64, Default::default()).await {
+        let opened = match (c.store.engine, data) {
+            // a folder given on the command line is a sled store, whatever the configuration
+            (crate::config::EngineKind::Postgres, None) => {
+                match jxg_store_postgres::PgEngine::open(&crate::server::postgres_options(&c)).await
+                {
+                    Ok(e) => crate::store::Store::open(Arc::new(e), Default::default()).await,
+                    Err(e) => Err(e),
+                }
+            }
+            _ => crate::store::open_sled(&path, 64, Default::default()).await,
+        };
+        let store = match opened {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("jxg {what}: {e} (is the gateway still running?)");

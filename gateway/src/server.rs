@@ -97,9 +97,31 @@ pub fn build_state(config: Config, store: Arc<Store>) -> Result<AppState, StartE
     })
 }
 
+/// Opens the configured store: PostgreSQL, or sled (see [`open_sled_store`]).
+pub async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+    match config.store.engine {
+        crate::config::EngineKind::Postgres => {
+            let engine = jxg_store_postgres::PgEngine::open(&postgres_options(config)).await?;
+            Ok(Arc::new(
+                Store::open(Arc::new(engine), config.store.tuning()).await?,
+            ))
+        }
+        crate::config::EngineKind::Sled => open_sled_store(config).await,
+    }
+}
+
+/// How the PostgreSQL engine of `config` reaches its database.
+pub fn postgres_options(config: &Config) -> jxg_store_postgres::PgOptions {
+    jxg_store_postgres::PgOptions {
+        url: config.store.url.clone().unwrap_or_default(),
+        pool_size: config.store.pool_size,
+        timeout: Duration::from_millis(config.store.database_timeout_ms),
+    }
+}
+
 /// Opens the configured sled store (migrating a store of layout v1), to be opened again
 /// should its disk fail.
-pub async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+pub async fn open_sled_store(config: &Config) -> Result<Arc<Store>, StartError> {
     let (path, cache_mb, tuning) = (
         config.resolve(&config.store.path),
         config.store.cache_mb,

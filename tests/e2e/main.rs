@@ -14,6 +14,7 @@ mod migration;
 mod observability;
 mod police;
 mod policies;
+mod postgres;
 mod prosecution;
 mod schemathesis;
 mod simulate;

@@ -116,9 +116,14 @@ pub type Coverage = BTreeMap<&'static str, usize>;
 
 /// Runs `plan` against the engine `open` makes on a folder (called again on the same folder
 /// for each restart). `Err` names the first difference from the model.
+/// An engine being opened for the folder a sequence runs in (the same folder when it opens the
+/// engine again after a restart: the engine must find what it wrote there, or in what the folder
+/// names, such as a database of its own).
+pub type Opening = futures_util::future::BoxFuture<'static, Arc<dyn Engine>>;
+
 pub async fn run<F>(plan: Plan, open: F) -> Result<Coverage, String>
 where
-    F: Fn(&Path) -> Arc<dyn Engine>,
+    F: Fn(&Path) -> Opening,
 {
     let mut coverage = Coverage::new();
     for n in 0..plan.sequences {
@@ -163,7 +168,7 @@ async fn sequence<F>(
     coverage: &mut Coverage,
 ) -> Result<(), String>
 where
-    F: Fn(&Path) -> Arc<dyn Engine>,
+    F: Fn(&Path) -> Opening,
 {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut model = Model::default();
@@ -172,7 +177,7 @@ where
             .await
             .map_err(|e| format!("open: {e}"))
     };
-    let mut store = opened(open(dir)).await?;
+    let mut store = opened(open(dir).await).await?;
     let bad = |step: usize, op: &str, what: String| format!("step {step} ({op}): {what}");
     for step in 0..steps {
         let roll = rng.random_range(0..100);
@@ -465,7 +470,7 @@ where
             }
             _ => {
                 store.close().await;
-                store = opened(open(dir)).await?;
+                store = opened(open(dir).await).await?;
                 // leases are the node's, in memory: a restart offers every waiting entry again
                 model.leased.clear();
                 *coverage.entry("restart").or_default() += 1;

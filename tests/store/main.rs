@@ -1,7 +1,8 @@
 //! The Store seam's conformance suite (`jxg_tests::conformance`) against the sled engine, and
 //! proof that it finds an engine with one bug in it.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jxg_gateway::audit::Entry;
@@ -9,7 +10,9 @@ use jxg_gateway::store::{
     Batch, Class, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Listed, Located,
     MessageRec, Op, SledEngine, StoreError,
 };
-use jxg_tests::conformance::{Plan, run};
+use jxg_store_postgres::{PgEngine, PgOptions};
+use jxg_tests::conformance::{Opening, Plan, run};
+use jxg_tests::postgres::Database;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -32,20 +35,62 @@ fn open_sled(dir: &Path) -> SledEngine {
     }
 }
 
-fn sled(dir: &Path) -> Arc<dyn Engine> {
-    Arc::new(open_sled(dir))
+fn sled(dir: &Path) -> Opening {
+    let engine: Arc<dyn Engine> = Arc::new(open_sled(dir));
+    Box::pin(async move { engine })
+}
+
+/// Opens the PostgreSQL engine on a database of the sequence's own, made on first use and named
+/// after the sequence's folder, so that a restart finds what it wrote.
+fn postgres(
+    databases: Arc<std::sync::Mutex<BTreeMap<PathBuf, Arc<Database>>>>,
+) -> impl Fn(&Path) -> Opening {
+    move |dir: &Path| -> Opening {
+        let (dir, databases) = (dir.to_path_buf(), databases.clone());
+        Box::pin(async move {
+            let known = databases.lock().unwrap().get(&dir).cloned();
+            let db = match known {
+                Some(db) => db,
+                None => {
+                    let db = Arc::new(Database::create("conformance").await);
+                    databases.lock().unwrap().insert(dir, db.clone());
+                    db
+                }
+            };
+            let engine = PgEngine::open(&PgOptions {
+                url: db.url(),
+                pool_size: 4,
+                timeout: std::time::Duration::from_secs(10),
+            })
+            .await
+            .expect("the PostgreSQL engine opens");
+            Arc::new(engine) as Arc<dyn Engine>
+        })
+    }
 }
 
 #[tokio::test]
 async fn the_sled_engine_conforms() {
+    conforms("sled", sled).await;
+}
+
+#[tokio::test]
+async fn the_postgres_engine_conforms() {
+    // each sequence's database is dropped when the test ends, passed or failed
+    let databases = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    conforms("PostgreSQL", postgres(databases.clone())).await;
+    assert_eq!(databases.lock().unwrap().len(), Plan::from_env().sequences);
+}
+
+async fn conforms(name: &str, open: impl Fn(&Path) -> Opening) {
     let plan = Plan::from_env();
     eprintln!(
         "conformance seed {} ({} sequences of {} steps; JXG_CONFORMANCE_SEED=N replays one)",
         plan.seed, plan.sequences, plan.steps
     );
-    let coverage = match run(plan, sled).await {
+    let coverage = match run(plan, open).await {
         Ok(c) => c,
-        Err(e) => panic!("the sled engine departs from the model: {e}"),
+        Err(e) => panic!("the {name} engine departs from the model: {e}"),
     };
     eprintln!("{coverage:?}");
     for kind in [
@@ -151,11 +196,12 @@ impl Engine for Broken {
 
 async fn finds(bug: Bug) {
     let plan = Plan::from_env();
-    let broken = move |dir: &Path| -> Arc<dyn Engine> {
-        Arc::new(Broken {
+    let broken = move |dir: &Path| -> Opening {
+        let engine: Arc<dyn Engine> = Arc::new(Broken {
             inner: open_sled(dir),
             bug,
-        })
+        });
+        Box::pin(async move { engine })
     };
     match run(plan, broken).await {
         Ok(_) => panic!("the suite passed an engine whose {bug:?}"),

@@ -219,6 +219,21 @@ fn default_audit_days() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// Which engine keeps the store: `sled` (embedded, in `path`) or `postgres` (at `url`).
+    /// Default `sled`.
+    #[serde(default)]
+    pub engine: EngineKind,
+    /// The PostgreSQL database, a libpq URL (`postgresql://jxg@127.0.0.1:5432/jxg`), for
+    /// `engine = "postgres"`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Connections to PostgreSQL. Default 8.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// The bound of every call to PostgreSQL (a connection, a read, a write), in milliseconds.
+    /// Default 5000.
+    #[serde(default = "default_database_timeout_ms")]
+    pub database_timeout_ms: u64,
     /// The sled folder. Default `data`.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
@@ -238,9 +253,29 @@ pub struct StoreConfig {
     pub commit_queue_max: usize,
 }
 
+/// The store's engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    #[default]
+    Sled,
+    Postgres,
+}
+
+fn default_pool_size() -> usize {
+    8
+}
+fn default_database_timeout_ms() -> u64 {
+    5000
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            engine: EngineKind::default(),
+            url: None,
+            pool_size: default_pool_size(),
+            database_timeout_ms: default_database_timeout_ms(),
             path: default_store_path(),
             cache_mb: default_cache_mb(),
             commit_window_us: 0,
@@ -655,6 +690,12 @@ impl Config {
         }
         if self.limits.inbox_max_wait_seconds > 30 {
             errs.push("limits.inbox_max_wait_seconds must be at most 30".into());
+        }
+        if self.store.engine == EngineKind::Postgres && self.store.url.is_none() {
+            errs.push("store.url is required with store.engine = \"postgres\"".into());
+        }
+        if self.store.pool_size == 0 || self.store.database_timeout_ms == 0 {
+            errs.push("store.pool_size and store.database_timeout_ms must be at least 1".into());
         }
         if self.limits.refusal_summary_seconds == 0 {
             errs.push("limits.refusal_summary_seconds must be at least 1".into());

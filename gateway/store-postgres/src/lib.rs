@@ -1,0 +1,755 @@
+//! The PostgreSQL engine, behind the Store seam (`jxg_core::store::Engine`).
+//!
+//! # Layout
+//! The schema is versioned in `migrations/` and applied when the engine opens (refinery keeps
+//! what it applied in `refinery_schema_history`). One row per record: a message record, an
+//! idempotency key, a case row, a delivery row per recipient (its class — waiting, delivered,
+//! dead — a column with an index, so a listing of one class reads only its rows), an audit entry
+//! with an index row per subject, checkpoints, signing keys, the counts per recipient and the
+//! next sequence number. Message records and delivery rows are the seam's records in postcard;
+//! audit entries their JSON form (the hash is over it).
+//!
+//! # Durability
+//! [`Engine::write`] applies its batch in one transaction, its statements pipelined, and returns
+//! once the commit has returned: with `synchronous_commit` on (PostgreSQL's default, which the
+//! engine checks when it opens) the commit is on disk — and on a synchronous standby, where one
+//! is configured — before the writer answers anyone.
+//!
+//! # Bounds
+//! Every call has a bound (`store.database_timeout_ms`): taking a connection from the pool,
+//! making one, and each read or write. A database that stops answering costs that long and a
+//! transient error (`503` for a submission). A write whose commit did not answer in time may or
+//! may not have committed: the engine then counts a new generation, so that the writer reads the
+//! sequence counter, the audit head and the counts again before its next batch.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, PoolConfig, Runtime, Timeouts};
+use serde_json::Value;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use jxg_core::audit::{Entry, Head};
+use jxg_core::store::{
+    Batch, Class, Counts, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Listed,
+    Located, MessageRec, Op, StoreError, Unreadable,
+};
+
+/// The advisory lock key of the store (`jxg` in ASCII).
+const STORE_LOCK: i64 = 0x006a_7867;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How the engine reaches its database.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// A libpq URL (`postgresql://jxg@127.0.0.1:5432/jxg`; several hosts allowed, with
+    /// `target_session_attrs=read-write`).
+    pub url: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// The bound of every call to the database.
+    pub timeout: Duration,
+}
+
+/// The PostgreSQL engine.
+pub struct PgEngine {
+    pool: Pool,
+    timeout: Duration,
+    generation: AtomicU64,
+    commits: AtomicU64,
+    batches: AtomicU64,
+    /// Whether the last call reached the database (for `/readyz`, without a query).
+    reachable: AtomicBool,
+    /// The session that holds the store's advisory lock: this engine is its one writer.
+    lock: tokio::sync::Mutex<tokio_postgres::Client>,
+    lock_lost: AtomicBool,
+    options: PgOptions,
+}
+
+impl std::fmt::Debug for PgEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgEngine")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("the database, {what}: {e}"))
+}
+
+/// An error with what caused it (a driver's "db error" says what the server said only there).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn class_code(c: Class) -> i16 {
+    match c {
+        Class::Waiting => 0,
+        Class::Delivered => 1,
+        Class::Dead => 2,
+    }
+}
+
+fn seq_param(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_stdvec(v).expect("records serialise")
+}
+
+/// A delivery listing's cursor: the recipient's bytes, a zero byte, the seq big-endian.
+fn cursor(recipient: &str, seq: u64) -> Cursor {
+    let mut c = recipient.as_bytes().to_vec();
+    c.push(0);
+    c.extend_from_slice(&seq.to_be_bytes());
+    Cursor(c)
+}
+
+fn uncursor(c: &Cursor) -> Result<(String, u64), StoreError> {
+    let bad = || StoreError::Corrupt("not a cursor of this engine".into());
+    let cut = c.0.len().checked_sub(9).ok_or_else(bad)?;
+    let recipient = String::from_utf8(c.0[..cut].to_vec()).map_err(|_| bad())?;
+    let seq: [u8; 8] = c.0[cut + 1..].try_into().map_err(|_| bad())?;
+    Ok((recipient, u64::from_be_bytes(seq)))
+}
+
+impl PgEngine {
+    /// Connects, checks that commits are synchronous, and applies the migrations not yet applied.
+    pub async fn open(options: &PgOptions) -> Result<Self, StoreError> {
+        let mut cfg = deadpool_postgres::Config::new();
+        cfg.url = Some(options.url.clone());
+        let timeouts = Timeouts {
+            wait: Some(options.timeout),
+            create: Some(options.timeout),
+            recycle: Some(options.timeout),
+        };
+        cfg.pool = Some(PoolConfig {
+            max_size: options.pool_size.max(1),
+            timeouts,
+            ..Default::default()
+        });
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .map_err(|e| unavailable("its URL", e))?;
+        let lock = Self::lock(options).await?;
+        let engine = Self {
+            lock: tokio::sync::Mutex::new(lock),
+            lock_lost: AtomicBool::new(false),
+            options: options.clone(),
+            pool,
+            timeout: options.timeout,
+            generation: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            reachable: AtomicBool::new(false),
+        };
+        let mut client = engine.client().await?;
+        let sync = engine
+            .bounded(
+                "reading synchronous_commit",
+                client.query_one("SHOW synchronous_commit", &[]),
+            )
+            .await?;
+        let sync: String = sync.get(0);
+        if sync == "off" {
+            return Err(StoreError::Unavailable(format!(
+                "the database commits asynchronously (synchronous_commit = {sync}): a commit \
+                 could be lost after it was acknowledged"
+            )));
+        }
+        let runner = embedded::migrations::runner();
+        engine
+            .bounded("applying its migrations", runner.run_async(&mut **client))
+            .await?;
+        engine.reachable.store(true, Ordering::SeqCst);
+        Ok(engine)
+    }
+
+    /// A session of its own that takes the store's advisory lock and holds it while the engine
+    /// lives: the writer's sequence numbers and audit chain are this process's alone, so a
+    /// second gateway (or an offline command while one serves) is refused rather than let
+    /// interleave its writes.
+    async fn lock(options: &PgOptions) -> Result<tokio_postgres::Client, StoreError> {
+        let connect = tokio_postgres::connect(&options.url, NoTls);
+        let (client, conn) = match tokio::time::timeout(options.timeout, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(unavailable("a connection", chain(&e))),
+            Err(_) => {
+                return Err(unavailable(
+                    "a connection",
+                    format!("no answer within {} ms", options.timeout.as_millis()),
+                ));
+            }
+        };
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::error!(error = %chain(&e), "the store's lock session ended");
+            }
+        });
+        // a session that just ended (a process stopped a moment ago) lets go of the lock as the
+        // server notices: that, and only that, is waited out, within the bound
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        let taken = loop {
+            let taken = tokio::time::timeout_at(
+                deadline,
+                client.query_one("SELECT pg_try_advisory_lock($1)", &[&STORE_LOCK]),
+            )
+            .await
+            .map_err(|_| unavailable("the store's lock", "no answer"))?
+            .map_err(|e| unavailable("the store's lock", chain(&e)))?
+            .get::<_, bool>(0);
+            if taken || tokio::time::Instant::now() + Duration::from_millis(50) >= deadline {
+                break taken;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if !taken {
+            return Err(StoreError::Unavailable(
+                "another gateway (or a jxg command) holds this database's store; one process \
+                 writes a store at a time"
+                    .into(),
+            ));
+        }
+        Ok(client)
+    }
+
+    /// `fut` within the engine's bound; its failure is the database's being unavailable.
+    async fn bounded<T, E: std::error::Error + 'static>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, StoreError> {
+        let r = match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(unavailable(what, chain(&e))),
+            Err(_) => Err(unavailable(
+                what,
+                format!("no answer within {} ms", self.timeout.as_millis()),
+            )),
+        };
+        self.reachable.store(r.is_ok(), Ordering::SeqCst);
+        r
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.bounded("a connection", self.pool.get()).await
+    }
+
+    async fn query(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        self.bounded(what, async {
+            let stmt = client.prepare_cached(sql).await?;
+            client.query(&stmt, params).await
+        })
+        .await
+    }
+
+    async fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| unavailable("a transaction", chain(&e)))?;
+        // every statement of the batch, in order, pipelined on the one connection
+        let mut statements: Vec<(String, Vec<Box<dyn ToSql + Sync + Send>>)> = Vec::new();
+        let mut push = |sql: &str, params: Vec<Box<dyn ToSql + Sync + Send>>| {
+            statements.push((sql.to_string(), params));
+        };
+        for op in &batch.ops {
+            match op {
+                Op::PutMessage(m) => push(
+                    "INSERT INTO jxg_messages (id, seq, record) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, record = EXCLUDED.record",
+                    vec![
+                        Box::new(m.id),
+                        Box::new(seq_param(m.seq)),
+                        Box::new(enc(m.as_ref())),
+                    ],
+                ),
+                Op::RemoveMessage {
+                    id,
+                    seq,
+                    sender,
+                    source_document_id,
+                    case,
+                    recipients,
+                } => {
+                    push(
+                        "DELETE FROM jxg_messages WHERE id = $1",
+                        vec![Box::new(*id)],
+                    );
+                    push(
+                        "DELETE FROM jxg_idempotency WHERE sender = $1 AND key = $2",
+                        vec![
+                            Box::new(sender.clone()),
+                            Box::new(source_document_id.clone()),
+                        ],
+                    );
+                    push(
+                        "DELETE FROM jxg_cases WHERE case_id = $1 AND seq = $2",
+                        vec![Box::new(case.clone()), Box::new(seq_param(*seq))],
+                    );
+                    push(
+                        "DELETE FROM jxg_deliveries WHERE recipient = ANY($1) AND seq = $2",
+                        vec![Box::new(recipients.clone()), Box::new(seq_param(*seq))],
+                    );
+                }
+                Op::PutIdempotency { sender, key, row } => push(
+                    "INSERT INTO jxg_idempotency (sender, key, message_id, body_sha256) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (sender, key) DO UPDATE SET \
+                     message_id = EXCLUDED.message_id, body_sha256 = EXCLUDED.body_sha256",
+                    vec![
+                        Box::new(sender.clone()),
+                        Box::new(key.clone()),
+                        Box::new(row.message_id),
+                        Box::new(row.body_sha256.clone()),
+                    ],
+                ),
+                Op::PutCase {
+                    case,
+                    seq,
+                    message_id,
+                } => push(
+                    "INSERT INTO jxg_cases (case_id, seq, message_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT (case_id, seq) DO UPDATE SET message_id = EXCLUDED.message_id",
+                    vec![
+                        Box::new(case.clone()),
+                        Box::new(seq_param(*seq)),
+                        Box::new(*message_id),
+                    ],
+                ),
+                Op::PutDelivery {
+                    recipient,
+                    seq,
+                    row,
+                } => push(
+                    "INSERT INTO jxg_deliveries (recipient, seq, class, row) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (recipient, seq) DO UPDATE SET class = EXCLUDED.class, \
+                     row = EXCLUDED.row",
+                    vec![
+                        Box::new(recipient.clone()),
+                        Box::new(seq_param(*seq)),
+                        Box::new(class_code(Class::of(row.state))),
+                        Box::new(enc(row)),
+                    ],
+                ),
+                Op::Audit(entries) => {
+                    for e in entries {
+                        push(
+                            "INSERT INTO jxg_audit (seq, entry) VALUES ($1, $2)",
+                            vec![
+                                Box::new(seq_param(e.seq)),
+                                Box::new(serde_json::to_string(e).expect("entries serialise")),
+                            ],
+                        );
+                        for s in &e.record.subjects {
+                            push(
+                                "INSERT INTO jxg_audit_subjects (subject, seq) VALUES ($1, $2) \
+                                 ON CONFLICT DO NOTHING",
+                                vec![Box::new(s.clone()), Box::new(seq_param(e.seq))],
+                            );
+                        }
+                    }
+                }
+                Op::RemoveAuditThrough(last) => {
+                    push(
+                        "DELETE FROM jxg_audit WHERE seq <= $1",
+                        vec![Box::new(seq_param(*last))],
+                    );
+                    push(
+                        "DELETE FROM jxg_audit_subjects WHERE seq <= $1",
+                        vec![Box::new(seq_param(*last))],
+                    );
+                }
+                Op::PutCheckpoint { seq, jws } => push(
+                    "INSERT INTO jxg_checkpoints (seq, jws) VALUES ($1, $2) \
+                     ON CONFLICT (seq) DO UPDATE SET jws = EXCLUDED.jws",
+                    vec![Box::new(seq_param(*seq)), Box::new(jws.clone())],
+                ),
+                Op::PutSigningKey { kid, record } => push(
+                    "INSERT INTO jxg_signing_keys (kid, record) VALUES ($1, $2) \
+                     ON CONFLICT (kid) DO UPDATE SET record = EXCLUDED.record",
+                    vec![Box::new(kid.clone()), Box::new(record.to_string())],
+                ),
+            }
+        }
+        push(
+            "INSERT INTO jxg_state (one, next_seq) VALUES (true, $1) \
+             ON CONFLICT (one) DO UPDATE SET next_seq = EXCLUDED.next_seq",
+            vec![Box::new(seq_param(batch.next_seq))],
+        );
+        for (r, c) in &batch.counts {
+            push(
+                "INSERT INTO jxg_counts (recipient, waiting, dead) VALUES ($1, $2, $3) \
+                 ON CONFLICT (recipient) DO UPDATE SET waiting = EXCLUDED.waiting, \
+                 dead = EXCLUDED.dead",
+                vec![
+                    Box::new(r.clone()),
+                    Box::new(seq_param(c.waiting)),
+                    Box::new(seq_param(c.dead)),
+                ],
+            );
+        }
+        let mut prepared = Vec::with_capacity(statements.len());
+        for (sql, _) in &statements {
+            prepared.push(
+                tx.prepare_cached(sql)
+                    .await
+                    .map_err(|e| unavailable("preparing a write", chain(&e)))?,
+            );
+        }
+        let runs = statements.iter().zip(&prepared).map(|((_, params), stmt)| {
+            let params: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let tx = &tx;
+            async move { tx.execute(stmt, &params).await }
+        });
+        futures_util::future::try_join_all(runs)
+            .await
+            .map_err(|e| unavailable("a write", chain(&e)))?;
+        tx.commit()
+            .await
+            .map_err(|e| unavailable("a commit", chain(&e)))
+    }
+
+    fn head_of(rows: &[tokio_postgres::Row]) -> Result<Head, StoreError> {
+        let Some(row) = rows.first() else {
+            return Ok(Head::default());
+        };
+        let text: String = row.get(0);
+        let e: Entry = serde_json::from_str(&text).map_err(|e| corrupt("an audit entry", e))?;
+        Ok(Head {
+            next_seq: e.seq + 1,
+            last_hash: e.hash,
+        })
+    }
+}
+
+fn message(id: Uuid, bytes: &[u8]) -> Result<MessageRec, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| corrupt(&format!("message {id}"), e))
+}
+
+fn delivery_row(bytes: &[u8]) -> Result<DeliveryRow, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| corrupt("a delivery row", e))
+}
+
+fn entry(text: &str) -> Result<Entry, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt("an audit entry", e))
+}
+
+#[async_trait::async_trait]
+impl Engine for PgEngine {
+    async fn state(&self) -> Result<EngineState, StoreError> {
+        let seq = self
+            .query("the sequence", "SELECT next_seq FROM jxg_state", &[])
+            .await?;
+        let next_seq = seq.first().map_or(1, |r| r.get::<_, i64>(0).max(1) as u64);
+        let head = self
+            .query(
+                "the audit head",
+                "SELECT entry FROM jxg_audit ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        let counts = self
+            .query(
+                "the counts",
+                "SELECT recipient, waiting, dead FROM jxg_counts",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    Counts {
+                        waiting: r.get::<_, i64>(1).max(0) as u64,
+                        dead: r.get::<_, i64>(2).max(0) as u64,
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>();
+        Ok(EngineState {
+            next_seq,
+            head: Self::head_of(&head)?,
+            counts,
+        })
+    }
+
+    async fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        {
+            let mut lock = self.lock.lock().await;
+            if lock.is_closed() {
+                // without the lock another process may have written meanwhile: this batch was
+                // decided on what may no longer hold, so it is not written; once the lock is
+                // taken again the writer reads the state anew (a new generation)
+                self.lock_lost.store(true, Ordering::SeqCst);
+                *lock = Self::lock(&self.options).await?;
+                self.lock_lost.store(false, Ordering::SeqCst);
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                return Err(StoreError::Unavailable(
+                    "the store's lock was lost and taken again; nothing of this write was \
+                     written"
+                        .into(),
+                ));
+            }
+        }
+        let r = match tokio::time::timeout(self.timeout, self.write_batch(&batch)).await {
+            Ok(r) => r,
+            Err(_) => Err(unavailable(
+                "a write",
+                format!("no answer within {} ms", self.timeout.as_millis()),
+            )),
+        };
+        match &r {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.batches.fetch_add(1, Ordering::Relaxed);
+                self.reachable.store(true, Ordering::SeqCst);
+            }
+            Err(_) => {
+                // it may have committed: the writer reads the state again before its next batch
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                self.reachable.store(false, Ordering::SeqCst);
+            }
+        }
+        r
+    }
+
+    async fn message(&self, id: &Uuid) -> Result<Option<MessageRec>, StoreError> {
+        let rows = self
+            .query(
+                "a message",
+                "SELECT record FROM jxg_messages WHERE id = $1",
+                &[id],
+            )
+            .await?;
+        rows.first()
+            .map(|r| message(*id, r.get::<_, &[u8]>(0)))
+            .transpose()
+    }
+
+    async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError> {
+        let after = after.unwrap_or(Uuid::nil());
+        let rows = self
+            .query(
+                "messages",
+                "SELECT id, record FROM jxg_messages WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &limit_param(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let id: Uuid = r.get(0);
+                message(id, r.get::<_, &[u8]>(1)).map_err(|e| Unreadable {
+                    id,
+                    error: e.to_string(),
+                })
+            })
+            .collect())
+    }
+
+    async fn idempotency(&self, sender: &str, key: &str) -> Result<Option<IdemRow>, StoreError> {
+        let rows = self
+            .query(
+                "an idempotency key",
+                "SELECT message_id, body_sha256 FROM jxg_idempotency WHERE sender = $1 AND key = $2",
+                &[&sender, &key],
+            )
+            .await?;
+        Ok(rows.first().map(|r| IdemRow {
+            message_id: r.get(0),
+            body_sha256: r.get(1),
+        }))
+    }
+
+    async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError> {
+        let rows = self
+            .query(
+                "a case",
+                "SELECT message_id FROM jxg_cases WHERE case_id = $1 ORDER BY seq",
+                &[&case],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn delivery(&self, recipient: &str, seq: u64) -> Result<Option<DeliveryRow>, StoreError> {
+        let rows = self
+            .query(
+                "a delivery",
+                "SELECT row FROM jxg_deliveries WHERE recipient = $1 AND seq = $2",
+                &[&recipient, &seq_param(seq)],
+            )
+            .await?;
+        rows.first()
+            .map(|r| delivery_row(r.get::<_, &[u8]>(0)))
+            .transpose()
+    }
+
+    async fn deliveries(
+        &self,
+        class: Class,
+        recipient: Option<&str>,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Located>, StoreError> {
+        // the rows past the cursor; without one, past ("", -1): every row
+        let (from_r, from_s) = match after {
+            Some(c) => {
+                let (r, s) = uncursor(c)?;
+                (r, seq_param(s))
+            }
+            None => (String::new(), -1),
+        };
+        let class = class_code(class);
+        let limit = limit_param(limit);
+        let rows = match recipient {
+            Some(r) => {
+                self.query(
+                    "deliveries",
+                    "SELECT recipient, seq, row FROM jxg_deliveries \
+                     WHERE class = $1 AND recipient = $2 AND (recipient, seq) > ($3::text, $4::bigint) \
+                     ORDER BY recipient, seq LIMIT $5",
+                    &[&class, &r, &from_r, &from_s, &limit],
+                )
+                .await?
+            }
+            None => {
+                self.query(
+                    "deliveries",
+                    "SELECT recipient, seq, row FROM jxg_deliveries \
+                     WHERE class = $1 AND (recipient, seq) > ($2::text, $3::bigint) \
+                     ORDER BY recipient, seq LIMIT $4",
+                    &[&class, &from_r, &from_s, &limit],
+                )
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                let (recipient, seq): (String, i64) = (r.get(0), r.get(1));
+                let seq = seq.max(0) as u64;
+                Ok((
+                    cursor(&recipient, seq),
+                    recipient,
+                    seq,
+                    delivery_row(r.get::<_, &[u8]>(2))?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let rows = self
+            .query(
+                "the audit log",
+                "SELECT entry FROM jxg_audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                &[&seq_param(from_seq), &limit_param(limit)],
+            )
+            .await?;
+        rows.iter().map(|r| entry(r.get::<_, &str>(0))).collect()
+    }
+
+    async fn audit_of_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError> {
+        let rows = self
+            .query(
+                "a subject's audit entries",
+                "SELECT a.entry FROM jxg_audit_subjects s JOIN jxg_audit a ON a.seq = s.seq \
+                 WHERE s.subject = $1 ORDER BY s.seq",
+                &[&subject],
+            )
+            .await?;
+        rows.iter().map(|r| entry(r.get::<_, &str>(0))).collect()
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows = self
+            .query(
+                "the checkpoints",
+                "SELECT seq, jws FROM jxg_checkpoints ORDER BY seq",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0).max(0) as u64, r.get(1)))
+            .collect())
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<Value>, StoreError> {
+        let rows = self
+            .query(
+                "the signing keys",
+                "SELECT record FROM jxg_signing_keys ORDER BY kid",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| corrupt("a signing key", e))
+            })
+            .collect()
+    }
+
+    fn flush_stats(&self) -> FlushStats {
+        FlushStats {
+            flushes: self.commits.load(Ordering::Relaxed),
+            waiters: self.batches.load(Ordering::Relaxed),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn ready(&self) -> Result<(), StoreError> {
+        let lost = match self.lock.try_lock() {
+            Ok(lock) => lock.is_closed(),
+            Err(_) => self.lock_lost.load(Ordering::SeqCst),
+        };
+        if lost {
+            return Err(StoreError::Unavailable(
+                "the session holding the store's lock has ended".into(),
+            ));
+        }
+        if self.reachable.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(
+                "the database did not answer the last call".into(),
+            ))
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The gateway on PostgreSQL (`store.engine = "postgres"`): the real binary serves the sample
+//! story from a database of the test's own, keeps everything across a restart, verifies its audit
+//! log online and offline, and refuses a second process writing the same store.
+
+use jxg_tests::postgres::Database;
+use jxg_tests::*;
+
+fn on(home: &Home, db: &Database) {
+    home.edit_config(|t| {
+        t.replacen(
+            "[store]\n",
+            &format!("[store]\nengine = \"postgres\"\nurl = \"{}\"\n", db.url()),
+            1,
+        )
+    });
+}
+
+#[tokio::test]
+async fn the_gateway_on_postgres_serves_the_story_keeps_it_across_a_restart_and_has_one_writer() {
+    let db = Database::create("gateway").await;
+    let home = Home::new();
+    on(&home, &db);
+    let mut gw = home.start();
+    let ids = play_story(&home, &gw).await;
+    assert_eq!(ids.len(), 5);
+    assert_audit_verifies(&home, &gw).await;
+
+    // a second gateway on the same database is refused, saying why
+    let other = Home::new();
+    on(&other, &db);
+    let refused = Gateway::spawn(
+        &jxg_bin(),
+        &["serve", "--config", "gateway.toml"],
+        other.path(),
+        &[],
+        true,
+    );
+    let why = refused
+        .err()
+        .expect("a second writer of the store is refused");
+    assert!(why.contains("holds this database's store"), "{why}");
+    // and so is an offline command while the gateway serves
+    let (code, _, err) = jxg(&home, &["audit", "verify", "--config", "gateway.toml"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("holds this database's store"), "{err}");
+
+    assert!(gw.terminate().success());
+    let (code, out, err) = jxg(&home, &["audit", "verify", "--config", "gateway.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // everything is still there after a restart: the messages, their deliveries, the log
+    let gw = home.start();
+    let listed = get_json(
+        &client_for(&home, "operator"),
+        &gw.admin_url("/admin/v1/messages"),
+    )
+    .await;
+    let listed: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    for who in ["police", "prosecution", "courts", "prison"] {
+        assert!(
+            inbox(&client_for(&home, who), &gw).await.is_empty(),
+            "{who} took everything before the restart"
+        );
+    }
+    // new work goes on where the sequence left off
+    let r = post_json(
+        &client_for(&home, "police"),
+        &gw,
+        "/police/v1/dokumenter",
+        police_report(9, "PG"),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    assert_audit_verifies(&home, &gw).await;
+}
