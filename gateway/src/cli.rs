@@ -98,6 +98,20 @@ pub enum StoreCommand {
         #[arg(long, default_value_t = 256)]
         batch: usize,
     },
+    /// Copy a stopped gateway's whole store into an empty one of another engine (a sled store
+    /// into PostgreSQL, say): every message, delivery, audit entry, checkpoint and key, so that
+    /// `jxg audit verify` passes on the target and its gateway delivers what was pending.
+    Copy {
+        /// The source: a sled store's folder, or a `postgresql://` URL.
+        #[arg(long)]
+        from: String,
+        /// The target (empty): a sled store's folder, or a `postgresql://` URL.
+        #[arg(long)]
+        to: String,
+        /// Supplies the PostgreSQL pool size and call bound.
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -446,6 +460,85 @@ where
             }
         };
         f(c, store).await
+    })
+}
+
+/// A store named on the command line: a `postgresql://` (or `postgres://`) URL, else a sled
+/// folder.
+async fn named_engine(
+    c: &Config,
+    name: &str,
+    create: bool,
+) -> Result<Arc<dyn crate::store::Engine>, String> {
+    if name.starts_with("postgresql://") || name.starts_with("postgres://") {
+        let mut options = crate::server::postgres_options(c);
+        options.url = name.to_string();
+        let e = jxg_store_postgres::PgEngine::open(&options)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(Arc::new(e));
+    }
+    let path = Path::new(name);
+    if !create && !path.exists() {
+        return Err(format!("no store at {}", path.display()));
+    }
+    let e = crate::store::SledEngine::open(path, 64).map_err(|e| e.to_string())?;
+    Ok(Arc::new(e))
+}
+
+/// `jxg store copy`; returns the exit code.
+pub fn store_copy(config: &Path, from: &str, to: &str) -> i32 {
+    let c = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jxg store copy: {e}");
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jxg store copy: {e}");
+            return 2;
+        }
+    };
+    rt.block_on(async move {
+        let (source, target) = match (
+            named_engine(&c, from, false).await,
+            named_engine(&c, to, true).await,
+        ) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) => {
+                eprintln!("jxg store copy: the source: {e} (is its gateway still running?)");
+                return 2;
+            }
+            (_, Err(e)) => {
+                eprintln!("jxg store copy: the target: {e}");
+                return 2;
+            }
+        };
+        let report = |d: &crate::store::copy::Copied| {
+            println!(
+                "copied {} messages, {} deliveries, {} audit entries",
+                d.messages, d.deliveries, d.audit_entries
+            );
+        };
+        match crate::store::copy::copy(source.as_ref(), target.as_ref(), report).await {
+            Ok(d) => {
+                println!(
+                    "done: {} messages, {} deliveries, {} audit entries, {} checkpoints",
+                    d.messages, d.deliveries, d.audit_entries, d.checkpoints
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("jxg store copy: {e}");
+                1
+            }
+        }
     })
 }
 

@@ -41,6 +41,9 @@ fn main() {
                     batch,
                 },
         } => jxg_gateway::cli::store_migrate(&config, &data, batch),
+        Command::Store {
+            command: StoreCommand::Copy { from, to, config },
+        } => jxg_gateway::cli::store_copy(&config, &from, &to),
         Command::Audit {
             command: AuditCommand::Verify { config, data },
         } => jxg_gateway::cli::audit_verify(&config, &data),

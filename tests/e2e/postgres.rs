@@ -78,3 +78,69 @@ async fn the_gateway_on_postgres_serves_the_story_keeps_it_across_a_restart_and_
     assert_eq!(r.status(), 202);
     assert_audit_verifies(&home, &gw).await;
 }
+
+#[tokio::test]
+async fn a_sled_store_copied_to_postgres_verifies_and_delivers_exactly_what_was_pending() {
+    let home = Home::new();
+    let mut gw = home.start();
+    let police = client_for(&home, "police");
+    let courts = client_for(&home, "courts");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let r = post_json(
+            &police,
+            &gw,
+            "/police/v1/dokumenter",
+            police_report(n, "COPY"),
+        )
+        .await;
+        ids.push(accepted_id(r).await);
+    }
+    for n in 0..2 {
+        let r = courts
+            .post(gw.url("/courts/v1/dokumenter"))
+            .header("Content-Type", "application/xml; charset=ISO-8859-1")
+            .body(court_verdict(300 + n))
+            .send()
+            .await
+            .unwrap();
+        ids.push(accepted_id(r).await);
+    }
+    // the police and the prison service take theirs; the prosecution's wait
+    let mut taken = drain_inbox(&police, &gw).await;
+    taken.extend(drain_inbox(&client_for(&home, "prison"), &gw).await);
+    assert!(!taken.is_empty());
+    assert!(gw.terminate().success());
+
+    let db = Database::create("copy").await;
+    let (code, out, err) = jxg(
+        &home,
+        &["store", "copy", "--from", "data", "--to", &db.url()],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("done: 5 messages"), "{out}");
+    // a second copy into the same database is refused: the target is no longer empty
+    let (code, _, err) = jxg(
+        &home,
+        &["store", "copy", "--from", "data", "--to", &db.url()],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("already holds a store"), "{err}");
+
+    on(&home, &db);
+    let (code, out, err) = jxg(&home, &["audit", "verify", "--config", "gateway.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let gw = home.start();
+    let mut pending = drain_inbox(&client_for(&home, "prosecution"), &gw).await;
+    pending.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(pending, want, "exactly the pending ones, once each");
+    for who in ["police", "prison"] {
+        assert!(
+            inbox(&client_for(&home, who), &gw).await.is_empty(),
+            "{who} got again what it had taken"
+        );
+    }
+    assert_audit_verifies(&home, &gw).await;
+}

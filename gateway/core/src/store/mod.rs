@@ -22,6 +22,7 @@
 //! holds back later entries of the same case until it is acknowledged or its visibility timeout
 //! passes. Leases are this node's, in memory: after a restart every waiting entry is offered again.
 
+pub mod copy;
 mod engine;
 mod writer;
 
