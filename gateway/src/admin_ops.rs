@@ -677,7 +677,8 @@ pub async fn subject_access(
         .parse()
         .map_err(|_| bad_query("cpr", "is not a valid CPR number"))?;
     let subject = state.pipeline.pseudonyms.of(&cpr.to_string());
-    let entries = state.pipeline.store.audit_by_subject(&subject).await?;
+    let (store, of) = (state.pipeline.store.clone(), subject.clone());
+    let entries = off_request_path(async move { store.audit_by_subject(&of).await }).await??;
     let disclosures: Vec<Value> = entries
         .iter()
         .filter(|e| matches!(e.record.event, Event::Delivered | Event::Acked))
@@ -730,7 +731,8 @@ pub async fn timeline(
 ) -> Result<HttpResponse, Problem> {
     let actor = role(&req, AdminRole::Operator)?;
     let store = &state.pipeline.store;
-    let found = store.case_messages(&correlation).await?;
+    let (case_store, case) = (store.clone(), correlation.clone());
+    let found = off_request_path(async move { case_store.case_messages(&case).await }).await??;
     if found.is_empty() {
         return Err(Problem::not_found("no message of this case is held"));
     }

@@ -269,7 +269,7 @@ pub async fn serve(
                     let r = fut.await;
                     state.inflight.fetch_sub(1, Ordering::SeqCst);
                     // a refused document is audited with its status, never its content; a
-                    // refusal before any work (429, 401, 403, 503) is counted, and audited in
+                    // refusal before any document is read (see `refusals::is_cheap`) is counted, and audited in
                     // the next summary
                     if let Ok(res) = &r {
                         let status = res.status();

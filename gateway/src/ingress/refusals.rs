@@ -1,6 +1,7 @@
-//! Cheap refusals: a request refused before any work (429 over its rate or its connections,
-//! 401 without a certificate the gateway knows, 403, 503 while the store is behind or the
-//! gateway stops) costs no store write of its own. Each is counted here by who, what and
+//! Cheap refusals: a request refused before any document is read (429 over its rate or its
+//! connections, 401 without a certificate the gateway knows, 403, 408 a body too slow, 413 a body
+//! too large, 415 a media type not taken, 503 while the store is behind or the gateway stops)
+//! costs no store write of its own. Each is counted here by who, what and
 //! answer, and every `limits.refusal_summary_seconds` the counts are written to the audit log
 //! as one summary entry each (who, what, how many, from when to when): a flood of refused
 //! requests costs the store a bounded number of entries, however large it is.
@@ -12,7 +13,7 @@ use crate::audit::{Event, Record};
 
 /// The answers summarised instead of audited one by one.
 pub fn is_cheap(status: u16) -> bool {
-    matches!(status, 401 | 403 | 429 | 503)
+    matches!(status, 401 | 403 | 408 | 413 | 415 | 429 | 503)
 }
 
 #[derive(Debug, Clone)]
