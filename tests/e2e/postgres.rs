@@ -144,3 +144,139 @@ async fn a_sled_store_copied_to_postgres_verifies_and_delivers_exactly_what_was_
     }
     assert_audit_verifies(&home, &gw).await;
 }
+
+/// A submission's answer: status, Retry-After, the id of a 202.
+type Answer = (u16, Option<String>, Option<String>);
+
+/// The database's primary crashes under load and its synchronous standby is promoted: the
+/// gateway reconnects through its multi-host URL, every submission meanwhile gets 202 or 503
+/// with Retry-After, and nothing that got a 202 is lost.
+#[tokio::test]
+async fn a_database_failover_under_load_loses_nothing_acknowledged() {
+    use jxg_tests::postgres::Cluster;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let primary = Cluster::primary();
+    let standby = Cluster::standby_of(&primary);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !primary.standby_in_sync().await {
+        assert!(
+            Instant::now() < deadline,
+            "the standby never came into sync"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    primary.execute("postgres", "CREATE DATABASE jxg").await;
+    let home = Home::new();
+    let url = format!(
+        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/jxg?target_session_attrs=read-write",
+        primary.port, standby.port
+    );
+    home.edit_config(|t| {
+        t.replacen(
+            "[store]\n",
+            &format!(
+                "[store]\nengine = \"postgres\"\nurl = \"{url}\"\ndatabase_timeout_ms = 2000\n"
+            ),
+            1,
+        )
+    });
+    let gw = home.start();
+    // submissions go on all along; each answer is recorded
+    let answers: Arc<Mutex<Vec<Answer>>> = Default::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let submitter = {
+        let (police, url, answers, stop) = (
+            client_for(&home, "police"),
+            gw.url("/police/v1/dokumenter"),
+            answers.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = police
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .body(police_report(n, "FAILOVER"))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let retry = r
+                    .headers()
+                    .get("Retry-After")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                let id = body["id"].as_str().map(String::from);
+                answers.lock().unwrap().push((status, retry, id));
+                // a refused one is sent again, as its sender would
+                if status == 202 {
+                    n += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let accepted = |answers: &Mutex<Vec<Answer>>| {
+        answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.0 == 202)
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while accepted(&answers) < 30 {
+        assert!(
+            Instant::now() < deadline,
+            "{} accepted before the crash",
+            accepted(&answers)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    primary.crash();
+    standby.promote();
+    let before = accepted(&answers);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while accepted(&answers) < before + 30 {
+        if Instant::now() >= deadline {
+            let log = gw.log.lock().unwrap();
+            let errors: Vec<&String> = log
+                .iter()
+                .filter(|l| {
+                    l.contains("ERROR") && !l.contains("the store is closed") || l.contains("panic")
+                })
+                .collect();
+            panic!(
+                "no recovery: {} accepted, {} answers; the gateway's last errors: {:#?}",
+                accepted(&answers),
+                answers.lock().unwrap().len(),
+                &errors[errors.len().saturating_sub(8)..]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    submitter.await.unwrap();
+    let answers = answers.lock().unwrap().clone();
+    for (status, retry, _) in &answers {
+        assert!(
+            *status == 202 || (*status == 503 && retry.is_some()),
+            "an answer other than 202 or 503 with Retry-After: {status}"
+        );
+    }
+    let refused = answers.iter().filter(|a| a.0 == 503).count();
+    eprintln!(
+        "{} answers, {refused} of them 503 during the switch",
+        answers.len()
+    );
+    // every 202 is on the promoted standby: the prosecution gets each, once
+    let mut want: Vec<String> = answers.iter().filter_map(|a| a.2.clone()).collect();
+    want.sort();
+    want.dedup();
+    let mut got = drain_inbox(&client_for(&home, "prosecution"), &gw).await;
+    got.sort();
+    assert_eq!(got, want, "everything acknowledged, once");
+    assert_audit_verifies(&home, &gw).await;
+}

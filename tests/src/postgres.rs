@@ -64,3 +64,167 @@ impl Drop for Database {
         }
     }
 }
+
+/// A PostgreSQL 15 cluster of one test's own, run as the `postgres` user (PostgreSQL refuses to
+/// run as root) in a folder that user owns, on a port of its own; stopped and removed when
+/// dropped.
+#[derive(Debug)]
+pub struct Cluster {
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--", &format!("{BIN}/{program}")])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("runuser {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    fn folder() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("jxg-pg-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir(&dir).unwrap();
+        let out = std::process::Command::new("chown")
+            .args(["postgres:postgres", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(out.success(), "chown postgres {}", dir.display());
+        dir
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn configure(&self, lines: &str) {
+        let conf = self.dir.join("data/postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n{lines}\n",
+            self.port,
+            self.dir.display()
+        ));
+        std::fs::write(&conf, text).unwrap();
+    }
+
+    fn start(&self) {
+        let log = self.dir.join("log").display().to_string();
+        as_postgres("pg_ctl", &["-D", &self.data(), "-l", &log, "-w", "start"]);
+    }
+
+    /// A primary whose commits wait for the standby named `standby`.
+    pub fn primary() -> Self {
+        let me = Self {
+            port: free_port(),
+            dir: Self::folder(),
+        };
+        as_postgres(
+            "initdb",
+            &[
+                "-D",
+                &me.data(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        me.configure("synchronous_standby_names = 'standby'\nsynchronous_commit = on");
+        me.start();
+        me
+    }
+
+    /// A streaming standby of `primary`, synchronous (its application name is `standby`).
+    pub fn standby_of(primary: &Cluster) -> Self {
+        let me = Self {
+            port: free_port(),
+            dir: Self::folder(),
+        };
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres application_name=standby",
+            primary.port
+        );
+        as_postgres(
+            "pg_basebackup",
+            &["-d", &conninfo, "-D", &me.data(), "-R", "-X", "stream"],
+        );
+        // once promoted it waits for no standby of its own
+        me.configure("synchronous_standby_names = ''");
+        me.start();
+        me
+    }
+
+    /// A URL of database `db` on this cluster.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Runs `sql` (statements without parameters) on database `db` of this cluster.
+    pub async fn execute(&self, db: &str, sql: &str) {
+        let (client, conn) = tokio_postgres::connect(&self.url(db), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Whether the standby named `standby` is streaming synchronously from this primary.
+    pub async fn standby_in_sync(&self) -> bool {
+        let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .query(
+                "SELECT 1 FROM pg_stat_replication WHERE application_name = 'standby' \
+                 AND sync_state = 'sync' AND state = 'streaming'",
+                &[],
+            )
+            .await
+            .map(|r| !r.is_empty())
+            .unwrap_or(false)
+    }
+
+    /// Stops it at once, as a crash would (`pg_ctl stop -m immediate`).
+    pub fn crash(&self) {
+        as_postgres("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
+    }
+
+    /// Makes a standby the primary.
+    pub fn promote(&self) {
+        as_postgres("pg_ctl", &["-D", &self.data(), "-w", "promote"]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", &format!("{BIN}/pg_ctl")])
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

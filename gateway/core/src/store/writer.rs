@@ -149,8 +149,9 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("jxg-store-writer".into())
             .spawn(move || {
+                // with I/O: an engine may make its connections from here (PostgreSQL's pool)
                 let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
+                    .enable_all()
                     .build()
                     .expect("the writer's runtime starts");
                 rt.block_on(run.serve(rx, tuning));
