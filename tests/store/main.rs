@@ -124,11 +124,14 @@ enum Bug {
     NewestFirst,
     /// A write loses its counts.
     CountsLost,
+    /// The second write panics.
+    SecondWritePanics,
 }
 
 struct Broken {
     inner: SledEngine,
     bug: Bug,
+    writes: std::sync::atomic::AtomicU64,
 }
 
 #[async_trait::async_trait]
@@ -142,6 +145,15 @@ impl Engine for Broken {
                 .ops
                 .retain(|op| !matches!(op, Op::PutDelivery { row, .. } if row.acked_at.is_some())),
             Bug::CountsLost => batch.counts.clear(),
+            Bug::SecondWritePanics => {
+                if self
+                    .writes
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    == 1
+                {
+                    panic!("the engine's bug");
+                }
+            }
             Bug::NewestFirst => {}
         }
         self.inner.write(batch).await
@@ -200,6 +212,7 @@ async fn finds(bug: Bug) {
         let engine: Arc<dyn Engine> = Arc::new(Broken {
             inner: open_sled(dir),
             bug,
+            writes: Default::default(),
         });
         Box::pin(async move { engine })
     };
@@ -222,4 +235,36 @@ async fn the_suite_finds_deliveries_out_of_order() {
 #[tokio::test]
 async fn the_suite_finds_counts_that_are_not_kept() {
     finds(Bug::CountsLost).await;
+}
+
+#[tokio::test]
+async fn a_batch_that_panics_fails_its_changes_and_not_the_store() {
+    use jxg_gateway::audit::{Event, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Broken {
+        inner: open_sled(dir.path()),
+        bug: Bug::SecondWritePanics,
+        writes: Default::default(),
+    });
+    let store = jxg_gateway::store::Store::open(engine, Default::default())
+        .await
+        .unwrap();
+    let rec =
+        |n: u32| vec![Record::new(Event::Consulted, "admin:auditor").detail(format!("read {n}"))];
+    store.audit(rec(1)).await.unwrap();
+    let failed = store.audit(rec(2)).await;
+    assert!(matches!(&failed, Err(e) if e.is_transient()), "{failed:?}");
+    // the writer goes on, from what the engine holds
+    store.audit(rec(3)).await.unwrap();
+    store.durable().await.unwrap();
+    let entries = store.audit_entries(0, 10).await.unwrap();
+    let details: Vec<_> = entries
+        .iter()
+        .map(|e| e.record.detail.clone().unwrap())
+        .collect();
+    assert_eq!(details, ["read 1", "read 3"]);
+    assert!(
+        store.verify_audit(&[]).await.unwrap().is_ok(),
+        "the chain holds"
+    );
 }

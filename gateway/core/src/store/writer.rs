@@ -268,7 +268,18 @@ impl Run {
                 }
             }
             let n = cmds.len();
-            self.batch(cmds).await;
+            // a panic in a batch (an engine's bug) fails that batch's commands — their answers
+            // are dropped, which their callers see as the store unavailable — and not the store:
+            // the writer reads the engine's state again before the next batch
+            let batch = std::panic::AssertUnwindSafe(self.batch(cmds));
+            if futures_util::FutureExt::catch_unwind(batch).await.is_err() {
+                tracing::error!("a store batch failed unexpectedly; the writer goes on");
+                self.generation = u64::MAX;
+                self.shared.done.send_modify(|(done, ok)| {
+                    *done = self.shared.started.load(Ordering::SeqCst);
+                    *ok = false;
+                });
+            }
             self.shared.queued.fetch_sub(n, Ordering::Relaxed);
         }
     }
