@@ -120,6 +120,256 @@ fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("records serialise")
 }
 
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// The rows of one table that a run of a batch's changes writes, the last change of a key
+/// winning (as if they were written one after another).
+#[derive(Default)]
+struct Rows {
+    messages: BTreeMap<Uuid, (i64, Vec<u8>)>,
+    idempotency: BTreeMap<(String, String), (Uuid, String)>,
+    cases: BTreeMap<(String, i64), Uuid>,
+    deliveries: BTreeMap<(String, i64), (i16, Vec<u8>)>,
+    audit: BTreeMap<i64, String>,
+    subjects: std::collections::BTreeSet<(String, i64)>,
+    checkpoints: BTreeMap<i64, String>,
+    keys: BTreeMap<String, String>,
+}
+
+impl Rows {
+    fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.idempotency.is_empty()
+            && self.cases.is_empty()
+            && self.deliveries.is_empty()
+            && self.audit.is_empty()
+            && self.subjects.is_empty()
+            && self.checkpoints.is_empty()
+            && self.keys.is_empty()
+    }
+
+    /// One multi-row statement per table (`UNNEST` of arrays), whatever the number of rows.
+    fn flush(&mut self, out: &mut Vec<(&'static str, Params)>) {
+        let rows = std::mem::take(self);
+        if !rows.messages.is_empty() {
+            let (ids, rest): (Vec<Uuid>, Vec<(i64, Vec<u8>)>) = rows.messages.into_iter().unzip();
+            let (seqs, records): (Vec<i64>, Vec<Vec<u8>>) = rest.into_iter().unzip();
+            out.push((
+                "INSERT INTO jxg_messages (id, seq, record) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) \
+                 ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, record = EXCLUDED.record",
+                vec![Box::new(ids), Box::new(seqs), Box::new(records)],
+            ));
+        }
+        if !rows.idempotency.is_empty() {
+            let (mut senders, mut keys, mut ids, mut sums) = (vec![], vec![], vec![], vec![]);
+            for ((sender, key), (id, sum)) in rows.idempotency {
+                senders.push(sender);
+                keys.push(key);
+                ids.push(id);
+                sums.push(sum);
+            }
+            out.push((
+                "INSERT INTO jxg_idempotency (sender, key, message_id, body_sha256) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::uuid[], $4::text[]) \
+                 ON CONFLICT (sender, key) DO UPDATE SET message_id = EXCLUDED.message_id, \
+                 body_sha256 = EXCLUDED.body_sha256",
+                vec![
+                    Box::new(senders),
+                    Box::new(keys),
+                    Box::new(ids),
+                    Box::new(sums),
+                ],
+            ));
+        }
+        if !rows.cases.is_empty() {
+            let (mut cases, mut seqs, mut ids) = (vec![], vec![], vec![]);
+            for ((case, seq), id) in rows.cases {
+                cases.push(case);
+                seqs.push(seq);
+                ids.push(id);
+            }
+            out.push((
+                "INSERT INTO jxg_cases (case_id, seq, message_id) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::uuid[]) \
+                 ON CONFLICT (case_id, seq) DO UPDATE SET message_id = EXCLUDED.message_id",
+                vec![Box::new(cases), Box::new(seqs), Box::new(ids)],
+            ));
+        }
+        if !rows.deliveries.is_empty() {
+            let (mut recipients, mut seqs, mut classes, mut data) =
+                (vec![], vec![], vec![], vec![]);
+            for ((recipient, seq), (class, row)) in rows.deliveries {
+                recipients.push(recipient);
+                seqs.push(seq);
+                classes.push(class);
+                data.push(row);
+            }
+            out.push((
+                "INSERT INTO jxg_deliveries (recipient, seq, class, row) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::int2[], $4::bytea[]) \
+                 ON CONFLICT (recipient, seq) DO UPDATE SET class = EXCLUDED.class, \
+                 row = EXCLUDED.row",
+                vec![
+                    Box::new(recipients),
+                    Box::new(seqs),
+                    Box::new(classes),
+                    Box::new(data),
+                ],
+            ));
+        }
+        if !rows.audit.is_empty() {
+            let (seqs, entries): (Vec<i64>, Vec<String>) = rows.audit.into_iter().unzip();
+            out.push((
+                "INSERT INTO jxg_audit (seq, entry) SELECT * FROM UNNEST($1::bigint[], $2::text[])",
+                vec![Box::new(seqs), Box::new(entries)],
+            ));
+        }
+        if !rows.subjects.is_empty() {
+            let (subjects, seqs): (Vec<String>, Vec<i64>) = rows.subjects.into_iter().unzip();
+            out.push((
+                "INSERT INTO jxg_audit_subjects (subject, seq) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING",
+                vec![Box::new(subjects), Box::new(seqs)],
+            ));
+        }
+        if !rows.checkpoints.is_empty() {
+            let (seqs, jws): (Vec<i64>, Vec<String>) = rows.checkpoints.into_iter().unzip();
+            out.push((
+                "INSERT INTO jxg_checkpoints (seq, jws) SELECT * FROM UNNEST($1::bigint[], $2::text[]) \
+                 ON CONFLICT (seq) DO UPDATE SET jws = EXCLUDED.jws",
+                vec![Box::new(seqs), Box::new(jws)],
+            ));
+        }
+        if !rows.keys.is_empty() {
+            let (kids, records): (Vec<String>, Vec<String>) = rows.keys.into_iter().unzip();
+            out.push((
+                "INSERT INTO jxg_signing_keys (kid, record) SELECT * FROM UNNEST($1::text[], $2::text[]) \
+                 ON CONFLICT (kid) DO UPDATE SET record = EXCLUDED.record",
+                vec![Box::new(kids), Box::new(records)],
+            ));
+        }
+    }
+}
+
+/// The statements of a batch: its changes as a few multi-row statements, one per table, with a
+/// removal applied in its place between what comes before and after it.
+fn statements(batch: &Batch) -> Vec<(&'static str, Params)> {
+    let mut out = Vec::new();
+    let mut rows = Rows::default();
+    for op in &batch.ops {
+        match op {
+            Op::PutMessage(m) => {
+                rows.messages
+                    .insert(m.id, (seq_param(m.seq), enc(m.as_ref())));
+            }
+            Op::PutIdempotency { sender, key, row } => {
+                rows.idempotency.insert(
+                    (sender.clone(), key.clone()),
+                    (row.message_id, row.body_sha256.clone()),
+                );
+            }
+            Op::PutCase {
+                case,
+                seq,
+                message_id,
+            } => {
+                rows.cases
+                    .insert((case.clone(), seq_param(*seq)), *message_id);
+            }
+            Op::PutDelivery {
+                recipient,
+                seq,
+                row,
+            } => {
+                rows.deliveries.insert(
+                    (recipient.clone(), seq_param(*seq)),
+                    (class_code(Class::of(row.state)), enc(row)),
+                );
+            }
+            Op::Audit(entries) => {
+                for e in entries {
+                    let seq = seq_param(e.seq);
+                    rows.audit
+                        .insert(seq, serde_json::to_string(e).expect("entries serialise"));
+                    for s in &e.record.subjects {
+                        rows.subjects.insert((s.clone(), seq));
+                    }
+                }
+            }
+            Op::PutCheckpoint { seq, jws } => {
+                rows.checkpoints.insert(seq_param(*seq), jws.clone());
+            }
+            Op::PutSigningKey { kid, record } => {
+                rows.keys.insert(kid.clone(), record.to_string());
+            }
+            Op::RemoveMessage {
+                id,
+                seq,
+                sender,
+                source_document_id,
+                case,
+                recipients,
+            } => {
+                rows.flush(&mut out);
+                out.push((
+                    "DELETE FROM jxg_messages WHERE id = $1",
+                    vec![Box::new(*id)],
+                ));
+                out.push((
+                    "DELETE FROM jxg_idempotency WHERE sender = $1 AND key = $2",
+                    vec![
+                        Box::new(sender.clone()),
+                        Box::new(source_document_id.clone()),
+                    ],
+                ));
+                out.push((
+                    "DELETE FROM jxg_cases WHERE case_id = $1 AND seq = $2",
+                    vec![Box::new(case.clone()), Box::new(seq_param(*seq))],
+                ));
+                out.push((
+                    "DELETE FROM jxg_deliveries WHERE recipient = ANY($1) AND seq = $2",
+                    vec![Box::new(recipients.clone()), Box::new(seq_param(*seq))],
+                ));
+            }
+            Op::RemoveAuditThrough(last) => {
+                rows.flush(&mut out);
+                out.push((
+                    "DELETE FROM jxg_audit WHERE seq <= $1",
+                    vec![Box::new(seq_param(*last))],
+                ));
+                out.push((
+                    "DELETE FROM jxg_audit_subjects WHERE seq <= $1",
+                    vec![Box::new(seq_param(*last))],
+                ));
+            }
+        }
+    }
+    if !rows.is_empty() {
+        rows.flush(&mut out);
+    }
+    out.push((
+        "INSERT INTO jxg_state (one, next_seq) VALUES (true, $1) \
+         ON CONFLICT (one) DO UPDATE SET next_seq = EXCLUDED.next_seq",
+        vec![Box::new(seq_param(batch.next_seq))],
+    ));
+    if !batch.counts.is_empty() {
+        let (mut recipients, mut waiting, mut dead) = (vec![], vec![], vec![]);
+        for (r, c) in &batch.counts {
+            recipients.push(r.clone());
+            waiting.push(seq_param(c.waiting));
+            dead.push(seq_param(c.dead));
+        }
+        out.push((
+            "INSERT INTO jxg_counts (recipient, waiting, dead) \
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) \
+             ON CONFLICT (recipient) DO UPDATE SET waiting = EXCLUDED.waiting, dead = EXCLUDED.dead",
+            vec![Box::new(recipients), Box::new(waiting), Box::new(dead)],
+        ));
+    }
+    out
+}
+
 /// A delivery listing's cursor: the recipient's bytes, a zero byte, the seq big-endian.
 fn cursor(recipient: &str, seq: u64) -> Cursor {
     let mut c = recipient.as_bytes().to_vec();
@@ -273,151 +523,12 @@ impl PgEngine {
     }
 
     async fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+        let statements = statements(batch);
         let mut client = self.client().await?;
         let tx = client
             .transaction()
             .await
             .map_err(|e| unavailable("a transaction", chain(&e)))?;
-        // every statement of the batch, in order, pipelined on the one connection
-        let mut statements: Vec<(String, Vec<Box<dyn ToSql + Sync + Send>>)> = Vec::new();
-        let mut push = |sql: &str, params: Vec<Box<dyn ToSql + Sync + Send>>| {
-            statements.push((sql.to_string(), params));
-        };
-        for op in &batch.ops {
-            match op {
-                Op::PutMessage(m) => push(
-                    "INSERT INTO jxg_messages (id, seq, record) VALUES ($1, $2, $3) \
-                     ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, record = EXCLUDED.record",
-                    vec![
-                        Box::new(m.id),
-                        Box::new(seq_param(m.seq)),
-                        Box::new(enc(m.as_ref())),
-                    ],
-                ),
-                Op::RemoveMessage {
-                    id,
-                    seq,
-                    sender,
-                    source_document_id,
-                    case,
-                    recipients,
-                } => {
-                    push(
-                        "DELETE FROM jxg_messages WHERE id = $1",
-                        vec![Box::new(*id)],
-                    );
-                    push(
-                        "DELETE FROM jxg_idempotency WHERE sender = $1 AND key = $2",
-                        vec![
-                            Box::new(sender.clone()),
-                            Box::new(source_document_id.clone()),
-                        ],
-                    );
-                    push(
-                        "DELETE FROM jxg_cases WHERE case_id = $1 AND seq = $2",
-                        vec![Box::new(case.clone()), Box::new(seq_param(*seq))],
-                    );
-                    push(
-                        "DELETE FROM jxg_deliveries WHERE recipient = ANY($1) AND seq = $2",
-                        vec![Box::new(recipients.clone()), Box::new(seq_param(*seq))],
-                    );
-                }
-                Op::PutIdempotency { sender, key, row } => push(
-                    "INSERT INTO jxg_idempotency (sender, key, message_id, body_sha256) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (sender, key) DO UPDATE SET \
-                     message_id = EXCLUDED.message_id, body_sha256 = EXCLUDED.body_sha256",
-                    vec![
-                        Box::new(sender.clone()),
-                        Box::new(key.clone()),
-                        Box::new(row.message_id),
-                        Box::new(row.body_sha256.clone()),
-                    ],
-                ),
-                Op::PutCase {
-                    case,
-                    seq,
-                    message_id,
-                } => push(
-                    "INSERT INTO jxg_cases (case_id, seq, message_id) VALUES ($1, $2, $3) \
-                     ON CONFLICT (case_id, seq) DO UPDATE SET message_id = EXCLUDED.message_id",
-                    vec![
-                        Box::new(case.clone()),
-                        Box::new(seq_param(*seq)),
-                        Box::new(*message_id),
-                    ],
-                ),
-                Op::PutDelivery {
-                    recipient,
-                    seq,
-                    row,
-                } => push(
-                    "INSERT INTO jxg_deliveries (recipient, seq, class, row) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (recipient, seq) DO UPDATE SET class = EXCLUDED.class, \
-                     row = EXCLUDED.row",
-                    vec![
-                        Box::new(recipient.clone()),
-                        Box::new(seq_param(*seq)),
-                        Box::new(class_code(Class::of(row.state))),
-                        Box::new(enc(row)),
-                    ],
-                ),
-                Op::Audit(entries) => {
-                    for e in entries {
-                        push(
-                            "INSERT INTO jxg_audit (seq, entry) VALUES ($1, $2)",
-                            vec![
-                                Box::new(seq_param(e.seq)),
-                                Box::new(serde_json::to_string(e).expect("entries serialise")),
-                            ],
-                        );
-                        for s in &e.record.subjects {
-                            push(
-                                "INSERT INTO jxg_audit_subjects (subject, seq) VALUES ($1, $2) \
-                                 ON CONFLICT DO NOTHING",
-                                vec![Box::new(s.clone()), Box::new(seq_param(e.seq))],
-                            );
-                        }
-                    }
-                }
-                Op::RemoveAuditThrough(last) => {
-                    push(
-                        "DELETE FROM jxg_audit WHERE seq <= $1",
-                        vec![Box::new(seq_param(*last))],
-                    );
-                    push(
-                        "DELETE FROM jxg_audit_subjects WHERE seq <= $1",
-                        vec![Box::new(seq_param(*last))],
-                    );
-                }
-                Op::PutCheckpoint { seq, jws } => push(
-                    "INSERT INTO jxg_checkpoints (seq, jws) VALUES ($1, $2) \
-                     ON CONFLICT (seq) DO UPDATE SET jws = EXCLUDED.jws",
-                    vec![Box::new(seq_param(*seq)), Box::new(jws.clone())],
-                ),
-                Op::PutSigningKey { kid, record } => push(
-                    "INSERT INTO jxg_signing_keys (kid, record) VALUES ($1, $2) \
-                     ON CONFLICT (kid) DO UPDATE SET record = EXCLUDED.record",
-                    vec![Box::new(kid.clone()), Box::new(record.to_string())],
-                ),
-            }
-        }
-        push(
-            "INSERT INTO jxg_state (one, next_seq) VALUES (true, $1) \
-             ON CONFLICT (one) DO UPDATE SET next_seq = EXCLUDED.next_seq",
-            vec![Box::new(seq_param(batch.next_seq))],
-        );
-        for (r, c) in &batch.counts {
-            push(
-                "INSERT INTO jxg_counts (recipient, waiting, dead) VALUES ($1, $2, $3) \
-                 ON CONFLICT (recipient) DO UPDATE SET waiting = EXCLUDED.waiting, \
-                 dead = EXCLUDED.dead",
-                vec![
-                    Box::new(r.clone()),
-                    Box::new(seq_param(c.waiting)),
-                    Box::new(seq_param(c.dead)),
-                ],
-            );
-        }
         let mut prepared = Vec::with_capacity(statements.len());
         for (sql, _) in &statements {
             prepared.push(
@@ -426,6 +537,7 @@ impl PgEngine {
                     .map_err(|e| unavailable("preparing a write", chain(&e)))?,
             );
         }
+        // in order, pipelined on the one connection
         let runs = statements.iter().zip(&prepared).map(|((_, params), stmt)| {
             let params: Vec<&(dyn ToSql + Sync)> = params
                 .iter()
@@ -592,6 +704,36 @@ impl Engine for PgEngine {
             message_id: r.get(0),
             body_sha256: r.get(1),
         }))
+    }
+
+    async fn idempotency_of(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<IdemRow>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (senders, names): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
+        let rows = self
+            .query(
+                "idempotency keys",
+                "SELECT k.n, i.message_id, i.body_sha256 \
+                 FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(sender, key, n) \
+                 JOIN jxg_idempotency i ON i.sender = k.sender AND i.key = k.key",
+                &[&senders, &names],
+            )
+            .await?;
+        let mut out = vec![None; keys.len()];
+        for r in rows {
+            let n: i64 = r.get(0);
+            if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| out.get_mut(i)) {
+                *slot = Some(IdemRow {
+                    message_id: r.get(1),
+                    body_sha256: r.get(2),
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError> {

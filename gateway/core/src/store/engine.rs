@@ -211,6 +211,18 @@ pub trait Engine: Send + Sync + 'static {
     /// be read is listed as [`Unreadable`] in its place.
     async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError>;
     async fn idempotency(&self, sender: &str, key: &str) -> Result<Option<IdemRow>, StoreError>;
+    /// The rows of several idempotency keys at once, in their order (the writer asks for every
+    /// key of a batch before deciding it: an engine with round trips answers in one).
+    async fn idempotency_of(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<IdemRow>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (sender, key) in keys {
+            out.push(self.idempotency(sender, key).await?);
+        }
+        Ok(out)
+    }
     /// The messages of a case, in sequence order.
     async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError>;
     /// The delivery row of (`recipient`, message `seq`), in whichever class it is.

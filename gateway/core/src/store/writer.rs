@@ -238,6 +238,8 @@ struct Forming {
     audit: Vec<Record>,
     answers: Vec<Answer>,
     idem: HashMap<(String, String), (IdemRow, String)>,
+    /// The stored rows of the batch's idempotency keys, read together before deciding.
+    stored_idem: HashMap<(String, String), Option<IdemRow>>,
     rows: HashMap<(String, u64), DeliveryRow>,
     messages: HashMap<Uuid, MessageRec>,
     counts: BTreeMap<String, Counts>,
@@ -299,6 +301,20 @@ impl Run {
             }
         }
         let mut f = Forming::default();
+        let keys: Vec<(String, String)> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Accept(a, _) => Some((
+                    a.message.sender.clone(),
+                    a.message.source_document_id.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        // one read for every key; should it fail, each acceptance reads its own
+        if let Ok(rows) = self.engine.idempotency_of(&keys).await {
+            f.stored_idem = keys.into_iter().zip(rows).collect();
+        }
         let mut next_seq = self.next_seq;
         let mut failed = None;
         for cmd in cmds {
@@ -490,9 +506,10 @@ impl Run {
     ) -> Result<AcceptOutcome, StoreError> {
         let m = &a.message;
         let key = (m.sender.clone(), m.source_document_id.clone());
-        let taken = match f.idem.get(&key) {
-            Some((row, response)) => Some((row.clone(), Some(response.clone()))),
-            None => self
+        let taken = match (f.idem.get(&key), f.stored_idem.get(&key)) {
+            (Some((row, response)), _) => Some((row.clone(), Some(response.clone()))),
+            (None, Some(stored)) => stored.clone().map(|row| (row, None)),
+            (None, None) => self
                 .engine
                 .idempotency(&key.0, &key.1)
                 .await?
