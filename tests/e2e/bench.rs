@@ -27,6 +27,8 @@ fn bench_reports_every_workload_against_the_limit_and_loses_nothing() {
             "2",
             "--backlog",
             "300",
+            "--postgres",
+            jxg_tests::postgres::SERVER,
             "--report",
             "report.json",
         ],
@@ -126,6 +128,21 @@ fn bench_reports_every_workload_against_the_limit_and_loses_nothing() {
     ] {
         assert!(b[k].as_f64().unwrap() > 0.0, "{k}: {b}");
     }
+
+    // the police workload with the store in PostgreSQL, in the same run, against L and the
+    // configured engine; everything it accepted drained
+    let pg = &r["postgres"];
+    no_errors(&pg["police_flat_out"], "police on PostgreSQL");
+    assert!(close(
+        pg["ratio_to_configured"].as_f64().unwrap(),
+        rate(&pg["police_flat_out"]) / rate(&police["flat_out"])
+    ));
+    assert!(close(
+        pg["ratio_to_limit"].as_f64().unwrap(),
+        rate(&pg["police_flat_out"]) / police["limit"].as_f64().unwrap()
+    ));
+    assert_eq!(pg["drain"]["run"]["ok"], pg["accepted"], "{pg}");
+    assert!(out.contains("the store in PostgreSQL"), "{out}");
 
     // the text report says the same
     assert!(out.contains("of L"), "{out}");

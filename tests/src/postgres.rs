@@ -6,45 +6,57 @@ use std::time::Duration;
 /// Where the tests' PostgreSQL listens (trust authentication, user `postgres`).
 pub const SERVER: &str = "postgresql://postgres@127.0.0.1:5432";
 
-async fn admin() -> tokio_postgres::Client {
+async fn admin_of(server: &str) -> Result<tokio_postgres::Client, String> {
+    let server = server.trim_end_matches('/');
     let (client, conn) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_postgres::connect(&format!("{SERVER}/postgres"), tokio_postgres::NoTls),
+        tokio_postgres::connect(&format!("{server}/postgres"), tokio_postgres::NoTls),
     )
     .await
-    .expect("PostgreSQL answers within 10 s")
-    .unwrap_or_else(|e| panic!("PostgreSQL at {SERVER} (make test starts it): {e}"));
+    .map_err(|_| format!("PostgreSQL at {server} did not answer within 10 s"))?
+    .map_err(|e| format!("PostgreSQL at {server} (make test starts it): {e}"))?;
     tokio::spawn(conn);
-    client
+    Ok(client)
 }
 
-/// A database of one test's own, dropped with this value.
+/// A database of one test's (or one bench run's) own, dropped with this value.
 #[derive(Debug)]
 pub struct Database {
     pub name: String,
+    server: String,
 }
 
 impl Database {
-    /// A new, empty database named after `tag` and a fresh id.
+    /// A new, empty database on the tests' server, named after `tag` and a fresh id.
     pub async fn create(tag: &str) -> Self {
-        let name = format!("jxg_test_{tag}_{}", uuid::Uuid::now_v7().simple());
-        admin()
+        Self::create_on(SERVER, tag)
             .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A new, empty database on `server` (`postgresql://user@host:port`, no database).
+    pub async fn create_on(server: &str, tag: &str) -> Result<Self, String> {
+        let name = format!("jxg_test_{tag}_{}", uuid::Uuid::now_v7().simple());
+        admin_of(server)
+            .await?
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        Self { name }
+            .map_err(|e| format!("CREATE DATABASE {name}: {e}"))?;
+        Ok(Self {
+            name,
+            server: server.trim_end_matches('/').to_string(),
+        })
     }
 
     /// Its libpq URL.
     pub fn url(&self) -> String {
-        format!("{SERVER}/{}", self.name)
+        format!("{}/{}", self.server, self.name)
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        let (name, server) = (self.name.clone(), self.server.clone());
         // a runtime of its own: a drop may happen inside or outside of one
         let dropped = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -52,10 +64,11 @@ impl Drop for Database {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                admin()
-                    .await
+                admin_of(&server)
+                    .await?
                     .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await
+                    .map_err(|e| e.to_string())
             })
         })
         .join();

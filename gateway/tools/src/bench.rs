@@ -59,6 +59,8 @@ pub struct Options {
     pub workloads: Vec<Workload>,
     /// Police reports written before the gateway starts (0: none).
     pub backlog: u64,
+    /// A PostgreSQL server to measure the police workload on as well (a database of its own).
+    pub postgres: Option<String>,
     /// Also write the results as JSON here.
     pub report: Option<PathBuf>,
 }
@@ -753,6 +755,22 @@ pub struct Report {
     pub inbox: Option<Drain>,
     pub gateway_rss_mib: f64,
     pub backlog: Option<Backlog>,
+    /// The police workload with the store in PostgreSQL, when asked for.
+    pub postgres: Option<OnPostgres>,
+}
+
+/// The police workload on a gateway whose store is in PostgreSQL, measured in the same run as
+/// the configured engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct OnPostgres {
+    pub police_flat_out: Run,
+    /// Police reports accepted on it (the warm-up's and the measurement's).
+    pub accepted: u64,
+    /// That rate over L (the police workload's).
+    pub ratio_to_limit: Option<f64>,
+    /// That rate over the police rate on the configured engine.
+    pub ratio_to_configured: Option<f64>,
+    pub drain: Drain,
 }
 
 fn machine() -> Value {
@@ -805,6 +823,12 @@ pub fn run(opts: &Options) -> i32 {
                 .flat_map(|w| [&w.flat_out, &w.at_half_rate])
                 .chain(report.inbox.as_ref().map(|d| &d.run))
                 .chain(report.backlog.as_ref().map(|b| &b.drain.run))
+                .chain(
+                    report
+                        .postgres
+                        .iter()
+                        .flat_map(|p| [&p.police_flat_out, &p.drain.run]),
+                )
                 .chain([&report.http])
                 .map(|r| r.errors.values().sum::<u64>())
                 .sum();
@@ -998,7 +1022,54 @@ fn measure(opts: &Options) -> Result<Report, String> {
     } else {
         None
     };
+    let postgres = match &opts.postgres {
+        None => None,
+        Some(on) => {
+            let db = rt.block_on(jxg_tests::postgres::Database::create_on(on, "bench"))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            let mut t: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+            let mut store = t
+                .get("store")
+                .and_then(|v| v.as_table())
+                .cloned()
+                .unwrap_or_default();
+            store.insert("engine".into(), "postgres".into());
+            store.insert("url".into(), db.url().into());
+            t.insert("store".into(), store.into());
+            let pg_path = work.path().join("gateway-postgres.toml");
+            std::fs::write(&pg_path, t.to_string()).map_err(|e| e.to_string())?;
+            let pg_arg = pg_path.display().to_string();
+            eprintln!("jxg-tools bench: police flat out with the store in PostgreSQL…");
+            let mut gateway = server(&jxg_exe()?, &["serve", "--config", &pg_arg], work.path())?;
+            let base = format!("https://{}", gateway.authority);
+            let c = clients(&config, police.sender, opts.connections)?;
+            let (warm, flat) = rt.block_on(async {
+                let warm = drive(&c, &base, &police, &next, Pace::FlatOut, warmup).await;
+                let flat = drive(&c, &base, &police, &next, Pace::FlatOut, seconds).await;
+                (warm, flat)
+            });
+            let c = clients(&config, "prosecution", opts.connections)?;
+            let run = rt.block_on(drain(&c, &base, drain_cap));
+            gateway.terminate();
+            let limit = workloads
+                .iter()
+                .find(|w| w.workload == Workload::Police)
+                .map(|w| w.limit);
+            Some(OnPostgres {
+                accepted: warm.ok + flat.ok,
+                ratio_to_limit: limit.map(|l| flat.rate / l),
+                ratio_to_configured: police_rate.map(|p| flat.rate / p),
+                drain: Drain {
+                    recipient: "prosecution".into(),
+                    ratio_to_ingest: Some(run.rate / flat.rate.max(1e-9)),
+                    run,
+                },
+                police_flat_out: flat,
+            })
+        }
+    };
     Ok(Report {
+        postgres,
         machine: machine(),
         connections: opts.connections,
         seconds: opts.seconds,
@@ -1092,6 +1163,26 @@ fn print(r: &Report) {
         "  gateway resident memory after the run: {:.0} MiB",
         r.gateway_rss_mib
     );
+    if let Some(pg) = &r.postgres {
+        println!(
+            "  the store in PostgreSQL: police flat out {:.0} /s{}{} ({})",
+            pg.police_flat_out.rate,
+            pg.ratio_to_limit
+                .map(|x| format!(" = {x:.2} of L"))
+                .unwrap_or_default(),
+            pg.ratio_to_configured
+                .map(|x| format!(", {x:.2} of the configured engine's"))
+                .unwrap_or_default(),
+            errors(&pg.police_flat_out)
+        );
+        println!(
+            "    {} drained {} deliveries at {:.0} /s ({})",
+            pg.drain.recipient,
+            pg.drain.run.ok,
+            pg.drain.run.rate,
+            errors(&pg.drain.run)
+        );
+    }
     if let Some(b) = &r.backlog {
         println!(
             "  backlog of {} messages: written in {:.1} s ({:.0} MiB on disk); start-up {:.2} s; resident {:.0} MiB at start, {:.0} MiB peak",

@@ -61,6 +61,11 @@ enum Command {
         /// start-up, memory and draining with that backlog (0: skip).
         #[arg(long, default_value_t = 0)]
         backlog: u64,
+        /// Also measure the police workload on the store in PostgreSQL, on a database of its own
+        /// made (and dropped) on this server (`postgresql://postgres@127.0.0.1:5432`), side by
+        /// side with the configured engine in the same run.
+        #[arg(long)]
+        postgres: Option<String>,
         /// Also write the results as JSON to this file.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -104,6 +109,7 @@ fn main() {
             seconds,
             workload,
             backlog,
+            postgres,
             report,
         } => bench::run(&bench::Options {
             config,
@@ -112,6 +118,7 @@ fn main() {
             seconds,
             workloads: workload,
             backlog,
+            postgres,
             report,
         }),
         Command::BenchBaseline { config } => bench::baseline(&config),
