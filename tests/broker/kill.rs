@@ -64,14 +64,6 @@ async fn until_acknowledged(
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn twenty_sigkills_under_mixed_load_and_a_broker_restart_lose_and_duplicate_nothing() {
     let _broker = super::BROKER.lock().await;

@@ -133,16 +133,8 @@ async fn gated_gateway(
     );
     let store = Arc::new(Store::open(engine, config.store.tuning()).await.unwrap());
     let gate = gate.lock().unwrap().clone().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
+    let admin = free_port();
     config.listeners.authority = format!("127.0.0.1:{port}").parse().unwrap();
     config.listeners.admin = format!("127.0.0.1:{admin}").parse().unwrap();
     std::thread::spawn(move || {

@@ -71,9 +71,10 @@ async fn submit(c: &reqwest::Client, gw: &Gateway, n: usize) -> (u16, Option<Str
     (status, retry, body)
 }
 
-/// Submits documents while the disk cannot take them: each answer is 503 with Retry-After and a
-/// problem, none is a 202; then the disk is given back and every refused document is accepted
-/// on retry; at the end the recipient has exactly every accepted document.
+/// Submits documents while the disk cannot take them: once the store has met the broken disk
+/// each answer is 503 with Retry-After and a problem, none is a 202; then the disk is given back
+/// and every refused document is accepted on retry; at the end the recipient has exactly every
+/// accepted document (a 202 before the store met the disk included).
 async fn refuse_then_recover(disk: &Path, break_disk: impl FnOnce(), restore: impl FnOnce()) {
     let home = Home::new();
     let store = disk.join("store");
@@ -97,6 +98,11 @@ async fn refuse_then_recover(disk: &Path, break_disk: impl FnOnce(), restore: im
     for n in 5..25 {
         let (status, retry, body) = submit(&police, &gw, n).await;
         match status {
+            // until the store meets the broken disk, a write may still land where the engine
+            // had room set aside (sled preallocates its log): a 202 then is kept, and counted
+            202 if refused.is_empty() => {
+                accepted.push(body["id"].as_str().unwrap().to_string());
+            }
             503 => {
                 assert!(retry.is_some(), "503 without Retry-After: {body}");
                 assert_eq!(body["status"], 503, "{body}");
@@ -113,8 +119,9 @@ async fn refuse_then_recover(disk: &Path, break_disk: impl FnOnce(), restore: im
     }
     assert!(
         other.is_empty(),
-        "answers other than 503 while the disk was broken: {other:?}"
+        "answers other than 503 once the store had met the broken disk: {other:?}"
     );
+    assert!(!refused.is_empty(), "the broken disk was never noticed");
     // not ready meanwhile, with the store named as the reason
     let operator = client_for(&home, "operator");
     let ready = operator.get(gw.admin_url("/readyz")).send().await.unwrap();

@@ -9,11 +9,7 @@ use serde_json::Value;
 async fn the_simulated_story_reaches_every_recipient_in_order_with_what_prison_may_see() {
     let (home, p, (inq, outq, rejq)) = broker_home("simulate").await;
     // the courts' webhook is served by the simulation itself, on a port of its own
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     home.push_to("courts", &format!("https://127.0.0.1:{port}/jxg"));
     let gw = home.start();
     // the simulation reads the listeners from the configuration
@@ -121,11 +117,7 @@ async fn without_a_broker_the_simulation_says_what_it_leaves_out_and_plays_the_r
     let home = Home::with_broker("simulate-nobroker");
     // nothing answers on this port: the prosecution's leg cannot run
     home.edit_config(|t| t.replace("127.0.0.1:5672", "127.0.0.1:9"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     home.push_to("courts", &format!("https://127.0.0.1:{port}/jxg"));
     let gw = home.start();
     home.edit_config(|t| {

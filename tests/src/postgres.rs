@@ -104,14 +104,6 @@ fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Cluster {
     fn folder() -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("jxg-pg-{}", uuid::Uuid::now_v7().simple()));
@@ -147,7 +139,7 @@ impl Cluster {
     /// A primary whose commits wait for the standby named `standby`.
     pub fn primary() -> Self {
         let me = Self {
-            port: free_port(),
+            port: crate::free_port(),
             dir: Self::folder(),
         };
         as_postgres(
@@ -170,7 +162,7 @@ impl Cluster {
     /// A streaming standby of `primary`, synchronous (its application name is `standby`).
     pub fn standby_of(primary: &Cluster) -> Self {
         let me = Self {
-            port: free_port(),
+            port: crate::free_port(),
             dir: Self::folder(),
         };
         let conninfo = format!(
