@@ -54,23 +54,6 @@ fn fill(path: &Path) {
     while f.write_all(&block[..512]).is_ok() {}
 }
 
-async fn submit(c: &reqwest::Client, gw: &Gateway, n: usize) -> (u16, Option<String>, Value) {
-    let r = c
-        .post(gw.url("/police/v1/dokumenter"))
-        .header("Content-Type", "application/json")
-        .body(police_report(n, "FAULT"))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let retry = r
-        .headers()
-        .get("Retry-After")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = r.json().await.unwrap_or(Value::Null);
-    (status, retry, body)
-}
-
 /// Submits documents while the disk cannot take them: once the store has met the broken disk
 /// each answer is 503 with Retry-After and a problem, none is a 202; then the disk is given back
 /// and every refused document is accepted on retry; at the end the recipient has exactly every
@@ -88,7 +71,8 @@ async fn refuse_then_recover(disk: &Path, break_disk: impl FnOnce(), restore: im
     let police = client_for(&home, "police");
     let mut accepted = Vec::new();
     for n in 0..5 {
-        let (status, _, body) = submit(&police, &gw, n).await;
+        let (status, _, body) =
+            submit_report(&police, &gw.url("/police/v1/dokumenter"), n, "FAULT").await;
         assert_eq!(status, 202, "{body}");
         accepted.push(body["id"].as_str().unwrap().to_string());
     }
@@ -96,7 +80,8 @@ async fn refuse_then_recover(disk: &Path, break_disk: impl FnOnce(), restore: im
     let mut refused = Vec::new();
     let mut other = Vec::new();
     for n in 5..25 {
-        let (status, retry, body) = submit(&police, &gw, n).await;
+        let (status, retry, body) =
+            submit_report(&police, &gw.url("/police/v1/dokumenter"), n, "FAULT").await;
         match status {
             // until the store meets the broken disk, a write may still land where the engine
             // had room set aside (sled preallocates its log): a 202 then is kept, and counted
@@ -132,7 +117,8 @@ async fn refuse_then_recover(disk: &Path, break_disk: impl FnOnce(), restore: im
     let deadline = Instant::now() + Duration::from_secs(60);
     for n in refused {
         loop {
-            let (status, _, body) = submit(&police, &gw, n).await;
+            let (status, _, body) =
+                submit_report(&police, &gw.url("/police/v1/dokumenter"), n, "FAULT").await;
             if status == 202 {
                 accepted.push(body["id"].as_str().unwrap().to_string());
                 break;

@@ -40,14 +40,7 @@ async fn the_story_with_debug_logging_and_traces_shows_no_cpr_number_name_or_add
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let metrics = client_for(&home, "operator")
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (metrics, _) = metrics(&home, &gw).await;
     assert!(metrics.contains("jxg_messages_rejected_total"));
     // the exporters flush at shutdown
     assert!(gw.terminate().success());

@@ -300,14 +300,7 @@ async fn request_checks_answer_in_the_documented_order() {
             .status(),
         200
     );
-    let metrics = operator
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (metrics, _) = metrics(&home, &gw).await;
     assert!(
         metrics
             .lines()

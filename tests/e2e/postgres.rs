@@ -195,19 +195,7 @@ async fn a_database_failover_under_load_loses_nothing_acknowledged() {
         tokio::spawn(async move {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let r = police
-                    .post(&url)
-                    .header("Content-Type", "application/json")
-                    .body(police_report(n, "FAILOVER"))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status().as_u16();
-                let retry = r
-                    .headers()
-                    .get("Retry-After")
-                    .map(|v| v.to_str().unwrap().to_string());
-                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                let (status, retry, body) = submit_report(&police, &url, n, "FAILOVER").await;
                 let id = body["id"].as_str().map(String::from);
                 answers.lock().unwrap().push((status, retry, id));
                 // a refused one is sent again, as its sender would

@@ -263,17 +263,7 @@ async fn crl_server_certificate_and_ca_bundle_are_read_again_without_restart_or_
         "the open connection was dropped"
     );
 
-    let metrics = client_for(&home, "operator")
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let samples = prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_string())))
-        .unwrap()
-        .samples;
+    let samples = metrics(&home, &gw).await.1.samples;
     let reloads = |result: &str| {
         samples
             .iter()

@@ -1386,3 +1386,27 @@ pub fn tilt(n: u32, tag: &str) -> (Vec<u8>, String) {
     bytes[79..119].copy_from_slice(&field);
     (bytes, id)
 }
+
+/// Posts police report `n` of `tag` ([`police_report`]) to `url` (a gateway's
+/// `/police/v1/dokumenter`): its status, its `Retry-After`, its body (JSON, or null).
+pub async fn submit_report(
+    c: &reqwest::Client,
+    url: &str,
+    n: usize,
+    tag: &str,
+) -> (u16, Option<String>, Value) {
+    let r = c
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(police_report(n, tag))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("Retry-After")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = r.json().await.unwrap_or(Value::Null);
+    (status, retry, body)
+}
