@@ -460,18 +460,24 @@ impl PgEngine {
             }
         });
         // a session that just ended (a process stopped a moment ago) lets go of the lock as the
-        // server notices: that, and only that, is waited out, within the bound
-        let deadline = tokio::time::Instant::now() + options.timeout;
+        // server notices: that, and only that, is waited out, for at most the bound. Each try
+        // has the whole bound to answer, so a slow last try is not taken for a dead database.
+        let grace = tokio::time::Instant::now() + options.timeout;
         let taken = loop {
-            let taken = tokio::time::timeout_at(
-                deadline,
+            let taken = tokio::time::timeout(
+                options.timeout,
                 client.query_one("SELECT pg_try_advisory_lock($1)", &[&STORE_LOCK]),
             )
             .await
-            .map_err(|_| unavailable("the store's lock", "no answer"))?
+            .map_err(|_| {
+                unavailable(
+                    "the store's lock",
+                    format!("no answer within {} ms", options.timeout.as_millis()),
+                )
+            })?
             .map_err(|e| unavailable("the store's lock", chain(&e)))?
             .get::<_, bool>(0);
-            if taken || tokio::time::Instant::now() + Duration::from_millis(50) >= deadline {
+            if taken || tokio::time::Instant::now() >= grace {
                 break taken;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
