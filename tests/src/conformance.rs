@@ -121,7 +121,16 @@ pub type Coverage = BTreeMap<&'static str, usize>;
 /// names, such as a database of its own).
 pub type Opening = futures_util::future::BoxFuture<'static, Arc<dyn Engine>>;
 
-pub async fn run<F>(plan: Plan, open: F) -> Result<Coverage, String>
+/// Where an engine keeps its leases, which says what a restart does to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leases {
+    /// In the process (one writer): a restart offers every waiting entry again.
+    Process,
+    /// Where every process sharing the store sees them: they outlive a restart.
+    Shared,
+}
+
+pub async fn run<F>(plan: Plan, leases: Leases, open: F) -> Result<Coverage, String>
 where
     F: Fn(&Path) -> Opening,
 {
@@ -129,7 +138,7 @@ where
     for n in 0..plan.sequences {
         let seed = plan.seed.wrapping_add(n as u64);
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        sequence(seed, plan.steps, dir.path(), &open, &mut coverage)
+        sequence(seed, plan.steps, dir.path(), leases, &open, &mut coverage)
             .await
             .map_err(|e| format!("seed {} (sequence {n}): {e}", plan.seed))?;
     }
@@ -164,6 +173,7 @@ async fn sequence<F>(
     seed: u64,
     steps: usize,
     dir: &Path,
+    leases: Leases,
     open: &F,
     coverage: &mut Coverage,
 ) -> Result<(), String>
@@ -471,8 +481,10 @@ where
             _ => {
                 store.close().await;
                 store = opened(open(dir).await).await?;
-                // leases are the node's, in memory: a restart offers every waiting entry again
-                model.leased.clear();
+                if leases == Leases::Process {
+                    // a restart offers every waiting entry again
+                    model.leased.clear();
+                }
                 *coverage.entry("restart").or_default() += 1;
             }
         }
@@ -573,6 +585,88 @@ async fn check(store: &Store, model: &Model) -> Result<(), String> {
                 m.id
             ));
         }
+    }
+    Ok(())
+}
+
+/// The leases of an engine: one holder at a time per entry, renewed by its holder, ended by
+/// its holder or by anyone (an ack), and free once expired.
+pub async fn leases_hold(engine: &dyn Engine) -> Result<(), String> {
+    let e = |e: jxg_gateway::store::StoreError| e.to_string();
+    let long = Duration::from_secs(3600);
+    let got = engine
+        .lease("alpha", &[1, 2], "node-a", long)
+        .await
+        .map_err(e)?;
+    if got != [1, 2] {
+        return Err(format!("node-a leased {got:?} of [1, 2]"));
+    }
+    let got = engine
+        .lease("alpha", &[2, 3], "node-b", long)
+        .await
+        .map_err(e)?;
+    if got != [3] {
+        return Err(format!(
+            "node-b leased {got:?} of [2, 3] with 2 held by node-a"
+        ));
+    }
+    let got = engine
+        .lease("beta", &[2], "node-b", long)
+        .await
+        .map_err(e)?;
+    if got != [2] {
+        return Err(format!(
+            "a lease of another recipient's entry held back: {got:?}"
+        ));
+    }
+    let got = engine
+        .lease("alpha", &[1], "node-a", long)
+        .await
+        .map_err(e)?;
+    if got != [1] {
+        return Err(format!("node-a could not renew its own lease: {got:?}"));
+    }
+    let held = engine.leased("alpha").await.map_err(e)?;
+    let want = vec![
+        (1, "node-a".to_string()),
+        (2, "node-a".to_string()),
+        (3, "node-b".to_string()),
+    ];
+    if held != want {
+        return Err(format!("leased {held:?}, want {want:?}"));
+    }
+    // another holder cannot end a lease; its holder, or anyone ending it whoever holds it, can
+    engine
+        .release("alpha", 1, Some("node-b"))
+        .await
+        .map_err(e)?;
+    engine
+        .release("alpha", 2, Some("node-a"))
+        .await
+        .map_err(e)?;
+    engine.release("alpha", 3, None).await.map_err(e)?;
+    let held = engine.leased("alpha").await.map_err(e)?;
+    if held != [(1, "node-a".to_string())] {
+        return Err(format!("after the releases, leased {held:?}"));
+    }
+    // an expired lease is free for anyone
+    let got = engine
+        .lease("gamma", &[7], "node-a", Duration::from_millis(50))
+        .await
+        .map_err(e)?;
+    if got != [7] {
+        return Err(format!("node-a leased {got:?} of [7]"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if !engine.leased("gamma").await.map_err(e)?.is_empty() {
+        return Err("an expired lease is still listed".into());
+    }
+    let got = engine
+        .lease("gamma", &[7], "node-b", long)
+        .await
+        .map_err(e)?;
+    if got != [7] {
+        return Err(format!("node-b could not take an expired lease: {got:?}"));
     }
     Ok(())
 }

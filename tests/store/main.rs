@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use jxg_gateway::audit::Entry;
 use jxg_gateway::store::{
-    Batch, Class, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Listed, Located,
-    MessageRec, Op, SledEngine, StoreError,
+    Batch, Class, Counts, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Listed,
+    Located, MessageRec, Op, SledEngine, StoreError,
 };
 use jxg_store_postgres::{PgEngine, PgOptions};
-use jxg_tests::conformance::{Opening, Plan, run};
+use jxg_tests::conformance::{Leases, Opening, Plan, leases_hold, run};
 use jxg_tests::postgres::Database;
 use serde_json::Value;
 use uuid::Uuid;
@@ -61,6 +61,7 @@ fn postgres(
                 url: db.url(),
                 pool_size: 4,
                 timeout: std::time::Duration::from_secs(10),
+                node: "conformance".into(),
             })
             .await
             .expect("the PostgreSQL engine opens");
@@ -70,25 +71,82 @@ fn postgres(
 }
 
 #[tokio::test]
+async fn the_engines_leases_hold_one_holder_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = sled(dir.path()).await;
+    leases_hold(engine.as_ref())
+        .await
+        .unwrap_or_else(|e| panic!("sled: {e}"));
+    let databases = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let engine = postgres(databases.clone())(dir.path()).await;
+    leases_hold(engine.as_ref())
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL: {e}"));
+    // the engine lets go of its database before the database is dropped
+    drop(engine);
+    drop(databases);
+}
+
+#[tokio::test]
+async fn a_postgres_node_hears_another_nodes_changes_and_a_second_process_of_one_name_is_refused() {
+    let db = Database::create("hints").await;
+    let options = |node: &str| PgOptions {
+        url: db.url(),
+        pool_size: 2,
+        timeout: std::time::Duration::from_secs(5),
+        node: node.into(),
+    };
+    let one = PgEngine::open(&options("gw-1")).await.unwrap();
+    let two = PgEngine::open(&options("gw-2")).await.unwrap();
+    let again = PgEngine::open(&options("gw-1")).await.unwrap_err();
+    assert!(
+        again.to_string().contains("already runs on this database"),
+        "{again}"
+    );
+    let mut heard = two.hints().expect("the engine gives hints");
+    let counts = BTreeMap::from([(
+        "alpha".to_string(),
+        Counts {
+            waiting: 1,
+            dead: 0,
+        },
+    )]);
+    one.write(Batch {
+        ops: vec![],
+        next_seq: 1,
+        counts,
+    })
+    .await
+    .unwrap();
+    let hint = tokio::time::timeout(std::time::Duration::from_secs(30), heard.recv())
+        .await
+        .expect("a hint within the bound")
+        .unwrap();
+    assert_eq!(hint, "alpha");
+    // and the write is the other node's to see
+    assert_eq!(two.state().await.unwrap().counts["alpha"].waiting, 1);
+}
+
+#[tokio::test]
 async fn the_sled_engine_conforms() {
-    conforms("sled", sled).await;
+    conforms("sled", Leases::Process, sled).await;
 }
 
 #[tokio::test]
 async fn the_postgres_engine_conforms() {
     // each sequence's database is dropped when the test ends, passed or failed
     let databases = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    conforms("PostgreSQL", postgres(databases.clone())).await;
+    conforms("PostgreSQL", Leases::Shared, postgres(databases.clone())).await;
     assert_eq!(databases.lock().unwrap().len(), Plan::from_env().sequences);
 }
 
-async fn conforms(name: &str, open: impl Fn(&Path) -> Opening) {
+async fn conforms(name: &str, leases: Leases, open: impl Fn(&Path) -> Opening) {
     let plan = Plan::from_env();
     eprintln!(
         "conformance seed {} ({} sequences of {} steps; JXG_CONFORMANCE_SEED=N replays one)",
         plan.seed, plan.sequences, plan.steps
     );
-    let coverage = match run(plan, open).await {
+    let coverage = match run(plan, leases, open).await {
         Ok(c) => c,
         Err(e) => panic!("the {name} engine departs from the model: {e}"),
     };
@@ -195,6 +253,26 @@ impl Engine for Broken {
     async fn audit_of_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError> {
         self.inner.audit_of_subject(subject).await
     }
+    async fn lease(
+        &self,
+        recipient: &str,
+        seqs: &[u64],
+        holder: &str,
+        period: std::time::Duration,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.inner.lease(recipient, seqs, holder, period).await
+    }
+    async fn leased(&self, recipient: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        self.inner.leased(recipient).await
+    }
+    async fn release(
+        &self,
+        recipient: &str,
+        seq: u64,
+        holder: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.release(recipient, seq, holder).await
+    }
     async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
         self.inner.checkpoints().await
     }
@@ -216,7 +294,7 @@ async fn finds(bug: Bug) {
         });
         Box::pin(async move { engine })
     };
-    match run(plan, broken).await {
+    match run(plan, Leases::Process, broken).await {
         Ok(_) => panic!("the suite passed an engine whose {bug:?}"),
         Err(e) => eprintln!("{bug:?} found: {e}"),
     }

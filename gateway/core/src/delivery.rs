@@ -123,7 +123,7 @@ impl Worker {
                     Ok((Vec::new(), None))
                 } else {
                     self.store
-                        .due_heads(&self.recipient, now, slots, &in_flight)
+                        .lease_due(&self.recipient, now, slots, &in_flight)
                         .await
                 };
                 let heads = match heads {
@@ -166,13 +166,14 @@ impl Worker {
                         // an entry goes out only once its acceptance is on disk: a copy sent
                         // before the flush, then lost in a crash, would come back from the
                         // sender's retry under another id
-                        if store.durable().await.is_err() {
-                            let _ = tx.send((seq, false));
-                            return;
-                        }
-                        let ok =
-                            attempt(transport.as_ref(), store.as_ref(), e, max, backoff, bound)
+                        let recipient = e.recipient.clone();
+                        let ok = store.durable().await.is_ok()
+                            && attempt(transport.as_ref(), store.as_ref(), e, max, backoff, bound)
                                 .await;
+                        // recorded (or not attempted): any node may take it when it is due
+                        if let Err(err) = store.release(&recipient, seq).await {
+                            tracing::warn!(error = %err, "a delivery's lease is left to expire");
+                        }
                         let _ = tx.send((seq, ok));
                     });
                 }

@@ -268,6 +268,8 @@ pub struct SledEngine {
     counts: Mutex<BTreeMap<String, Counts>>,
     flushes: AtomicU64,
     batches: AtomicU64,
+    /// Leases are this process's: it is the store's one writer.
+    leases: jxg_core::store::LocalLeases,
 }
 
 impl SledEngine {
@@ -343,6 +345,7 @@ impl SledEngine {
             flush,
             counts: Mutex::new(BTreeMap::new()),
             flushes: AtomicU64::new(0),
+            leases: Default::default(),
             batches: AtomicU64::new(0),
         };
         migrate::from_v1(&engine, chunk, progress)?;
@@ -691,6 +694,30 @@ impl Engine for SledEngine {
         self.scan(vec![b'K'], None, usize::MAX, |_, v| {
             serde_json::from_slice(v).map_err(|e| corrupt("signing key", e))
         })
+    }
+
+    async fn lease(
+        &self,
+        recipient: &str,
+        seqs: &[u64],
+        holder: &str,
+        period: std::time::Duration,
+    ) -> Result<Vec<u64>, StoreError> {
+        Ok(self.leases.lease(recipient, seqs, holder, period))
+    }
+
+    async fn leased(&self, recipient: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        Ok(self.leases.leased(recipient))
+    }
+
+    async fn release(
+        &self,
+        recipient: &str,
+        seq: u64,
+        holder: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.leases.release(recipient, seq, holder);
+        Ok(())
     }
 
     fn flush_stats(&self) -> FlushStats {

@@ -38,6 +38,8 @@ struct Shared {
     deciding: Mutex<()>,
     /// Engines opened so far: the writer reads the store's state again when it changes.
     opened: AtomicU64,
+    /// Leases outlive an engine opened again.
+    leases: jxg_core::store::LocalLeases,
     /// Flushes of the engines let go of.
     flushes: Mutex<FlushStats>,
 }
@@ -53,6 +55,7 @@ impl Reopening {
                 recovering: AtomicBool::new(false),
                 deciding: Mutex::new(()),
                 opened: AtomicU64::new(1),
+                leases: Default::default(),
                 flushes: Mutex::new(FlushStats::default()),
             }),
         })
@@ -203,6 +206,30 @@ impl Engine for Reopening {
 
     async fn signing_keys(&self) -> Result<Vec<Value>, StoreError> {
         self.on(async |s| s.signing_keys().await).await
+    }
+
+    async fn lease(
+        &self,
+        recipient: &str,
+        seqs: &[u64],
+        holder: &str,
+        period: std::time::Duration,
+    ) -> Result<Vec<u64>, StoreError> {
+        Ok(self.inner.leases.lease(recipient, seqs, holder, period))
+    }
+
+    async fn leased(&self, recipient: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        Ok(self.inner.leases.leased(recipient))
+    }
+
+    async fn release(
+        &self,
+        recipient: &str,
+        seq: u64,
+        holder: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.leases.release(recipient, seq, holder);
+        Ok(())
     }
 
     fn flush_stats(&self) -> FlushStats {

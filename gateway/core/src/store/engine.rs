@@ -242,6 +242,42 @@ pub trait Engine: Send + Sync + 'static {
     async fn audit_of_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError>;
     async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
     async fn signing_keys(&self) -> Result<Vec<Value>, StoreError>;
+    /// For an engine several processes write at once (gateway nodes sharing one database):
+    /// takes the store-wide write turn for the next [`Engine::write`] or [`Engine::abandon`]
+    /// and returns the state as it stands in the turn, which the writer decides its batch on.
+    /// Other processes' turns wait until this one is written or abandoned, so every batch of
+    /// every process is decided on what the one before it wrote: one sequence, one audit
+    /// chain. `None`: the engine has one writer, whose state the writer keeps itself.
+    async fn turn(&self) -> Result<Option<EngineState>, StoreError> {
+        Ok(None)
+    }
+    /// Gives up a turn taken by [`Engine::turn`] without writing.
+    async fn abandon(&self) {}
+    /// Leases entries of `recipient` (by message seq) to `holder` for `period`, where every
+    /// process sharing the store sees them: returns the seqs granted, those no other holder
+    /// has an unexpired lease of (a holder's own lease is renewed). An expired lease is free.
+    async fn lease(
+        &self,
+        recipient: &str,
+        seqs: &[u64],
+        holder: &str,
+        period: std::time::Duration,
+    ) -> Result<Vec<u64>, StoreError>;
+    /// The unexpired leases of `recipient`'s entries: (seq, holder).
+    async fn leased(&self, recipient: &str) -> Result<Vec<(u64, String)>, StoreError>;
+    /// Ends the lease of (`recipient`, `seq`): `holder`'s, or whoever's when `None` (an ack).
+    async fn release(
+        &self,
+        recipient: &str,
+        seq: u64,
+        holder: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Hints that another process changed a recipient's waiting entries (the recipient's
+    /// name), for an engine several processes share; only a hint: a reader still looks again
+    /// within a bounded interval.
+    fn hints(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
     /// How many durable writes (fsyncs) the engine made, and the batches they covered.
     fn flush_stats(&self) -> FlushStats;
     /// Changes when the engine was opened again from disk (after a disk failure): what it holds

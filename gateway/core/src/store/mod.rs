@@ -20,15 +20,25 @@
 //! (it survives restarts). A recipient's inbox offers its waiting entries in sequence order, at
 //! most one per case (`correlation_id`) at a time: an entry offered and not yet acknowledged
 //! holds back later entries of the same case until it is acknowledged or its visibility timeout
-//! passes. Leases are this node's, in memory: after a restart every waiting entry is offered again.
+//! passes. A push delivery in flight is leased the same way, for an attempt's lease period.
+//! Leases are the engine's ([`Engine::lease`]): sled keeps them in memory (one process; after a
+//! restart every waiting entry is offered again), PostgreSQL where every node sees them, so an
+//! entry is offered or attempted by one node at a time, and a dead node's leases expire.
+//!
+//! # Several nodes
+//! An engine several processes write (PostgreSQL) gives the writer a turn per batch
+//! ([`Engine::turn`]): the state as it stands under a store-wide lock, which the batch is
+//! decided on and written in. Every node's batches thus form one sequence and one audit chain,
+//! and an idempotency key is checked against what every node wrote.
 
 pub mod copy;
 mod engine;
+mod lease;
 mod writer;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,6 +49,7 @@ pub use engine::{
     Batch, Class, CopyRec, Counts, Cursor, DeliveryRow, Engine, EngineState, IdemRow, Listed,
     Located, MessageRec, Op, SkippedRec, Unreadable,
 };
+pub use lease::LocalLeases;
 pub use writer::CommitTuning;
 
 use crate::audit::{Entry, Event, Head, Record};
@@ -416,27 +427,67 @@ pub struct Store {
     writer: writer::Writer,
     /// Records found unreadable since the store was opened, by message id.
     unreadable: std::sync::Mutex<BTreeMap<Uuid, UnreadableRecord>>,
-    /// Entries offered to a pull recipient and not yet acknowledged: (recipient, seq) → until.
-    /// Held across a take, so that two takes at once never offer the same entry.
-    leases: tokio::sync::Mutex<HashMap<(String, u64), Instant>>,
+    /// This node's name: the holder of its leases.
+    node: String,
+    /// How long a delivery attempt's lease lasts (past the attempt's own bound).
+    lease_period: Duration,
+    /// Held across one of this node's inbox takes (the engine's leases keep other nodes'
+    /// takes apart).
+    taking: tokio::sync::Mutex<()>,
 }
 
 /// How many delivery rows a listing reads from the engine at a time.
 const PAGE: usize = 256;
 
+/// A delivery attempt's lease when none is configured.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
 /// The most delivery rows one look for startable entries walks.
 pub const WALK: usize = 10_240;
 
 impl Store {
-    /// The store over `engine`, its writer batching as `tuning` says.
+    /// The store over `engine`, its writer batching as `tuning` says, as the one node
+    /// `gateway`.
     pub async fn open(engine: Arc<dyn Engine>, tuning: CommitTuning) -> Result<Self, StoreError> {
+        Self::open_as(engine, tuning, "gateway", DEFAULT_LEASE).await
+    }
+
+    /// The store over `engine` as node `node` (the holder of its leases), a delivery
+    /// attempt's lease lasting `lease_period`. Another node's hints (an engine several
+    /// processes share gives them) wake this node's workers and long polls.
+    pub async fn open_as(
+        engine: Arc<dyn Engine>,
+        tuning: CommitTuning,
+        node: &str,
+        lease_period: Duration,
+    ) -> Result<Self, StoreError> {
         let writer = writer::Writer::start(engine.clone(), tuning).await?;
+        if let Some(mut hints) = engine.hints() {
+            let shared = writer.shared.clone();
+            tokio::spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match hints.recv().await {
+                        Ok(r) => shared.signals.notify(&[r]),
+                        Err(RecvError::Lagged(_)) => shared.signals.notify_all(),
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
         Ok(Self {
             engine,
             writer,
-            leases: tokio::sync::Mutex::new(HashMap::new()),
+            node: node.to_string(),
+            lease_period,
+            taking: tokio::sync::Mutex::new(()),
             unreadable: std::sync::Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Answers every change sent, stops the writer and lets go of the engine (which closes when
@@ -628,16 +679,11 @@ impl Store {
         limit: usize,
         visibility: Duration,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let now = Instant::now();
-        let mut leases = self.leases.lock().await;
-        leases.retain(|_, until| *until > now);
-        let leased: HashSet<u64> = leases
-            .keys()
-            .filter(|(r, _)| r == recipient)
-            .map(|(_, s)| *s)
-            .collect();
-        // an offered, unacknowledged entry stays hidden and holds its case back
-        let (heads, _) = self.due_heads(recipient, i64::MAX, limit, &leased).await?;
+        let _one = self.taking.lock().await;
+        // an offered, unacknowledged entry (by any node) stays hidden and holds its case back
+        let (heads, _) = self
+            .leased_heads(recipient, i64::MAX, limit, &HashSet::new(), visibility)
+            .await?;
         let mut taken = Vec::with_capacity(heads.len());
         for (seq, row) in &heads {
             if let Some(e) = self
@@ -647,10 +693,81 @@ impl Store {
                 taken.push(e);
             }
         }
-        for e in &taken {
-            leases.insert((recipient.to_string(), e.seq), now + visibility);
-        }
         Ok(taken)
+    }
+
+    /// A push worker's next attempts: up to `want` case heads of `recipient` due at `now_ms`
+    /// and not in `in_flight`, each leased to this node for an attempt's lease period, and
+    /// when the next head not yet due falls due (see [`Store::due_heads`]).
+    pub async fn lease_due(
+        &self,
+        recipient: &str,
+        now_ms: i64,
+        want: usize,
+        in_flight: &HashSet<u64>,
+    ) -> Result<(Vec<(u64, DeliveryRow)>, Option<i64>), StoreError> {
+        self.leased_heads(recipient, now_ms, want, in_flight, self.lease_period)
+            .await
+    }
+
+    /// Ends this node's lease of an entry (its attempt is recorded).
+    pub async fn release(&self, recipient: &str, seq: u64) -> Result<(), StoreError> {
+        self.engine.release(recipient, seq, Some(&self.node)).await
+    }
+
+    /// Case heads due at `now_ms` that no node holds, leased to this one for `period`. An
+    /// entry leased by any node holds its case back. A head is read again once leased (another
+    /// node may have delivered it between), and only one still waiting and due is returned.
+    async fn leased_heads(
+        &self,
+        recipient: &str,
+        now_ms: i64,
+        want: usize,
+        in_flight: &HashSet<u64>,
+        period: Duration,
+    ) -> Result<(Vec<(u64, DeliveryRow)>, Option<i64>), StoreError> {
+        if want == 0 {
+            return Ok((Vec::new(), None));
+        }
+        let mut busy = in_flight.clone();
+        busy.extend(
+            self.engine
+                .leased(recipient)
+                .await?
+                .into_iter()
+                .map(|(s, _)| s),
+        );
+        let (heads, next_due) = self.due_heads(recipient, now_ms, want, &busy).await?;
+        if heads.is_empty() {
+            return Ok((heads, next_due));
+        }
+        let seqs: Vec<u64> = heads.iter().map(|(s, _)| *s).collect();
+        let granted: HashSet<u64> = self
+            .engine
+            .lease(recipient, &seqs, &self.node, period)
+            .await?
+            .into_iter()
+            .collect();
+        let mut out = Vec::with_capacity(granted.len());
+        for (seq, _) in heads {
+            if !granted.contains(&seq) {
+                continue;
+            }
+            match self.engine.delivery(recipient, seq).await? {
+                Some(row)
+                    if Class::of(row.state) == Class::Waiting
+                        && row.next_attempt_at_ms.unwrap_or(0) <= now_ms =>
+                {
+                    out.push((seq, row))
+                }
+                _ => {
+                    self.engine
+                        .release(recipient, seq, Some(&self.node))
+                        .await?
+                }
+            }
+        }
+        Ok((out, next_due))
     }
 
     /// Up to `want` case heads of `recipient` due at `now_ms` (a push worker's next attempts, or
@@ -732,10 +849,7 @@ impl Store {
             .await?;
         if out.is_some() {
             if let Some(m) = self.engine.message(id).await? {
-                self.leases
-                    .lock()
-                    .await
-                    .remove(&(recipient.to_string(), m.seq));
+                self.engine.release(recipient, m.seq, None).await?;
             }
         }
         Ok(out)
@@ -963,11 +1077,7 @@ impl Store {
     pub async fn requeue(&self, entry: &OutboxEntry, audit: Vec<Record>) -> Result<(), StoreError> {
         let e = Box::new(entry.clone());
         self.ask(|r| writer::Cmd::Requeue(e, audit, r)).await?;
-        self.leases
-            .lock()
-            .await
-            .remove(&(entry.recipient.clone(), entry.seq));
-        Ok(())
+        self.engine.release(&entry.recipient, entry.seq, None).await
     }
 
     /// Retention at `now` (Unix seconds): bodies of messages whose deliveries have all ended

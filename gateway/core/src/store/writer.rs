@@ -62,6 +62,20 @@ pub(super) enum Cmd {
     Write(Vec<Op>, Vec<Record>, Reply<()>),
 }
 
+impl Cmd {
+    /// Answers the command with `e`, undecided.
+    fn refuse(self, e: StoreError) {
+        match self {
+            Cmd::Accept(_, r) => drop(r.send(Err(e))),
+            Cmd::Deliver(_, r) | Cmd::Requeue(_, _, r) | Cmd::Write(_, _, r) => {
+                drop(r.send(Err(e)))
+            }
+            Cmd::Ack { reply, .. } => drop(reply.send(Err(e))),
+            Cmd::Unreadable { reply, .. } => drop(reply.send(Err(e))),
+        }
+    }
+}
+
 /// What the writer shares with readers.
 pub(super) struct Shared {
     pub head: Mutex<Head>,
@@ -93,7 +107,14 @@ impl Signals {
             .clone()
     }
 
-    fn notify(&self, recipients: &[String]) {
+    pub(super) fn notify_all(&self) {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for n in map.values() {
+            n.notify_waiters();
+        }
+    }
+
+    pub(super) fn notify(&self, recipients: &[String]) {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         for r in recipients {
             if let Some(n) = map.get(r) {
@@ -164,15 +185,7 @@ impl Writer {
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(mpsc::error::SendError(cmd)) = self.tx.send(cmd) {
             self.shared.queued.fetch_sub(1, Ordering::Relaxed);
-            let closed = || StoreError::Unavailable("the store is closed".into());
-            match cmd {
-                Cmd::Accept(_, r) => drop(r.send(Err(closed()))),
-                Cmd::Deliver(_, r) | Cmd::Requeue(_, _, r) | Cmd::Write(_, _, r) => {
-                    drop(r.send(Err(closed())))
-                }
-                Cmd::Ack { reply, .. } => drop(reply.send(Err(closed()))),
-                Cmd::Unreadable { reply, .. } => drop(reply.send(Err(closed()))),
-            }
+            cmd.refuse(StoreError::Unavailable("the store is closed".into()));
         }
     }
 
@@ -300,6 +313,25 @@ impl Run {
                 self.generation = generation;
             }
         }
+        // an engine several processes write gives the state as it stands in this batch's turn
+        match self.engine.turn().await {
+            Ok(None) => {}
+            Ok(Some(s)) => {
+                self.head = s.head.clone();
+                self.next_seq = s.next_seq.max(1);
+                self.counts = s.counts.clone();
+                *self.shared.head.lock().unwrap_or_else(|e| e.into_inner()) = s.head;
+                *self.shared.counts.lock().unwrap_or_else(|e| e.into_inner()) = s.counts;
+            }
+            Err(e) => {
+                let number = self.shared.started.fetch_add(1, Ordering::SeqCst) + 1;
+                self.shared.done.send_replace((number, false));
+                for c in cmds {
+                    c.refuse(e.clone());
+                }
+                return;
+            }
+        }
         let mut f = Forming::default();
         let keys: Vec<(String, String)> = cmds
             .iter()
@@ -336,7 +368,10 @@ impl Run {
         };
         let number = self.shared.started.fetch_add(1, Ordering::SeqCst) + 1;
         let result = match failed {
-            Some(e) => Err(e),
+            Some(e) => {
+                self.engine.abandon().await;
+                Err(e)
+            }
             None => self.engine.write(batch).await,
         };
         let ok = result.is_ok();
