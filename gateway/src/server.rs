@@ -103,7 +103,13 @@ pub async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
         crate::config::EngineKind::Postgres => {
             let engine = jxg_store_postgres::PgEngine::open(&postgres_options(config)).await?;
             Ok(Arc::new(
-                Store::open(Arc::new(engine), config.store.tuning()).await?,
+                Store::open_as(
+                    Arc::new(engine),
+                    config.store.tuning(),
+                    &config.store.node,
+                    config.store.lease(),
+                )
+                .await?,
             ))
         }
         crate::config::EngineKind::Sled => open_sled_store(config).await,
@@ -116,6 +122,7 @@ pub fn postgres_options(config: &Config) -> jxg_store_postgres::PgOptions {
         url: config.store.url.clone().unwrap_or_default(),
         pool_size: config.store.pool_size,
         timeout: Duration::from_millis(config.store.database_timeout_ms),
+        node: config.store.node.clone(),
     }
 }
 
@@ -142,7 +149,15 @@ pub async fn open_sled_store(config: &Config) -> Result<Arc<Store>, StartError> 
         }
         SledEngine::open(&path, cache_mb)
     }))?;
-    Ok(Arc::new(Store::open(Arc::new(reopening), tuning).await?))
+    Ok(Arc::new(
+        Store::open_as(
+            Arc::new(reopening),
+            tuning,
+            &config.store.node,
+            config.store.lease(),
+        )
+        .await?,
+    ))
 }
 
 /// The runtime the background work runs on: delivery workers and their attempts, the AMQP

@@ -234,6 +234,16 @@ pub struct StoreConfig {
     /// Default 5000.
     #[serde(default = "default_database_timeout_ms")]
     pub database_timeout_ms: u64,
+    /// This node's name, unique among the nodes sharing one PostgreSQL database: it holds its
+    /// delivery and inbox leases under it, and a second process of the same name is refused.
+    /// Default: the host's name.
+    #[serde(default = "default_node")]
+    pub node: String,
+    /// Seconds a node's lease of a push delivery in flight lasts; a node that dies holding
+    /// one lets it go this long after it took it, and another node takes the delivery over.
+    /// Must be more than `delivery.request_timeout_seconds`. Default 60.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
     /// The sled folder. Default `data`.
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
@@ -262,6 +272,21 @@ pub enum EngineKind {
     Postgres,
 }
 
+fn default_node() -> String {
+    whoami::hostname()
+        .ok()
+        .map(|h| {
+            h.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gateway".into())
+}
+fn default_lease_seconds() -> u64 {
+    60
+}
 fn default_pool_size() -> usize {
     8
 }
@@ -276,6 +301,8 @@ impl Default for StoreConfig {
             url: None,
             pool_size: default_pool_size(),
             database_timeout_ms: default_database_timeout_ms(),
+            node: default_node(),
+            lease_seconds: default_lease_seconds(),
             path: default_store_path(),
             cache_mb: default_cache_mb(),
             commit_window_us: 0,
@@ -286,6 +313,11 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    /// A delivery attempt's lease.
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_seconds)
+    }
+
     /// The group commit's batching.
     pub fn tuning(&self) -> crate::store::CommitTuning {
         crate::store::CommitTuning {
@@ -696,6 +728,23 @@ impl Config {
         }
         if self.store.pool_size == 0 || self.store.database_timeout_ms == 0 {
             errs.push("store.pool_size and store.database_timeout_ms must be at least 1".into());
+        }
+        if self.store.node.is_empty()
+            || self.store.node.len() > 64
+            || !self
+                .store
+                .node
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            errs.push("store.node must be 1 to 64 letters, digits, '-', '_' or '.'".into());
+        }
+        if self.store.lease_seconds <= self.delivery.request_timeout_seconds {
+            errs.push(format!(
+                "store.lease_seconds ({}) must be more than delivery.request_timeout_seconds ({}): \
+                 a lease outlasts the attempt it covers",
+                self.store.lease_seconds, self.delivery.request_timeout_seconds
+            ));
         }
         if self.limits.refusal_summary_seconds == 0 {
             errs.push("limits.refusal_summary_seconds must be at least 1".into());

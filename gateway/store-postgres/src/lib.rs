@@ -38,8 +38,12 @@ use jxg_core::store::{
     Located, MessageRec, Op, StoreError, Unreadable,
 };
 
-/// The advisory lock key of the store (`jxg` in ASCII).
+/// The advisory lock key of the store's write turn (`jxg` in ASCII), taken per transaction.
 const STORE_LOCK: i64 = 0x006a_7867;
+/// The first key of a node's session lock (`jxgn`); the second is its name's hash.
+const NODE_LOCK: i32 = 0x6a78_676e;
+/// The channel of hints between nodes.
+const HINTS: &str = "jxg_waiting";
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -55,6 +59,9 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// The bound of every call to the database.
     pub timeout: Duration,
+    /// This node's name, unique among the nodes sharing the database: it holds its leases
+    /// under it, and a second process of the same name is refused.
+    pub node: String,
 }
 
 /// The PostgreSQL engine.
@@ -66,10 +73,16 @@ pub struct PgEngine {
     batches: AtomicU64,
     /// Whether the last call reached the database (for `/readyz`, without a query).
     reachable: AtomicBool,
-    /// The session that holds the store's advisory lock: this engine is its one writer.
+    /// The session that holds this node's advisory lock (one process per node name) and
+    /// listens for other nodes' hints.
     lock: tokio::sync::Mutex<tokio_postgres::Client>,
     lock_lost: AtomicBool,
     options: PgOptions,
+    /// The transaction holding the store's write turn, between [`Engine::turn`] and the
+    /// write (or abandon) that ends it.
+    turn: tokio::sync::Mutex<Option<deadpool_postgres::Object>>,
+    /// Other nodes' hints (`NOTIFY jxg_waiting, recipient`).
+    hints: tokio::sync::broadcast::Sender<String>,
 }
 
 impl std::fmt::Debug for PgEngine {
@@ -404,8 +417,11 @@ impl PgEngine {
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1), NoTls)
             .map_err(|e| unavailable("its URL", e))?;
-        let lock = Self::lock(options).await?;
+        let hints = tokio::sync::broadcast::channel(1024).0;
+        let lock = Self::lock(options, &hints).await?;
         let engine = Self {
+            turn: tokio::sync::Mutex::new(None),
+            hints,
             lock: tokio::sync::Mutex::new(lock),
             lock_lost: AtomicBool::new(false),
             options: options.clone(),
@@ -438,13 +454,15 @@ impl PgEngine {
         Ok(engine)
     }
 
-    /// A session of its own that takes the store's advisory lock and holds it while the engine
-    /// lives: the writer's sequence numbers and audit chain are this process's alone, so a
-    /// second gateway (or an offline command while one serves) is refused rather than let
-    /// interleave its writes.
-    async fn lock(options: &PgOptions) -> Result<tokio_postgres::Client, StoreError> {
+    /// A session of its own that takes this node's advisory lock and holds it while the engine
+    /// lives (a second process under the same node name would take the same leases, so it is
+    /// refused), and listens there for other nodes' hints.
+    async fn lock(
+        options: &PgOptions,
+        hints: &tokio::sync::broadcast::Sender<String>,
+    ) -> Result<tokio_postgres::Client, StoreError> {
         let connect = tokio_postgres::connect(&options.url, NoTls);
-        let (client, conn) = match tokio::time::timeout(options.timeout, connect).await {
+        let (client, mut conn) = match tokio::time::timeout(options.timeout, connect).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(unavailable("a connection", chain(&e))),
             Err(_) => {
@@ -454,9 +472,20 @@ impl PgEngine {
                 ));
             }
         };
+        let hints = hints.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::error!(error = %chain(&e), "the store's lock session ended");
+            let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(m) = futures_util::StreamExt::next(&mut messages).await {
+                match m {
+                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                        let _ = hints.send(n.payload().to_string());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %chain(&e), "the node's lock session ended");
+                        return;
+                    }
+                }
             }
         });
         // a session that just ended (a process stopped a moment ago) lets go of the lock as the
@@ -466,16 +495,19 @@ impl PgEngine {
         let taken = loop {
             let taken = tokio::time::timeout(
                 options.timeout,
-                client.query_one("SELECT pg_try_advisory_lock($1)", &[&STORE_LOCK]),
+                client.query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                    &[&NODE_LOCK, &options.node],
+                ),
             )
             .await
             .map_err(|_| {
                 unavailable(
-                    "the store's lock",
+                    "the node's lock",
                     format!("no answer within {} ms", options.timeout.as_millis()),
                 )
             })?
-            .map_err(|e| unavailable("the store's lock", chain(&e)))?
+            .map_err(|e| unavailable("the node's lock", chain(&e)))?
             .get::<_, bool>(0);
             if taken || tokio::time::Instant::now() >= grace {
                 break taken;
@@ -483,12 +515,19 @@ impl PgEngine {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         if !taken {
-            return Err(StoreError::Unavailable(
-                "another gateway (or a jxg command) holds this database's store; one process \
-                 writes a store at a time"
-                    .into(),
-            ));
+            return Err(StoreError::Unavailable(format!(
+                "node {:?} already runs on this database (a gateway, or a jxg command, with \
+                 this store.node); every node sharing a database needs a name of its own",
+                options.node
+            )));
         }
+        tokio::time::timeout(
+            options.timeout,
+            client.batch_execute(&format!("LISTEN {HINTS}")),
+        )
+        .await
+        .map_err(|_| unavailable("listening for hints", "no answer"))?
+        .map_err(|e| unavailable("listening for hints", chain(&e)))?;
         Ok(client)
     }
 
@@ -528,17 +567,32 @@ impl PgEngine {
         .await
     }
 
-    async fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
-        let statements = statements(batch);
-        let mut client = self.client().await?;
-        let tx = client
-            .transaction()
+    /// Opens a transaction on `client` holding the store's write turn: other nodes' turns
+    /// wait for its commit. The server itself ends a turn that waits or idles too long, so a
+    /// node that stops answering does not hold the others back past the bound.
+    async fn open_turn(&self, client: &deadpool_postgres::Object) -> Result<(), StoreError> {
+        let ms = self.timeout.as_millis();
+        let sql = format!(
+            "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; \
+             SET LOCAL idle_in_transaction_session_timeout = '{}ms'; \
+             SELECT pg_advisory_xact_lock({STORE_LOCK})",
+            ms * 2
+        );
+        self.bounded("the store's write turn", client.batch_execute(&sql))
             .await
-            .map_err(|e| unavailable("a transaction", chain(&e)))?;
+    }
+
+    async fn write_batch(
+        &self,
+        client: &deadpool_postgres::Object,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        let statements = statements(batch);
         let mut prepared = Vec::with_capacity(statements.len());
         for (sql, _) in &statements {
             prepared.push(
-                tx.prepare_cached(sql)
+                client
+                    .prepare_cached(sql)
                     .await
                     .map_err(|e| unavailable("preparing a write", chain(&e)))?,
             );
@@ -549,26 +603,76 @@ impl PgEngine {
                 .iter()
                 .map(|p| p.as_ref() as &(dyn ToSql + Sync))
                 .collect();
-            let tx = &tx;
-            async move { tx.execute(stmt, &params).await }
+            async move { client.execute(stmt, &params).await }
         });
         futures_util::future::try_join_all(runs)
             .await
             .map_err(|e| unavailable("a write", chain(&e)))?;
-        tx.commit()
+        // the other nodes learn which recipients' waiting entries changed (a hint only)
+        let touched: Vec<&str> = batch.counts.keys().map(String::as_str).collect();
+        if !touched.is_empty() {
+            client
+                .execute(
+                    "SELECT pg_notify($1, r) FROM unnest($2::text[]) r",
+                    &[&HINTS, &touched],
+                )
+                .await
+                .map_err(|e| unavailable("a hint", chain(&e)))?;
+        }
+        client
+            .batch_execute("COMMIT")
             .await
             .map_err(|e| unavailable("a commit", chain(&e)))
     }
 
-    fn head_of(rows: &[tokio_postgres::Row]) -> Result<Head, StoreError> {
-        let Some(row) = rows.first() else {
-            return Ok(Head::default());
+    /// The state as `client` sees it, in one round trip.
+    async fn state_on(
+        &self,
+        client: &deadpool_postgres::Object,
+    ) -> Result<EngineState, StoreError> {
+        let row = self
+            .bounded(
+                "the store's state",
+                client.query_one(
+                    "SELECT (SELECT next_seq FROM jxg_state), \
+                     (SELECT entry FROM jxg_audit ORDER BY seq DESC LIMIT 1), \
+                     ARRAY(SELECT recipient FROM jxg_counts ORDER BY recipient), \
+                     ARRAY(SELECT waiting FROM jxg_counts ORDER BY recipient), \
+                     ARRAY(SELECT dead FROM jxg_counts ORDER BY recipient)",
+                    &[],
+                ),
+            )
+            .await?;
+        let next_seq = row.get::<_, Option<i64>>(0).map_or(1, |s| s.max(1) as u64);
+        let head = match row.get::<_, Option<String>>(1) {
+            Some(text) => {
+                let e = entry(&text)?;
+                Head {
+                    next_seq: e.seq + 1,
+                    last_hash: e.hash,
+                }
+            }
+            None => Head::default(),
         };
-        let text: String = row.get(0);
-        let e: Entry = serde_json::from_str(&text).map_err(|e| corrupt("an audit entry", e))?;
-        Ok(Head {
-            next_seq: e.seq + 1,
-            last_hash: e.hash,
+        let (names, waiting, dead): (Vec<String>, Vec<i64>, Vec<i64>) =
+            (row.get(2), row.get(3), row.get(4));
+        let counts = names
+            .into_iter()
+            .zip(waiting.into_iter().zip(dead))
+            .map(|(r, (w, d))| {
+                (
+                    r,
+                    Counts {
+                        waiting: w.max(0) as u64,
+                        dead: d.max(0) as u64,
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>();
+        Ok(EngineState {
+            next_seq,
+            head,
+            counts,
         })
     }
 }
@@ -588,67 +692,92 @@ fn entry(text: &str) -> Result<Entry, StoreError> {
 #[async_trait::async_trait]
 impl Engine for PgEngine {
     async fn state(&self) -> Result<EngineState, StoreError> {
-        let seq = self
-            .query("the sequence", "SELECT next_seq FROM jxg_state", &[])
-            .await?;
-        let next_seq = seq.first().map_or(1, |r| r.get::<_, i64>(0).max(1) as u64);
-        let head = self
-            .query(
-                "the audit head",
-                "SELECT entry FROM jxg_audit ORDER BY seq DESC LIMIT 1",
-                &[],
-            )
-            .await?;
-        let counts = self
-            .query(
-                "the counts",
-                "SELECT recipient, waiting, dead FROM jxg_counts",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<_, String>(0),
-                    Counts {
-                        waiting: r.get::<_, i64>(1).max(0) as u64,
-                        dead: r.get::<_, i64>(2).max(0) as u64,
-                    },
-                )
-            })
-            .collect::<BTreeMap<_, _>>();
-        Ok(EngineState {
-            next_seq,
-            head: Self::head_of(&head)?,
-            counts,
-        })
+        let client = self.client().await?;
+        self.state_on(&client).await
+    }
+
+    async fn turn(&self) -> Result<Option<EngineState>, StoreError> {
+        let mut slot = self.turn.lock().await;
+        if let Some(old) = slot.take() {
+            // a turn never ended (its writer failed between): it is given up
+            drop(deadpool_postgres::Object::take(old));
+        }
+        let client = self.client().await?;
+        let state = async {
+            self.open_turn(&client).await?;
+            self.state_on(&client).await
+        }
+        .await;
+        match state {
+            Ok(state) => {
+                *slot = Some(client);
+                Ok(Some(state))
+            }
+            Err(e) => {
+                // the connection is closed, not recycled: the server rolls back what it held
+                drop(deadpool_postgres::Object::take(client));
+                Err(e)
+            }
+        }
+    }
+
+    async fn abandon(&self) {
+        if let Some(client) = self.turn.lock().await.take() {
+            if self
+                .bounded("giving up a turn", client.batch_execute("ROLLBACK"))
+                .await
+                .is_err()
+            {
+                drop(deadpool_postgres::Object::take(client));
+            }
+        }
     }
 
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
         {
             let mut lock = self.lock.lock().await;
             if lock.is_closed() {
-                // without the lock another process may have written meanwhile: this batch was
-                // decided on what may no longer hold, so it is not written; once the lock is
-                // taken again the writer reads the state anew (a new generation)
+                // the node's lock session ended: taken again, the batch (decided in its turn)
+                // is written; should another process now run under this node's name, this one
+                // writes nothing more
                 self.lock_lost.store(true, Ordering::SeqCst);
-                *lock = Self::lock(&self.options).await?;
-                self.lock_lost.store(false, Ordering::SeqCst);
-                self.generation.fetch_add(1, Ordering::SeqCst);
-                return Err(StoreError::Unavailable(
-                    "the store's lock was lost and taken again; nothing of this write was \
-                     written"
-                        .into(),
-                ));
+                match Self::lock(&self.options, &self.hints).await {
+                    Ok(l) => {
+                        *lock = l;
+                        self.lock_lost.store(false, Ordering::SeqCst);
+                    }
+                    Err(e) => {
+                        drop(lock);
+                        self.abandon().await;
+                        return Err(e);
+                    }
+                }
             }
         }
-        let r = match tokio::time::timeout(self.timeout, self.write_batch(&batch)).await {
+        let turn = self.turn.lock().await.take();
+        let client = match turn {
+            Some(c) => c,
+            None => {
+                // a write without a turn (a copy into the store) takes one of its own
+                let c = self.client().await?;
+                if let Err(e) = self.open_turn(&c).await {
+                    drop(deadpool_postgres::Object::take(c));
+                    return Err(e);
+                }
+                c
+            }
+        };
+        let r = match tokio::time::timeout(self.timeout, self.write_batch(&client, &batch)).await {
             Ok(r) => r,
             Err(_) => Err(unavailable(
                 "a write",
                 format!("no answer within {} ms", self.timeout.as_millis()),
             )),
         };
+        if r.is_err() {
+            // whatever the transaction held is rolled back with its connection
+            drop(deadpool_postgres::Object::take(client));
+        }
         match &r {
             Ok(()) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
@@ -871,6 +1000,72 @@ impl Engine for PgEngine {
             .collect()
     }
 
+    async fn lease(
+        &self,
+        recipient: &str,
+        seqs: &[u64],
+        holder: &str,
+        period: Duration,
+    ) -> Result<Vec<u64>, StoreError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<i64> = seqs.iter().map(|s| seq_param(*s)).collect();
+        // one statement: a row another holder's unexpired lease keeps is not updated, so two
+        // nodes asking at once get each entry once between them
+        let rows = self
+            .query(
+                "a lease",
+                "INSERT INTO jxg_leases (recipient, seq, holder, until) \
+                 SELECT $1, s, $3, clock_timestamp() + make_interval(secs => $4) \
+                 FROM unnest($2::bigint[]) s \
+                 ON CONFLICT (recipient, seq) DO UPDATE \
+                 SET holder = EXCLUDED.holder, until = EXCLUDED.until \
+                 WHERE jxg_leases.until < clock_timestamp() OR jxg_leases.holder = EXCLUDED.holder \
+                 RETURNING seq",
+                &[&recipient, &seqs, &holder, &period.as_secs_f64()],
+            )
+            .await?;
+        let mut granted: Vec<u64> = rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect();
+        granted.sort_unstable();
+        Ok(granted)
+    }
+
+    async fn leased(&self, recipient: &str) -> Result<Vec<(u64, String)>, StoreError> {
+        let rows = self
+            .query(
+                "the leases",
+                "SELECT seq, holder FROM jxg_leases \
+                 WHERE recipient = $1 AND until >= clock_timestamp() ORDER BY seq",
+                &[&recipient],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+            .collect())
+    }
+
+    async fn release(
+        &self,
+        recipient: &str,
+        seq: u64,
+        holder: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.query(
+            "ending a lease",
+            "DELETE FROM jxg_leases WHERE recipient = $1 AND seq = $2 \
+             AND ($3::text IS NULL OR holder = $3)",
+            &[&recipient, &seq_param(seq), &holder],
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn hints(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.hints.subscribe())
+    }
+
     fn flush_stats(&self) -> FlushStats {
         FlushStats {
             flushes: self.commits.load(Ordering::Relaxed),
@@ -889,7 +1084,7 @@ impl Engine for PgEngine {
         };
         if lost {
             return Err(StoreError::Unavailable(
-                "the session holding the store's lock has ended".into(),
+                "the session holding this node's lock has ended".into(),
             ));
         }
         if self.reachable.load(Ordering::SeqCst) {
