@@ -11,6 +11,7 @@ mod identity;
 mod limits;
 mod logs;
 mod migration;
+mod nodes;
 mod observability;
 mod police;
 mod policies;

@@ -25,7 +25,7 @@ async fn the_gateway_on_postgres_serves_the_story_keeps_it_across_a_restart_and_
     assert_eq!(ids.len(), 5);
     assert_audit_verifies(&home, &gw).await;
 
-    // a second gateway on the same database is refused, saying why
+    // a second gateway of the same node name on the same database is refused, saying why
     let other = Home::new();
     on(&other, &db);
     let refused = Gateway::spawn(
@@ -38,11 +38,11 @@ async fn the_gateway_on_postgres_serves_the_story_keeps_it_across_a_restart_and_
     let why = refused
         .err()
         .expect("a second writer of the store is refused");
-    assert!(why.contains("holds this database's store"), "{why}");
+    assert!(why.contains("already runs on this database"), "{why}");
     // and so is an offline command while the gateway serves
     let (code, _, err) = jxg(&home, &["audit", "verify", "--config", "gateway.toml"]);
     assert_ne!(code, 0);
-    assert!(err.contains("holds this database's store"), "{err}");
+    assert!(err.contains("already runs on this database"), "{err}");
 
     assert!(gw.terminate().success());
     let (code, out, err) = jxg(&home, &["audit", "verify", "--config", "gateway.toml"]);

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+pub mod nodes;
 pub mod postgres;
 pub mod stored;
 
