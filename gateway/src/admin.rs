@@ -166,13 +166,17 @@ async fn readyz(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResp
     if reasons.is_empty() {
         Ok(HttpResponse::Ok().json(json!({
             "status": "ready",
+            "node": state.pipeline.store.node(),
             "signing_key": state.pipeline.signer.load().kid(),
             "warnings": warnings,
         })))
     } else {
         Ok(HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "5"))
-            .json(json!({"status": "not ready", "reasons": reasons, "warnings": warnings})))
+            .json(
+                json!({"status": "not ready", "node": state.pipeline.store.node(),
+                         "reasons": reasons, "warnings": warnings}),
+            ))
     }
 }
 

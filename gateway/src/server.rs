@@ -235,6 +235,19 @@ pub async fn serve(
             s.refusals.write(&s.pipeline.store).await;
         }
     });
+    if state.pipeline.config.store.engine == crate::config::EngineKind::Postgres {
+        // the counts and the audit head other nodes change, seen here within seconds even
+        // when this node writes nothing
+        let s = state.clone();
+        work.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if let Err(e) = s.pipeline.store.refresh().await {
+                    tracing::warn!(error = %e, "cannot read the store's state");
+                }
+            }
+        });
+    }
     let _gauges = gauges(&state);
     let _ = state.tls.set(live_tls.clone());
     let _expiry = certificate_expiry(&live_tls, state.pipeline.config.tls.expiry_warning_days);
@@ -520,6 +533,19 @@ fn gauges(state: &crate::ingress::State) -> Vec<Box<dyn std::any::Any>> {
         })
         .build();
     let s = state.clone();
+    let node = meter
+        .u64_observable_gauge("jxg_node")
+        .with_description(
+            "1, naming this node (store.node): every node's metrics carry its name here",
+        )
+        .with_callback(move |o| {
+            o.observe(
+                1,
+                &[KeyValue::new("node", s.pipeline.store.node().to_string())],
+            );
+        })
+        .build();
+    let s = state.clone();
     let broker = meter
         .u64_observable_gauge("jxg_broker_connected")
         .with_description("1 while the AMQP connection is up (absent without a broker)")
@@ -540,6 +566,7 @@ fn gauges(state: &crate::ingress::State) -> Vec<Box<dyn std::any::Any>> {
         })
         .build();
     vec![
+        Box::new(node),
         Box::new(depth),
         Box::new(age),
         Box::new(broker),

@@ -91,6 +91,51 @@ async fn a_document_posted_to_two_nodes_at_once_is_one_message_and_the_second_an
     assert_eq!(unique, ids);
     assert_eq!(got.len(), ids.len(), "no entry offered by both nodes");
     assert_audit_verifies(&home, nodes.node(0)).await;
+
+    // each node says who it is, on /readyz and in its metrics
+    let operator = client_for(&home, "operator");
+    let ready = get_json(&operator, &nodes.node(1).admin_url("/readyz")).await;
+    assert_eq!(
+        (ready["status"].as_str(), ready["node"].as_str()),
+        (Some("ready"), Some("gw-2"))
+    );
+    let (_, scrape) = metrics(&home, nodes.node(1)).await;
+    assert_eq!(sum(&scrape, "jxg_node", &[("node", "gw-2")]), 1.0);
+    // a node whose lock session ends (a database that dropped it) is not ready until it has
+    // taken its lock again, which its next write does
+    let ended = db
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' \
+             AND classid = 1786275694 AND objsubid = 2 AND objid = hashtext('gw-2')::oid \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .await;
+    assert_eq!(ended.len(), 1, "gw-2 held its lock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = operator
+            .get(nodes.node(1).admin_url("/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 503 {
+            let body: Value = r.json().await.unwrap();
+            assert!(
+                body["reasons"].to_string().contains("this node's lock"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gw-2 stayed ready without its lock"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _, _) = submit_report(&police, &b, 1000, "TWICE").await;
+    assert_eq!(status, 202, "the write takes the lock again");
+    let ready = get_json(&operator, &nodes.node(1).admin_url("/readyz")).await;
+    assert_eq!(ready["status"], "ready");
     nodes.terminate_all();
 }
 

@@ -632,6 +632,13 @@ impl Store {
         self.ask(|r| writer::Cmd::Accept(Box::new(a), r)).await
     }
 
+    /// Reads the state the writer keeps (the counts, the audit head) anew: on an engine
+    /// several nodes write, what the others wrote since this node's last batch.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        self.ask(|r| writer::Cmd::Write(Vec::new(), Vec::new(), r))
+            .await
+    }
+
     /// Resolves once every write made before the call is durable.
     pub async fn durable(&self) -> Result<(), StoreError> {
         self.writer.durable().await
