@@ -143,6 +143,34 @@ fn bench_reports_every_workload_against_the_limit_and_loses_nothing() {
     ));
     assert_eq!(pg["drain"]["run"]["ok"], pg["accepted"], "{pg}");
     assert!(out.contains("the store in PostgreSQL"), "{out}");
+    // two nodes on one database, side by side with one node on it and the configured engine
+    let two = &pg["two_nodes"];
+    let nodes = two["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    for n in nodes {
+        no_errors(n, "police on one of two nodes");
+    }
+    let both: f64 = nodes.iter().map(rate).sum();
+    assert!(close(two["rate"].as_f64().unwrap(), both));
+    assert!(close(
+        two["ratio_to_configured"].as_f64().unwrap(),
+        both / rate(&police["flat_out"])
+    ));
+    assert!(close(
+        two["ratio_to_one_node"].as_f64().unwrap(),
+        both / rate(&pg["police_flat_out"])
+    ));
+    // a node lost with pushes in flight: everything accepted reached the webhook, and the gap
+    // is reported against the lease
+    let loss = &pg["node_loss"];
+    assert!(loss["accepted"].as_u64().unwrap() > 0, "{loss}");
+    assert_eq!(loss["delivered"], loss["accepted"], "{loss}");
+    assert!(close(
+        loss["gap_to_lease"].as_f64().unwrap(),
+        loss["longest_gap_seconds"].as_f64().unwrap() / loss["lease_seconds"].as_f64().unwrap()
+    ));
+    assert!(out.contains("two nodes on one database"), "{out}");
+    assert!(out.contains("a node SIGKILLed"), "{out}");
 
     // the text report says the same
     assert!(out.contains("of L"), "{out}");

@@ -439,6 +439,8 @@ pub struct Received {
     pub traceparent: Option<String>,
     pub body: Vec<u8>,
     pub status: u16,
+    /// When it came.
+    pub at: std::time::Instant,
 }
 
 /// A real HTTPS webhook that requires a client certificate of the sector CA.
@@ -451,28 +453,57 @@ pub struct Webhook {
 impl Webhook {
     /// A webhook of `home`'s development CA on a free port of this machine.
     pub fn start(home: &Home, mode: Mode) -> Self {
-        let (ca, ca_key) = home.cert("ca");
-        let dir = home.path().join("webhook");
-        std::fs::create_dir_all(&dir).unwrap();
+        let d = home.path().join("certs/dev");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::issued(
+            &d.join("ca.pem"),
+            &d.join("ca-key.pem"),
+            &home.path().join("webhook"),
+            listener,
+            "/jxg",
+            mode,
+        )
+        .unwrap()
+    }
+
+    /// A webhook on `listener` at `path` with a server certificate issued now by the CA
+    /// (`ca`, `ca_key`: PEM files), kept in `dir`, requiring a client certificate of that CA.
+    pub fn issued(
+        ca: &Path,
+        ca_key: &Path,
+        dir: &Path,
+        listener: std::net::TcpListener,
+        path: &str,
+        mode: Mode,
+    ) -> Result<Self, String> {
+        let read =
+            |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
         let issued = jxg_gateway::certs::issue(
-            &ca,
-            &ca_key,
+            &read(ca)?,
+            &read(ca_key)?,
             "webhook",
             "urn:jxg:test:webhook",
             true,
             jxg_gateway::certs::Validity::days(30),
         )
-        .unwrap();
+        .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&cert, issued.cert_pem).unwrap();
-        std::fs::write(&key, issued.key_pem).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let tls =
-            jxg_gateway::tls::server_config(&home.path().join("certs/dev/ca.pem"), &cert, &key)
-                .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        Self::serve(listener, "/jxg", tls, mode)
+        std::fs::write(&cert, issued.cert_pem).map_err(|e| e.to_string())?;
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&key)
+                .and_then(|mut f| f.write_all(issued.key_pem.as_bytes()))
+                .map_err(|e| format!("{}: {e}", key.display()))?;
+        }
+        let tls = jxg_gateway::tls::server_config(ca, &cert, &key).map_err(|e| e.to_string())?;
+        Ok(Self::serve(listener, path, tls, mode))
     }
 
     /// A webhook on `listener` at `path`, with this TLS configuration (which should require
@@ -535,6 +566,7 @@ impl Webhook {
                                     traceparent: h("traceparent"),
                                     body: body.to_vec(),
                                     status,
+                                    at: std::time::Instant::now(),
                                 });
                                 HttpResponse::build(
                                     actix_web::http::StatusCode::from_u16(status).unwrap(),

@@ -771,6 +771,231 @@ pub struct OnPostgres {
     /// That rate over the police rate on the configured engine.
     pub ratio_to_configured: Option<f64>,
     pub drain: Drain,
+    /// Two nodes sharing one database, police sent to both.
+    pub two_nodes: TwoNodes,
+    pub node_loss: NodeLoss,
+}
+
+/// Two gateway nodes on one PostgreSQL database, the police workload flat out split over them.
+#[derive(Debug, Clone, Serialize)]
+pub struct TwoNodes {
+    /// Each node's run (half the connections each, at once).
+    pub nodes: Vec<Run>,
+    /// Accepted per second, both together.
+    pub rate: f64,
+    pub ratio_to_limit: Option<f64>,
+    /// That rate over the police rate on the configured engine (one node).
+    pub ratio_to_configured: Option<f64>,
+    /// Over one node on PostgreSQL.
+    pub ratio_to_one_node: f64,
+}
+
+/// What losing a node costs a push recipient: two nodes pushing to a slow webhook, one
+/// SIGKILLed with deliveries in flight; the longest gap between the recipient's deliveries
+/// from the kill until every accepted message had arrived, over the lease period.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeLoss {
+    pub lease_seconds: f64,
+    pub accepted: u64,
+    /// Distinct messages the webhook took.
+    pub delivered: u64,
+    pub longest_gap_seconds: f64,
+    pub gap_to_lease: f64,
+}
+
+/// A configuration for a node of its own on the database at `url`: `path`'s, with the store
+/// there under the name `node`, and `extra` keys set in their tables.
+fn node_config(
+    path: &Path,
+    work: &Path,
+    url: &str,
+    node: &str,
+    extra: &[(&str, &str, toml::Value)],
+) -> Result<PathBuf, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut t: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+    let mut sets: Vec<(&str, &str, toml::Value)> = vec![
+        ("store", "engine", "postgres".into()),
+        ("store", "url", url.into()),
+        ("store", "node", node.into()),
+    ];
+    sets.extend(extra.iter().cloned());
+    for (table, key, value) in sets {
+        let mut part = t
+            .get(table)
+            .and_then(|v| v.as_table())
+            .cloned()
+            .unwrap_or_default();
+        part.insert(key.into(), value);
+        t.insert(table.into(), part.into());
+    }
+    let out = work.join(format!("{node}.toml"));
+    std::fs::write(&out, t.to_string()).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Two nodes on a new database of `server`: police flat out over both, then drained.
+fn two_nodes(
+    rt: &tokio::runtime::Runtime,
+    server_url: &str,
+    path: &Path,
+    work: &Path,
+    config: &Config,
+    police: &Arc<Documents>,
+    next: &Arc<AtomicU64>,
+    connections: usize,
+    (warmup, seconds): (Duration, Duration),
+) -> Result<Vec<Run>, String> {
+    let db = rt.block_on(jxg_tests::postgres::Database::create_on(
+        server_url,
+        "bench_nodes",
+    ))?;
+    let mut nodes = Vec::new();
+    for name in ["bench-1", "bench-2"] {
+        let cfg = node_config(path, work, &db.url(), name, &[])?;
+        let arg = cfg.display().to_string();
+        nodes.push(server(&jxg_exe()?, &["serve", "--config", &arg], work)?);
+    }
+    let bases: Vec<String> = nodes
+        .iter()
+        .map(|g| format!("https://{}", g.authority))
+        .collect();
+    let half = (connections / 2).max(1);
+    let c = clients(config, police.sender, half * 2)?;
+    let runs = rt.block_on(async {
+        let (a, b) = (&c[..half], &c[half..]);
+        tokio::join!(
+            drive(a, &bases[0], police, next, Pace::FlatOut, warmup),
+            drive(b, &bases[1], police, next, Pace::FlatOut, warmup)
+        );
+        let (x, y) = tokio::join!(
+            drive(a, &bases[0], police, next, Pace::FlatOut, seconds),
+            drive(b, &bases[1], police, next, Pace::FlatOut, seconds)
+        );
+        vec![x, y]
+    });
+    let c = clients(config, "prosecution", connections)?;
+    rt.block_on(drain(&c, &bases[1], seconds.max(Duration::from_secs(60))));
+    for mut n in nodes {
+        n.terminate();
+    }
+    Ok(runs)
+}
+
+/// Two nodes pushing the prosecution's copies to a webhook that takes 300 ms a request; police
+/// at a rate both together deliver, then one node SIGKILLed with deliveries in flight.
+fn node_loss(
+    rt: &tokio::runtime::Runtime,
+    server_url: &str,
+    path: &Path,
+    work: &Path,
+    config: &Config,
+    police: &Arc<Documents>,
+    next: &Arc<AtomicU64>,
+) -> Result<NodeLoss, String> {
+    let lease = 3.0;
+    let ca = config.resolve(&config.tls.ca);
+    let ca_key = ca.with_file_name("ca-key.pem");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let hook = jxg_tests::Webhook::issued(
+        &ca,
+        &ca_key,
+        &work.join("webhook"),
+        listener,
+        "/jxg",
+        jxg_tests::Mode::Slow(300),
+    )
+    .map_err(|e| format!("the bench's webhook (needs the development CA's key): {e}"))?;
+    let db = rt.block_on(jxg_tests::postgres::Database::create_on(
+        server_url,
+        "bench_loss",
+    ))?;
+    // the prosecution pushed to the webhook; attempts bounded well under the lease
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut t: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+    if let Some(toml::Value::Array(authorities)) = t.get_mut("authority") {
+        for a in authorities.iter_mut().filter_map(|a| a.as_table_mut()) {
+            if a.get("id").and_then(|v| v.as_str()) == Some("prosecution") {
+                a.insert("delivery".into(), "push".into());
+                a.insert("format".into(), "canonical".into());
+                a.insert("webhook".into(), hook.url.clone().into());
+            }
+        }
+    }
+    let pushed = work.join("pushed.toml");
+    std::fs::write(&pushed, t.to_string()).map_err(|e| e.to_string())?;
+    let mut nodes = Vec::new();
+    for name in ["loss-1", "loss-2"] {
+        let cfg = node_config(
+            &pushed,
+            work,
+            &db.url(),
+            name,
+            &[
+                ("store", "lease_seconds", toml::Value::Integer(lease as i64)),
+                (
+                    "delivery",
+                    "request_timeout_seconds",
+                    toml::Value::Integer(2),
+                ),
+                ("delivery", "retry_base_ms", toml::Value::Integer(50)),
+            ],
+        )?;
+        let arg = cfg.display().to_string();
+        nodes.push(server(&jxg_exe()?, &["serve", "--config", &arg], work)?);
+    }
+    let bases: Vec<String> = nodes
+        .iter()
+        .map(|g| format!("https://{}", g.authority))
+        .collect();
+    let c = clients(config, police.sender, 4)?;
+    let runs = rt.block_on(async {
+        let every = Duration::from_secs(3);
+        tokio::join!(
+            drive(&c[..2], &bases[0], police, next, Pace::Rate(10.0), every),
+            drive(&c[2..], &bases[1], police, next, Pace::Rate(10.0), every)
+        )
+    });
+    let accepted = runs.0.ok + runs.1.ok;
+    nodes.remove(0).kill();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(60);
+    let distinct = |hook: &jxg_tests::Webhook| {
+        hook.delivered()
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.message_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64
+    };
+    while distinct(&hook) < accepted && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let done = Instant::now();
+    let mut arrivals: Vec<Instant> = hook
+        .delivered()
+        .iter()
+        .map(|r| r.at)
+        .filter(|t| *t >= killed && *t <= done)
+        .collect();
+    arrivals.sort();
+    let mut last = killed;
+    let mut longest = Duration::ZERO;
+    for t in arrivals {
+        longest = longest.max(t - last);
+        last = t;
+    }
+    let delivered = distinct(&hook);
+    for mut n in nodes {
+        n.terminate();
+    }
+    Ok(NodeLoss {
+        lease_seconds: lease,
+        accepted,
+        delivered,
+        longest_gap_seconds: longest.as_secs_f64(),
+        gap_to_lease: longest.as_secs_f64() / lease,
+    })
 }
 
 fn machine() -> Value {
@@ -829,9 +1054,19 @@ pub fn run(opts: &Options) -> i32 {
                         .iter()
                         .flat_map(|p| [&p.police_flat_out, &p.drain.run]),
                 )
+                .chain(report.postgres.iter().flat_map(|p| &p.two_nodes.nodes))
                 .chain([&report.http])
                 .map(|r| r.errors.values().sum::<u64>())
                 .sum();
+            let lost = report.postgres.as_ref().map_or(0, |p| {
+                p.node_loss.accepted.saturating_sub(p.node_loss.delivered)
+            });
+            if lost > 0 {
+                eprintln!(
+                    "jxg-tools bench: {lost} messages accepted before a node was killed never reached the webhook"
+                );
+                return 1;
+            }
             if errors > 0 {
                 eprintln!("jxg-tools bench: {errors} requests did not get their expected answer");
                 1
@@ -1051,6 +1286,21 @@ fn measure(opts: &Options) -> Result<Report, String> {
             let c = clients(&config, "prosecution", opts.connections)?;
             let run = rt.block_on(drain(&c, &base, drain_cap));
             gateway.terminate();
+            eprintln!("jxg-tools bench: police flat out over two nodes on one database…");
+            let nodes = two_nodes(
+                &rt,
+                on,
+                &pg_path,
+                work.path(),
+                &config,
+                &police,
+                &next,
+                opts.connections,
+                (warmup, seconds),
+            )?;
+            let rate: f64 = nodes.iter().map(|r| r.rate).sum();
+            eprintln!("jxg-tools bench: a node SIGKILLed with pushes in flight…");
+            let node_loss = node_loss(&rt, on, &pg_path, work.path(), &config, &police, &next)?;
             let limit = workloads
                 .iter()
                 .find(|w| w.workload == Workload::Police)
@@ -1059,6 +1309,14 @@ fn measure(opts: &Options) -> Result<Report, String> {
                 accepted: warm.ok + flat.ok,
                 ratio_to_limit: limit.map(|l| flat.rate / l),
                 ratio_to_configured: police_rate.map(|p| flat.rate / p),
+                two_nodes: TwoNodes {
+                    ratio_to_limit: limit.map(|l| rate / l),
+                    ratio_to_configured: police_rate.map(|p| rate / p),
+                    ratio_to_one_node: rate / flat.rate.max(1e-9),
+                    rate,
+                    nodes,
+                },
+                node_loss,
                 drain: Drain {
                     recipient: "prosecution".into(),
                     ratio_to_ingest: Some(run.rate / flat.rate.max(1e-9)),
@@ -1181,6 +1439,24 @@ fn print(r: &Report) {
             pg.drain.run.ok,
             pg.drain.run.rate,
             errors(&pg.drain.run)
+        );
+        let t = &pg.two_nodes;
+        println!(
+            "  two nodes on one database: police flat out {:.0} /s{}{}, {:.2} of one node on it ({})",
+            t.rate,
+            t.ratio_to_limit
+                .map(|x| format!(" = {x:.2} of L"))
+                .unwrap_or_default(),
+            t.ratio_to_configured
+                .map(|x| format!(", {x:.2} of one node on the configured engine"))
+                .unwrap_or_default(),
+            t.ratio_to_one_node,
+            t.nodes.iter().map(errors).collect::<Vec<_>>().join("; ")
+        );
+        let l = &pg.node_loss;
+        println!(
+            "  a node SIGKILLed: the longest gap in a push recipient's deliveries {:.2} s = {:.2} × the lease ({:.0} s); {} of {} accepted delivered",
+            l.longest_gap_seconds, l.gap_to_lease, l.lease_seconds, l.delivered, l.accepted
         );
     }
     if let Some(b) = &r.backlog {

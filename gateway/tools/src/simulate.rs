@@ -627,33 +627,15 @@ fn start_webhook(url: &str, certs: &Path, ca: &Path) -> Result<Webhook, String> 
     let path = format!("/{path}");
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen for the courts' webhook on {addr}: {e}"))?;
-    let issued = jxg_gateway::certs::issue(
-        &read(ca)?,
-        &read(&certs.join("ca-key.pem"))?,
-        "courts-webhook",
-        "urn:jxg:authority:courts",
-        true,
-        jxg_gateway::certs::Validity::days(1),
-    )
-    .map_err(|e| e.to_string())?;
     let dir = std::env::temp_dir().join(format!("jxg-simulate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, issued.cert_pem).map_err(|e| e.to_string())?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&key)
-            .map_err(|e| e.to_string())?;
-        f.write_all(issued.key_pem.as_bytes())
-            .map_err(|e| e.to_string())?;
-    }
-    let tls = jxg_gateway::tls::server_config(ca, &cert, &key).map_err(|e| e.to_string())?;
+    let hook = Webhook::issued(
+        ca,
+        &certs.join("ca-key.pem"),
+        &dir,
+        listener,
+        &path,
+        Mode::Ok,
+    );
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Webhook::serve(listener, &path, tls, Mode::Ok))
+    hook
 }
