@@ -834,103 +834,115 @@ fn node_config(
     Ok(out)
 }
 
-/// Two nodes on a new database of `server`: police flat out over both, then drained.
-fn two_nodes(
-    rt: &tokio::runtime::Runtime,
-    server_url: &str,
-    path: &Path,
-    work: &Path,
-    config: &Config,
-    police: &Arc<Documents>,
-    next: &Arc<AtomicU64>,
-    connections: usize,
-    (warmup, seconds): (Duration, Duration),
-) -> Result<Vec<Run>, String> {
-    let db = rt.block_on(jxg_tests::postgres::Database::create_on(
-        server_url,
-        "bench_nodes",
-    ))?;
-    let mut nodes = Vec::new();
-    for name in ["bench-1", "bench-2"] {
-        let cfg = node_config(path, work, &db.url(), name, &[])?;
-        let arg = cfg.display().to_string();
-        nodes.push(server(&jxg_exe()?, &["serve", "--config", &arg], work)?);
-    }
-    let bases: Vec<String> = nodes
-        .iter()
-        .map(|g| format!("https://{}", g.authority))
-        .collect();
-    let half = (connections / 2).max(1);
-    let c = clients(config, police.sender, half * 2)?;
-    let runs = rt.block_on(async {
-        let (a, b) = (&c[..half], &c[half..]);
-        tokio::join!(
-            drive(a, &bases[0], police, next, Pace::FlatOut, warmup),
-            drive(b, &bases[1], police, next, Pace::FlatOut, warmup)
-        );
-        let (x, y) = tokio::join!(
-            drive(a, &bases[0], police, next, Pace::FlatOut, seconds),
-            drive(b, &bases[1], police, next, Pace::FlatOut, seconds)
-        );
-        vec![x, y]
-    });
-    let c = clients(config, "prosecution", connections)?;
-    rt.block_on(drain(&c, &bases[1], seconds.max(Duration::from_secs(60))));
-    for mut n in nodes {
-        n.terminate();
-    }
-    Ok(runs)
+/// What the runs of several nodes on PostgreSQL share.
+struct OnServer<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    /// `postgresql://user@host:port`: each run makes a database of its own there.
+    server: &'a str,
+    work: &'a Path,
+    config: &'a Config,
+    police: &'a Arc<Documents>,
+    next: &'a Arc<AtomicU64>,
 }
 
-/// Two nodes pushing the prosecution's copies to a webhook that takes 300 ms a request; police
-/// at a rate both together deliver, then one node SIGKILLed with deliveries in flight.
-fn node_loss(
-    rt: &tokio::runtime::Runtime,
-    server_url: &str,
-    path: &Path,
-    work: &Path,
-    config: &Config,
-    police: &Arc<Documents>,
-    next: &Arc<AtomicU64>,
-) -> Result<NodeLoss, String> {
-    let lease = 3.0;
-    let ca = config.resolve(&config.tls.ca);
-    let ca_key = ca.with_file_name("ca-key.pem");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let hook = jxg_tests::Webhook::issued(
-        &ca,
-        &ca_key,
-        &work.join("webhook"),
-        listener,
-        "/jxg",
-        jxg_tests::Mode::Slow(300),
-    )
-    .map_err(|e| format!("the bench's webhook (needs the development CA's key): {e}"))?;
-    let db = rt.block_on(jxg_tests::postgres::Database::create_on(
-        server_url,
-        "bench_loss",
-    ))?;
-    // the prosecution pushed to the webhook; attempts bounded well under the lease
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let mut t: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
-    if let Some(toml::Value::Array(authorities)) = t.get_mut("authority") {
-        for a in authorities.iter_mut().filter_map(|a| a.as_table_mut()) {
-            if a.get("id").and_then(|v| v.as_str()) == Some("prosecution") {
-                a.insert("delivery".into(), "push".into());
-                a.insert("format".into(), "canonical".into());
-                a.insert("webhook".into(), hook.url.clone().into());
+impl OnServer<'_> {
+    /// One node per name on a new database (dropped with the value returned), each on `path`'s
+    /// configuration with `extra`: the database, the nodes and their authority URLs.
+    fn start_nodes(
+        &self,
+        path: &Path,
+        tag: &str,
+        names: &[&str],
+        extra: &[(&str, &str, toml::Value)],
+    ) -> Result<(jxg_tests::postgres::Database, Vec<Gateway>, Vec<String>), String> {
+        let db = self
+            .rt
+            .block_on(jxg_tests::postgres::Database::create_on(self.server, tag))?;
+        let mut nodes = Vec::new();
+        for name in names {
+            let cfg = node_config(path, self.work, &db.url(), name, extra)?;
+            let arg = cfg.display().to_string();
+            nodes.push(server(
+                &jxg_exe()?,
+                &["serve", "--config", &arg],
+                self.work,
+            )?);
+        }
+        let bases = nodes
+            .iter()
+            .map(|g| format!("https://{}", g.authority))
+            .collect();
+        Ok((db, nodes, bases))
+    }
+
+    /// Two nodes: police flat out over both (half the connections each), then drained.
+    fn two_nodes(
+        &self,
+        path: &Path,
+        connections: usize,
+        (warmup, seconds): (Duration, Duration),
+    ) -> Result<Vec<Run>, String> {
+        let (_db, nodes, bases) =
+            self.start_nodes(path, "bench_nodes", &["bench-1", "bench-2"], &[])?;
+        let (police, next) = (self.police, self.next);
+        let half = (connections / 2).max(1);
+        let c = clients(self.config, police.sender, half * 2)?;
+        let runs = self.rt.block_on(async {
+            let (a, b) = (&c[..half], &c[half..]);
+            tokio::join!(
+                drive(a, &bases[0], police, next, Pace::FlatOut, warmup),
+                drive(b, &bases[1], police, next, Pace::FlatOut, warmup)
+            );
+            let (x, y) = tokio::join!(
+                drive(a, &bases[0], police, next, Pace::FlatOut, seconds),
+                drive(b, &bases[1], police, next, Pace::FlatOut, seconds)
+            );
+            vec![x, y]
+        });
+        let c = clients(self.config, "prosecution", connections)?;
+        self.rt
+            .block_on(drain(&c, &bases[1], seconds.max(Duration::from_secs(60))));
+        for mut n in nodes {
+            n.terminate();
+        }
+        Ok(runs)
+    }
+
+    /// Two nodes pushing the prosecution's copies to a webhook that takes 300 ms a request;
+    /// police at a rate both together deliver, then one node SIGKILLed with deliveries in
+    /// flight.
+    fn node_loss(&self, path: &Path) -> Result<NodeLoss, String> {
+        let lease = 3.0;
+        let ca = self.config.resolve(&self.config.tls.ca);
+        let ca_key = ca.with_file_name("ca-key.pem");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let hook = jxg_tests::Webhook::issued(
+            &ca,
+            &ca_key,
+            &self.work.join("webhook"),
+            listener,
+            "/jxg",
+            jxg_tests::Mode::Slow(300),
+        )
+        .map_err(|e| format!("the bench's webhook (needs the development CA's key): {e}"))?;
+        // the prosecution pushed to the webhook; attempts bounded well under the lease
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let mut t: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+        if let Some(toml::Value::Array(authorities)) = t.get_mut("authority") {
+            for a in authorities.iter_mut().filter_map(|a| a.as_table_mut()) {
+                if a.get("id").and_then(|v| v.as_str()) == Some("prosecution") {
+                    a.insert("delivery".into(), "push".into());
+                    a.insert("format".into(), "canonical".into());
+                    a.insert("webhook".into(), hook.url.clone().into());
+                }
             }
         }
-    }
-    let pushed = work.join("pushed.toml");
-    std::fs::write(&pushed, t.to_string()).map_err(|e| e.to_string())?;
-    let mut nodes = Vec::new();
-    for name in ["loss-1", "loss-2"] {
-        let cfg = node_config(
+        let pushed = self.work.join("pushed.toml");
+        std::fs::write(&pushed, t.to_string()).map_err(|e| e.to_string())?;
+        let (_db, mut nodes, bases) = self.start_nodes(
             &pushed,
-            work,
-            &db.url(),
-            name,
+            "bench_loss",
+            &["loss-1", "loss-2"],
             &[
                 ("store", "lease_seconds", toml::Value::Integer(lease as i64)),
                 (
@@ -941,61 +953,56 @@ fn node_loss(
                 ("delivery", "retry_base_ms", toml::Value::Integer(50)),
             ],
         )?;
-        let arg = cfg.display().to_string();
-        nodes.push(server(&jxg_exe()?, &["serve", "--config", &arg], work)?);
-    }
-    let bases: Vec<String> = nodes
-        .iter()
-        .map(|g| format!("https://{}", g.authority))
-        .collect();
-    let c = clients(config, police.sender, 4)?;
-    let runs = rt.block_on(async {
-        let every = Duration::from_secs(3);
-        tokio::join!(
-            drive(&c[..2], &bases[0], police, next, Pace::Rate(10.0), every),
-            drive(&c[2..], &bases[1], police, next, Pace::Rate(10.0), every)
-        )
-    });
-    let accepted = runs.0.ok + runs.1.ok;
-    nodes.remove(0).kill();
-    let killed = Instant::now();
-    let deadline = killed + Duration::from_secs(60);
-    let distinct = |hook: &jxg_tests::Webhook| {
-        hook.delivered()
+        let (police, next) = (self.police, self.next);
+        let c = clients(self.config, police.sender, 4)?;
+        let runs = self.rt.block_on(async {
+            let every = Duration::from_secs(3);
+            tokio::join!(
+                drive(&c[..2], &bases[0], police, next, Pace::Rate(10.0), every),
+                drive(&c[2..], &bases[1], police, next, Pace::Rate(10.0), every)
+            )
+        });
+        let accepted = runs.0.ok + runs.1.ok;
+        nodes.remove(0).kill();
+        let killed = Instant::now();
+        let deadline = killed + Duration::from_secs(60);
+        let distinct = |hook: &jxg_tests::Webhook| {
+            hook.delivered()
+                .iter()
+                .filter(|r| r.status == 200)
+                .map(|r| r.message_id.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len() as u64
+        };
+        while distinct(&hook) < accepted && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let done = Instant::now();
+        let mut arrivals: Vec<Instant> = hook
+            .delivered()
             .iter()
-            .filter(|r| r.status == 200)
-            .map(|r| r.message_id.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len() as u64
-    };
-    while distinct(&hook) < accepted && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+            .map(|r| r.at)
+            .filter(|t| *t >= killed && *t <= done)
+            .collect();
+        arrivals.sort();
+        let mut last = killed;
+        let mut longest = Duration::ZERO;
+        for t in arrivals {
+            longest = longest.max(t - last);
+            last = t;
+        }
+        let delivered = distinct(&hook);
+        for mut n in nodes {
+            n.terminate();
+        }
+        Ok(NodeLoss {
+            lease_seconds: lease,
+            accepted,
+            delivered,
+            longest_gap_seconds: longest.as_secs_f64(),
+            gap_to_lease: longest.as_secs_f64() / lease,
+        })
     }
-    let done = Instant::now();
-    let mut arrivals: Vec<Instant> = hook
-        .delivered()
-        .iter()
-        .map(|r| r.at)
-        .filter(|t| *t >= killed && *t <= done)
-        .collect();
-    arrivals.sort();
-    let mut last = killed;
-    let mut longest = Duration::ZERO;
-    for t in arrivals {
-        longest = longest.max(t - last);
-        last = t;
-    }
-    let delivered = distinct(&hook);
-    for mut n in nodes {
-        n.terminate();
-    }
-    Ok(NodeLoss {
-        lease_seconds: lease,
-        accepted,
-        delivered,
-        longest_gap_seconds: longest.as_secs_f64(),
-        gap_to_lease: longest.as_secs_f64() / lease,
-    })
 }
 
 fn machine() -> Value {
@@ -1287,20 +1294,18 @@ fn measure(opts: &Options) -> Result<Report, String> {
             let run = rt.block_on(drain(&c, &base, drain_cap));
             gateway.terminate();
             eprintln!("jxg-tools bench: police flat out over two nodes on one database…");
-            let nodes = two_nodes(
-                &rt,
-                on,
-                &pg_path,
-                work.path(),
-                &config,
-                &police,
-                &next,
-                opts.connections,
-                (warmup, seconds),
-            )?;
+            let on_server = OnServer {
+                rt: &rt,
+                server: on,
+                work: work.path(),
+                config: &config,
+                police: &police,
+                next: &next,
+            };
+            let nodes = on_server.two_nodes(&pg_path, opts.connections, (warmup, seconds))?;
             let rate: f64 = nodes.iter().map(|r| r.rate).sum();
             eprintln!("jxg-tools bench: a node SIGKILLed with pushes in flight…");
-            let node_loss = node_loss(&rt, on, &pg_path, work.path(), &config, &police, &next)?;
+            let node_loss = on_server.node_loss(&pg_path)?;
             let limit = workloads
                 .iter()
                 .find(|w| w.workload == Workload::Police)
