@@ -252,10 +252,30 @@ pub async fn serve(
     let _ = state.tls.set(live_tls.clone());
     let _expiry = certificate_expiry(&live_tls, state.pipeline.config.tls.expiry_warning_days);
     watch_tls(live_tls, &state.pipeline.config);
-    // retention, hourly
+    // retention, hourly, by one node at a time (the one holding its job's lease, renewed
+    // before it ends while the node runs)
     let s = state.clone();
     work.spawn(async move {
+        let hour = Duration::from_secs(3600);
         loop {
+            match s
+                .pipeline
+                .store
+                .hold_job(crate::store::RETENTION_JOB, hour + Duration::from_secs(600))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    // another node runs it; look again within the hour
+                    tokio::time::sleep(Duration::from_secs(300)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the retention job");
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    continue;
+                }
+            }
             let r = &s.pipeline.config.retention;
             let (store, body, audit) = (s.pipeline.store.clone(), r.body_days, r.audit_days);
             let now = chrono::Utc::now().timestamp();
@@ -272,7 +292,7 @@ pub async fn serve(
                 Err(e) => tracing::error!(error = %e, "retention purge failed"),
                 _ => {}
             }
-            tokio::time::sleep(Duration::from_secs(3600)).await;
+            tokio::time::sleep(hour).await;
         }
     });
 

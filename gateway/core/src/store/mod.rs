@@ -439,6 +439,12 @@ pub struct Store {
 /// How many delivery rows a listing reads from the engine at a time.
 const PAGE: usize = 256;
 
+/// The leases of store-wide jobs are held under this name (see [`Store::hold_job`]).
+const JOBS: &str = "~jobs";
+
+/// The job number of retention.
+pub const RETENTION_JOB: u64 = 1;
+
 /// A delivery attempt's lease when none is configured.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
@@ -715,6 +721,15 @@ impl Store {
     ) -> Result<(Vec<(u64, DeliveryRow)>, Option<i64>), StoreError> {
         self.leased_heads(recipient, now_ms, want, in_flight, self.lease_period)
             .await
+    }
+
+    /// Whether this node is the one to run the store-wide job `job` (retention) for the next
+    /// `period`: a lease of the job, taken or renewed, which no authority's name can collide with
+    /// (`~jobs` is not a slug). With several nodes on one store one runs it at a time; should
+    /// that node die, another takes the job once the lease ends.
+    pub async fn hold_job(&self, job: u64, period: Duration) -> Result<bool, StoreError> {
+        let granted = self.engine.lease(JOBS, &[job], &self.node, period).await?;
+        Ok(granted == [job])
     }
 
     /// Ends this node's lease of an entry (its attempt is recorded).
