@@ -44,7 +44,7 @@ async fn the_gateway_on_postgres_serves_the_story_keeps_it_across_a_restart_and_
     assert_ne!(code, 0);
     assert!(err.contains("already runs on this database"), "{err}");
 
-    assert!(gw.terminate().success());
+    gw.stop_cleanly();
     let (code, out, err) = jxg(&home, &["audit", "verify", "--config", "gateway.toml"]);
     assert_eq!(code, 0, "{out}{err}");
     // everything is still there after a restart: the messages, their deliveries, the log
@@ -110,7 +110,7 @@ async fn a_sled_store_copied_to_postgres_verifies_and_delivers_exactly_what_was_
     let mut taken = drain_inbox(&police, &gw).await;
     taken.extend(drain_inbox(&client_for(&home, "prison"), &gw).await);
     assert!(!taken.is_empty());
-    assert!(gw.terminate().success());
+    gw.stop_cleanly();
 
     let db = Database::create("copy").await;
     let (code, out, err) = jxg(

@@ -331,6 +331,19 @@ impl Gateway {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
     }
 
+    /// SIGTERM, and it must exit cleanly: else a panic naming its status and its last lines
+    /// (when kept).
+    pub fn stop_cleanly(&mut self) {
+        let status = self.terminate();
+        if !status.success() {
+            let log = self.log.lock().unwrap();
+            panic!(
+                "the gateway exited {status} on SIGTERM; its last lines: {:#?}",
+                &log[log.len().saturating_sub(12)..]
+            );
+        }
+    }
+
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         use nix::sys::signal::{Signal, kill};

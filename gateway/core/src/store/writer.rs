@@ -63,6 +63,11 @@ pub(super) enum Cmd {
 }
 
 impl Cmd {
+    /// A change of nothing: it only has the writer read the engine's state.
+    fn is_refresh(&self) -> bool {
+        matches!(self, Cmd::Write(ops, audit, _) if ops.is_empty() && audit.is_empty())
+    }
+
     /// Answers the command with `e`, undecided.
     fn refuse(self, e: StoreError) {
         match self {
@@ -313,6 +318,9 @@ impl Run {
                 self.generation = generation;
             }
         }
+        // a batch of nothing but refreshes (Store::refresh) has nothing to make durable: its
+        // failure is not a failed write
+        let changes = cmds.iter().any(|c| !c.is_refresh());
         // an engine several processes write gives the state as it stands in this batch's turn
         match self.engine.turn().await {
             Ok(None) => {}
@@ -325,7 +333,7 @@ impl Run {
             }
             Err(e) => {
                 let number = self.shared.started.fetch_add(1, Ordering::SeqCst) + 1;
-                self.shared.done.send_replace((number, false));
+                self.shared.done.send_replace((number, !changes));
                 for c in cmds {
                     c.refuse(e.clone());
                 }
@@ -392,7 +400,7 @@ impl Run {
         let m = crate::telemetry::metrics();
         m.flush_seconds.record(started.elapsed().as_secs_f64(), &[]);
         m.flush_batch.record(f.answers.len() as u64, &[]);
-        self.shared.done.send_replace((number, ok));
+        self.shared.done.send_replace((number, ok || !changes));
         let err = result.err();
         for a in f.answers {
             a.send(err.as_ref());
