@@ -27,6 +27,11 @@ fi
 git -C "$work/jxg" ls-files -z | (cd "$work/jxg" && while IFS= read -r -d '' f; do
   if cmp -s "$f" "$root/$f"; then touch -r "$root/$f" "$f"; fi
 done)
+# and their folders: a build script that watches a folder (the PostgreSQL migrations) finds it
+# as it was built
+git -C "$work/jxg" ls-files -z | xargs -0 -r dirname | sort -u | (cd "$work/jxg" && while IFS= read -r d; do
+  if [ -d "$root/$d" ]; then touch -r "$root/$d" "$d"; fi
+done)
 # cargo builds into this work tree's folder; the clone's own target/ holds what its commands write
 # (the demo, logs) and reaches the binaries through target/debug
 export CARGO_TARGET_DIR="$root/target"
