@@ -307,30 +307,15 @@ impl Run {
     async fn batch(&mut self, cmds: Vec<Cmd>) {
         let started = Instant::now();
         let generation = self.engine.generation();
-        if generation != self.generation {
-            // opened again from disk: what it holds is what counts
-            if let Ok(s) = self.engine.state().await {
-                self.head = s.head.clone();
-                self.next_seq = s.next_seq.max(1);
-                self.counts = s.counts.clone();
-                *self.shared.head.lock().unwrap_or_else(|e| e.into_inner()) = s.head;
-                *self.shared.counts.lock().unwrap_or_else(|e| e.into_inner()) = s.counts;
-                self.generation = generation;
-            }
-        }
         // a batch of nothing but refreshes (Store::refresh) has nothing to make durable: its
         // failure is not a failed write
         let changes = cmds.iter().any(|c| !c.is_refresh());
-        // an engine several processes write gives the state as it stands in this batch's turn
-        match self.engine.turn().await {
-            Ok(None) => {}
-            Ok(Some(s)) => {
-                self.head = s.head.clone();
-                self.next_seq = s.next_seq.max(1);
-                self.counts = s.counts.clone();
-                *self.shared.head.lock().unwrap_or_else(|e| e.into_inner()) = s.head;
-                *self.shared.counts.lock().unwrap_or_else(|e| e.into_inner()) = s.counts;
-            }
+        // an engine several processes write gives the state as it stands in this batch's turn;
+        // one opened again from disk (or after a batch that failed unexpectedly) is read anew
+        let fresh = match self.engine.turn().await {
+            Ok(Some(s)) => Some(s),
+            Ok(None) if generation != self.generation => self.engine.state().await.ok(),
+            Ok(None) => None,
             Err(e) => {
                 let number = self.shared.started.fetch_add(1, Ordering::SeqCst) + 1;
                 self.shared.done.send_replace((number, !changes));
@@ -339,6 +324,14 @@ impl Run {
                 }
                 return;
             }
+        };
+        if let Some(s) = fresh {
+            self.head = s.head.clone();
+            self.next_seq = s.next_seq.max(1);
+            self.counts = s.counts.clone();
+            *self.shared.head.lock().unwrap_or_else(|e| e.into_inner()) = s.head;
+            *self.shared.counts.lock().unwrap_or_else(|e| e.into_inner()) = s.counts;
+            self.generation = generation;
         }
         let mut f = Forming::default();
         let keys: Vec<(String, String)> = cmds
