@@ -63,18 +63,49 @@ one_build() {
   fi
 }
 
+# beside PHASE CMD...: starts CMD in the background, its output kept in target/phase-*.log;
+# `joined PHASE` waits for it, shows its output and records it as a phase. What runs beside a phase
+# waits on something other than the cores (the network, the broker) or does not share what the
+# phase uses.
+declare -A beside_pid beside_t0
+log_of() { echo "target/phase-$(tr -c 'a-z0-9\n' - <<< "$1").log"; }
+# a run that stops early ends what runs beside it
+trap 'for p in "${beside_pid[@]}"; do kill -- "-$p" 2>/dev/null; done' EXIT
+beside() {
+  local name=$1
+  shift
+  beside_t0[$name]=$(date +%s%N)
+  # a session of its own, so that ending it ends its children too
+  setsid "$@" > "$(log_of "$name")" 2>&1 &
+  beside_pid[$name]=$!
+}
+joined() {
+  local name=$1 rc=0
+  wait "${beside_pid[$name]}" || rc=$?
+  echo "== $name (beside the phases before)"
+  cat "$(log_of "$name")"
+  unset "beside_pid[$name]"
+  printf '%s\t%s\t%s\n' "$name" $(( ($(date +%s%N) - ${beside_t0[$name]}) / 1000000 )) "$rc" >> "$phases"
+  stop "$name" "$rc"
+}
+
 phase "broker" scripts/ensure-broker.sh
 phase "postgres" scripts/ensure-postgres.sh
-phase "tool installs" make --no-print-directory tools
 phase "fmt check" $CARGO fmt --all -- --check
+# the tool installs are downloads (PyPI, crates.io) mostly: they run while the workspace builds
+beside "tool installs" make --no-print-directory tools
 phase "build" $CARGO build --workspace --all-targets
+joined "tool installs"
 phase "one build" one_build
 # nextest runs no doc tests: cargo does (none are written yet; this keeps any that are)
 phase "doc tests" $CARGO test -q --workspace --doc
-# the broker-restart binary stops and starts the shared RabbitMQ: it runs alone, after the rest
+# the broker-restart binary stops and starts the shared RabbitMQ: it runs alone, after the rest,
+# and the fuzz targets (the adapters alone, a build of their own in target/fuzz) build and run
+# beside it, since what it does is mostly waiting for the broker
 tests "tests" 'not binary(broker_restart)'
+beside "fuzz (build and 5 s a target)" make --no-print-directory fuzz FUZZ_SECONDS=5 FUZZ_PROFILE=--dev
 tests "broker restart tests" 'binary(broker_restart)' --test-threads 1
-phase "fuzz (build and 5 s a target)" make --no-print-directory fuzz FUZZ_SECONDS=5 FUZZ_PROFILE=--dev
+joined "fuzz (build and 5 s a target)"
 phase "TLS audit" make --no-print-directory audit-tls
 phase "clean clone and README commands" scripts/clone-check.sh
 table

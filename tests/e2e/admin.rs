@@ -512,7 +512,15 @@ async fn health_checks_answer_while_a_verify_and_a_listing_run_over_100000_messa
             done.clone(),
         );
         tokio::spawn(async move {
-            let r = auditor.get(url).send().await.unwrap();
+            // half a million entries take their time on a debug build and a busy machine: the
+            // test is about what answers meanwhile, so this one request may take longer than a
+            // client's usual minute
+            let r = auditor
+                .get(url)
+                .timeout(std::time::Duration::from_secs(240))
+                .send()
+                .await
+                .unwrap();
             let body: Value = r.json().await.unwrap();
             done.store(true, Ordering::SeqCst);
             body
