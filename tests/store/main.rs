@@ -373,3 +373,136 @@ async fn a_batch_that_panics_fails_its_changes_and_not_the_store() {
         "the chain holds"
     );
 }
+
+/// The migrations up to the PostgreSQL engine's layout 1 of the audit log (a row per entry), as
+/// refinery applied them to a database of that time.
+mod pg_layout_1 {
+    refinery::embed_migrations!("../gateway/store-postgres/migrations");
+}
+
+/// A database whose audit log is in layout 1 (a row per entry and one per entry and subject) is
+/// in runs once the engine opens it: every entry reads back in order, from any place and by
+/// subject, the chain goes on from its head and verifies, and the records are compressed with
+/// lz4.
+#[tokio::test]
+async fn a_postgres_audit_log_of_a_row_per_entry_becomes_runs_when_the_engine_opens() {
+    use jxg_gateway::audit::{Event, Head, Record};
+    let db = Database::create("layout1").await;
+    let (mut client, conn) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    pg_layout_1::migrations::runner()
+        .set_target(refinery::Target::Version(2))
+        .run_async(&mut client)
+        .await
+        .unwrap();
+    let subject = |n: u32| format!("subject-{}", n % 3);
+    let records: Vec<Record> = (0..10)
+        .map(|n| {
+            let mut r = Record::new(Event::Consulted, "admin:auditor").detail(format!("read {n}"));
+            r.subjects = vec![subject(n)];
+            r
+        })
+        .collect();
+    let (entries, _) = Head::default().chain(records, "2026-12-01T10:00:00Z");
+    for e in &entries {
+        let seq = e.seq as i64;
+        client
+            .execute(
+                "INSERT INTO jxg_audit (seq, entry) VALUES ($1, $2)",
+                &[&seq, &serde_json::to_string(e).unwrap()],
+            )
+            .await
+            .unwrap();
+        for s in &e.record.subjects {
+            client
+                .execute(
+                    "INSERT INTO jxg_audit_subjects (subject, seq) VALUES ($1, $2)",
+                    &[s, &seq],
+                )
+                .await
+                .unwrap();
+        }
+    }
+    drop(client);
+    let _ = conn.await;
+
+    let engine = PgEngine::open(&PgOptions {
+        url: db.url(),
+        pool_size: 2,
+        timeout: std::time::Duration::from_secs(10),
+        node: "layout".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(engine.audit(0, 100).await.unwrap(), entries);
+    assert_eq!(engine.audit(4, 3).await.unwrap(), entries[3..6]);
+    let of_one: Vec<Entry> = entries
+        .iter()
+        .filter(|e| e.record.subjects == [subject(1)])
+        .cloned()
+        .collect();
+    assert_eq!(of_one.len(), 3);
+    assert_eq!(engine.audit_of_subject(&subject(1)).await.unwrap(), of_one);
+    let head = engine.state().await.unwrap().head;
+    assert_eq!(head.next_seq, 11);
+    assert_eq!(head.last_hash, entries[9].hash);
+
+    // the writer goes on from there, in runs of its batches
+    let engine = Arc::new(engine);
+    let store = Store::open(engine.clone(), Default::default())
+        .await
+        .unwrap();
+    let mut more = Record::new(Event::Consulted, "admin:auditor").detail("read again");
+    more.subjects = vec![subject(1)];
+    store.audit(vec![more.clone(), more]).await.unwrap();
+    store.durable().await.unwrap();
+    let all = store.audit_entries(0, 100).await.unwrap();
+    assert_eq!(all.len(), 12);
+    assert_eq!(all[..10], entries[..]);
+    assert!(
+        store.verify_audit(&[]).await.unwrap().is_ok(),
+        "the chain holds"
+    );
+    store.close().await;
+
+    // retention takes whole runs, and cuts the run that holds its last entry
+    let next_seq = engine.state().await.unwrap().next_seq;
+    for last in [5, 11] {
+        engine
+            .write(Batch {
+                ops: vec![Op::RemoveAuditThrough(last)],
+                next_seq,
+                counts: BTreeMap::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let kept = engine.audit(0, 100).await.unwrap();
+    assert_eq!(kept, all[11..], "entry 12 alone is kept");
+    assert_eq!(engine.audit(12, 1).await.unwrap(), all[11..]);
+    assert_eq!(
+        engine.audit_of_subject(&subject(1)).await.unwrap(),
+        all[11..]
+    );
+    assert_eq!(engine.state().await.unwrap().head.next_seq, 13);
+    drop(engine);
+
+    let layout = db
+        .execute(
+            "SELECT (SELECT count(*) FROM jxg_audit_runs), \
+             (SELECT count(*) FROM information_schema.tables WHERE table_name = 'jxg_audit'), \
+             (SELECT attcompression::text FROM pg_attribute \
+              WHERE attrelid = 'jxg_messages'::regclass AND attname = 'record')",
+        )
+        .await;
+    // of ten runs of one migrated entry and the writer's run, the writer's second entry
+    assert_eq!(layout[0].get::<_, i64>(0), 1);
+    assert_eq!(layout[0].get::<_, i64>(1), 0, "layout 1's table is gone");
+    assert_eq!(
+        layout[0].get::<_, String>(2),
+        "l",
+        "records compressed with lz4"
+    );
+}

@@ -4,10 +4,12 @@
 //! The schema is versioned in `migrations/` and applied when the engine opens (refinery keeps
 //! what it applied in `refinery_schema_history`). One row per record: a message record, an
 //! idempotency key, a case row, a delivery row per recipient (its class — waiting, delivered,
-//! dead — a column with an index, so a listing of one class reads only its rows), an audit entry
-//! with an index row per subject, checkpoints, signing keys, the counts per recipient and the
-//! next sequence number. Message records and delivery rows are the seam's records in postcard;
-//! audit entries their JSON form (the hash is over it).
+//! dead — a column with an index, so a listing of one class reads only its rows), a run of audit
+//! entries per batch (the entries it appended) with an index row per subject and run,
+//! checkpoints, signing keys, the counts per recipient and the next sequence number. Message
+//! records and delivery rows are the seam's records in postcard; audit entries their JSON form
+//! (the hash is over it). Message records and runs are compressed by the server with lz4 where it
+//! has it.
 //!
 //! # Durability
 //! [`Engine::write`] applies its batch in one transaction, its statements pipelined, and returns
@@ -143,8 +145,10 @@ struct Rows {
     idempotency: BTreeMap<(String, String), (Uuid, String)>,
     cases: BTreeMap<(String, i64), Uuid>,
     deliveries: BTreeMap<(String, i64), (i16, Vec<u8>)>,
-    audit: BTreeMap<i64, String>,
-    subjects: std::collections::BTreeSet<(String, i64)>,
+    /// Runs of the audit log: first and last sequence number, the entries' JSON forms.
+    runs: Vec<(i64, i64, Vec<String>)>,
+    /// Per subject and run (its first sequence number), the entries naming the subject.
+    subjects: BTreeMap<(String, i64), Vec<i64>>,
     checkpoints: BTreeMap<i64, String>,
     keys: BTreeMap<String, String>,
 }
@@ -155,7 +159,7 @@ impl Rows {
             && self.idempotency.is_empty()
             && self.cases.is_empty()
             && self.deliveries.is_empty()
-            && self.audit.is_empty()
+            && self.runs.is_empty()
             && self.subjects.is_empty()
             && self.checkpoints.is_empty()
             && self.keys.is_empty()
@@ -231,19 +235,32 @@ impl Rows {
                 ],
             ));
         }
-        if !rows.audit.is_empty() {
-            let (seqs, entries): (Vec<i64>, Vec<String>) = rows.audit.into_iter().unzip();
+        // a batch appends one run, as a rule: a statement each
+        for (first, last, entries) in rows.runs {
             out.push((
-                "INSERT INTO jxg_audit (seq, entry) SELECT * FROM UNNEST($1::bigint[], $2::text[])",
-                vec![Box::new(seqs), Box::new(entries)],
+                "INSERT INTO jxg_audit_runs (first_seq, last_seq, entries) VALUES ($1, $2, $3)",
+                vec![Box::new(first), Box::new(last), Box::new(entries)],
             ));
         }
         if !rows.subjects.is_empty() {
-            let (subjects, seqs): (Vec<String>, Vec<i64>) = rows.subjects.into_iter().unzip();
+            let (mut subjects, mut firsts, mut seqs) = (vec![], vec![], vec![]);
+            for ((subject, first), list) in rows.subjects {
+                subjects.push(subject);
+                firsts.push(first);
+                // arrays of arrays must be of one length: each list goes as text
+                seqs.push(
+                    list.iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+            }
             out.push((
-                "INSERT INTO jxg_audit_subjects (subject, seq) \
-                 SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING",
-                vec![Box::new(subjects), Box::new(seqs)],
+                "INSERT INTO jxg_audit_run_subjects (subject, first_seq, seqs) \
+                 SELECT s, f, string_to_array(q, ',')::bigint[] \
+                 FROM UNNEST($1::text[], $2::bigint[], $3::text[]) AS u(s, f, q) \
+                 ON CONFLICT DO NOTHING",
+                vec![Box::new(subjects), Box::new(firsts), Box::new(seqs)],
             ));
         }
         if !rows.checkpoints.is_empty() {
@@ -303,10 +320,22 @@ fn statements(batch: &Batch) -> Vec<(&'static str, Params)> {
             Op::Audit(entries) => {
                 for e in entries {
                     let seq = seq_param(e.seq);
-                    rows.audit
-                        .insert(seq, serde_json::to_string(e).expect("entries serialise"));
+                    // a run holds consecutive entries; one that does not follow starts another
+                    let follows =
+                        matches!(rows.runs.last(), Some((_, last, _)) if *last + 1 == seq);
+                    if !follows {
+                        rows.runs.push((seq, seq, Vec::new()));
+                    }
+                    let run = rows.runs.last_mut().expect("a run was just made");
+                    run.1 = seq;
+                    run.2
+                        .push(serde_json::to_string(e).expect("entries serialise"));
+                    let first = run.0;
                     for s in &e.record.subjects {
-                        rows.subjects.insert((s.clone(), seq));
+                        let list = rows.subjects.entry((s.clone(), first)).or_default();
+                        if list.last() != Some(&seq) {
+                            list.push(seq);
+                        }
                     }
                 }
             }
@@ -347,14 +376,20 @@ fn statements(batch: &Batch) -> Vec<(&'static str, Params)> {
             }
             Op::RemoveAuditThrough(last) => {
                 rows.flush(&mut out);
-                out.push((
-                    "DELETE FROM jxg_audit WHERE seq <= $1",
-                    vec![Box::new(seq_param(*last))],
-                ));
-                out.push((
-                    "DELETE FROM jxg_audit_subjects WHERE seq <= $1",
-                    vec![Box::new(seq_param(*last))],
-                ));
+                // whole runs go; the run that holds `last` loses its entries up to it
+                let last = seq_param(*last);
+                for sql in [
+                    "DELETE FROM jxg_audit_runs WHERE last_seq <= $1",
+                    "UPDATE jxg_audit_runs SET entries = entries[($1 - first_seq + 2)::int:], \
+                     first_seq = $1 + 1 WHERE first_seq <= $1",
+                    "DELETE FROM jxg_audit_run_subjects \
+                     WHERE first_seq <= $1 AND seqs[array_upper(seqs, 1)] <= $1",
+                    "UPDATE jxg_audit_run_subjects \
+                     SET seqs = ARRAY(SELECT q FROM unnest(seqs) AS q WHERE q > $1 ORDER BY q), \
+                     first_seq = $1 + 1 WHERE first_seq <= $1",
+                ] {
+                    out.push((sql, vec![Box::new(last)]));
+                }
             }
         }
     }
@@ -635,7 +670,8 @@ impl PgEngine {
                 "the store's state",
                 client.query_one(
                     "SELECT (SELECT next_seq FROM jxg_state), \
-                     (SELECT entry FROM jxg_audit ORDER BY seq DESC LIMIT 1), \
+                     (SELECT entries[array_upper(entries, 1)] FROM jxg_audit_runs \
+                      ORDER BY first_seq DESC LIMIT 1), \
                      ARRAY(SELECT recipient FROM jxg_counts ORDER BY recipient), \
                      ARRAY(SELECT waiting FROM jxg_counts ORDER BY recipient), \
                      ARRAY(SELECT dead FROM jxg_counts ORDER BY recipient)",
@@ -949,26 +985,66 @@ impl Engine for PgEngine {
     }
 
     async fn audit(&self, from_seq: u64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        // the run holding the first entry at or after from_seq, up to the run holding the entry
+        // `limit` places after it (sequence numbers are consecutive from the oldest entry kept)
         let rows = self
             .query(
                 "the audit log",
-                "SELECT entry FROM jxg_audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
-                &[&seq_param(from_seq), &limit_param(limit)],
+                "WITH lo AS (SELECT GREATEST($1::bigint, \
+                   (SELECT min(first_seq) FROM jxg_audit_runs)) AS s) \
+                 SELECT r.first_seq, r.entries FROM jxg_audit_runs r \
+                 WHERE r.first_seq >= (SELECT max(first_seq) FROM jxg_audit_runs, lo \
+                                       WHERE first_seq <= lo.s) \
+                   AND r.first_seq < (SELECT s FROM lo) + $2::bigint \
+                 ORDER BY r.first_seq",
+                &[&seq_param(from_seq), &limit_param(limit.min(1 << 40))],
             )
             .await?;
-        rows.iter().map(|r| entry(r.get::<_, &str>(0))).collect()
+        let mut out = Vec::new();
+        for r in &rows {
+            // a run's entries are consecutive: those before from_seq are not read
+            let first = r.get::<_, i64>(0).max(0) as u64;
+            let skip = usize::try_from(from_seq.saturating_sub(first)).unwrap_or(usize::MAX);
+            for text in r.get::<_, Vec<&str>>(1).into_iter().skip(skip) {
+                if out.len() == limit {
+                    return Ok(out);
+                }
+                out.push(entry(text)?);
+            }
+        }
+        Ok(out)
     }
 
     async fn audit_of_subject(&self, subject: &str) -> Result<Vec<Entry>, StoreError> {
         let rows = self
             .query(
                 "a subject's audit entries",
-                "SELECT a.entry FROM jxg_audit_subjects s JOIN jxg_audit a ON a.seq = s.seq \
-                 WHERE s.subject = $1 ORDER BY s.seq",
+                "SELECT r.first_seq, r.entries, s.seqs FROM jxg_audit_run_subjects s \
+                 JOIN jxg_audit_runs r ON r.first_seq = s.first_seq \
+                 WHERE s.subject = $1 ORDER BY s.first_seq",
                 &[&subject],
             )
             .await?;
-        rows.iter().map(|r| entry(r.get::<_, &str>(0))).collect()
+        let mut out = Vec::new();
+        for r in &rows {
+            let (first, entries, seqs) = (
+                r.get::<_, i64>(0),
+                r.get::<_, Vec<&str>>(1),
+                r.get::<_, Vec<i64>>(2),
+            );
+            for seq in seqs {
+                let text = usize::try_from(seq - first)
+                    .ok()
+                    .and_then(|i| entries.get(i))
+                    .ok_or_else(|| corrupt("an audit run", "a subject names an entry it lacks"))?;
+                let e = entry(text)?;
+                if e.seq != seq.max(0) as u64 {
+                    return Err(corrupt("an audit run", "its entries are not consecutive"));
+                }
+                out.push(e);
+            }
+        }
+        Ok(out)
     }
 
     async fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
