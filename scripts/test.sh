@@ -64,9 +64,9 @@ one_build() {
 }
 
 # beside PHASE CMD...: starts CMD in the background, its output kept in target/phase-*.log;
-# `joined PHASE` waits for it, shows its output and records it as a phase. What runs beside a phase
-# waits on something other than the cores (the network, the broker) or does not share what the
-# phase uses.
+# `joined PHASE` waits for it, shows its output and records it as a phase with the time it took
+# itself. What runs beside a phase waits on something other than the cores (the network, the
+# broker) or does not share what the phase uses.
 declare -A beside_pid beside_t0
 log_of() { echo "target/phase-$(tr -c 'a-z0-9\n' - <<< "$1").log"; }
 # a run that stops early ends what runs beside it
@@ -74,18 +74,23 @@ trap 'for p in "${beside_pid[@]}"; do kill -- "-$p" 2>/dev/null; done' EXIT
 beside() {
   local name=$1
   shift
+  local log
+  log=$(log_of "$name")
   beside_t0[$name]=$(date +%s%N)
-  # a session of its own, so that ending it ends its children too
-  setsid "$@" > "$(log_of "$name")" 2>&1 &
+  rm -f "$log.end"
+  # a session of its own, so that ending it ends its children too; it notes when it ended
+  setsid bash -c '"$@"; rc=$?; date +%s%N > "$0.end"; exit $rc' "$log" "$@" > "$log" 2>&1 &
   beside_pid[$name]=$!
 }
 joined() {
-  local name=$1 rc=0
+  local name=$1 rc=0 log end
+  log=$(log_of "$name")
   wait "${beside_pid[$name]}" || rc=$?
-  echo "== $name (beside the phases before)"
-  cat "$(log_of "$name")"
   unset "beside_pid[$name]"
-  printf '%s\t%s\t%s\n' "$name" $(( ($(date +%s%N) - ${beside_t0[$name]}) / 1000000 )) "$rc" >> "$phases"
+  end=$(cat "$log.end" 2>/dev/null || date +%s%N)
+  echo "== $name (beside the phases before)"
+  cat "$log"
+  printf '%s\t%s\t%s\n' "$name (beside)" $(( (end - ${beside_t0[$name]}) / 1000000 )) "$rc" >> "$phases"
   stop "$name" "$rc"
 }
 
