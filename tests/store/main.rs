@@ -40,6 +40,16 @@ fn sled(dir: &Path) -> Opening {
     Box::pin(async move { engine })
 }
 
+/// How the tests reach `db` as node `node`: a small pool, a bound of ten seconds.
+fn pg_options(db: &Database, node: &str) -> PgOptions {
+    PgOptions {
+        url: db.url(),
+        pool_size: 2,
+        timeout: std::time::Duration::from_secs(10),
+        node: node.into(),
+    }
+}
+
 /// Opens the PostgreSQL engine on a database of the sequence's own, made on first use and named
 /// after the sequence's folder, so that a restart finds what it wrote.
 fn postgres(
@@ -58,10 +68,8 @@ fn postgres(
                 }
             };
             let engine = PgEngine::open(&PgOptions {
-                url: db.url(),
                 pool_size: 4,
-                timeout: std::time::Duration::from_secs(10),
-                node: "conformance".into(),
+                ..pg_options(&db, "conformance")
             })
             .await
             .expect("the PostgreSQL engine opens");
@@ -91,10 +99,8 @@ async fn the_engines_leases_hold_one_holder_at_a_time() {
 async fn a_postgres_node_hears_another_nodes_changes_and_a_second_process_of_one_name_is_refused() {
     let db = Database::create("hints").await;
     let options = |node: &str| PgOptions {
-        url: db.url(),
-        pool_size: 2,
         timeout: std::time::Duration::from_secs(5),
-        node: node.into(),
+        ..pg_options(&db, node)
     };
     let one = PgEngine::open(&options("gw-1")).await.unwrap();
     let two = PgEngine::open(&options("gw-2")).await.unwrap();
@@ -428,14 +434,7 @@ async fn a_postgres_audit_log_of_a_row_per_entry_becomes_runs_when_the_engine_op
     drop(client);
     let _ = conn.await;
 
-    let engine = PgEngine::open(&PgOptions {
-        url: db.url(),
-        pool_size: 2,
-        timeout: std::time::Duration::from_secs(10),
-        node: "layout".into(),
-    })
-    .await
-    .unwrap();
+    let engine = PgEngine::open(&pg_options(&db, "layout")).await.unwrap();
     assert_eq!(engine.audit(0, 100).await.unwrap(), entries);
     assert_eq!(engine.audit(4, 3).await.unwrap(), entries[3..6]);
     let of_one: Vec<Entry> = entries
