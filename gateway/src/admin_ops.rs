@@ -312,6 +312,7 @@ pub async fn replay(
     }
     let policy = p.policies.current();
     let signer = p.signer.load_full();
+    let shape = p.shape(&m);
     let mut outcomes = Vec::new();
     for old in targets {
         let r = old.recipient.as_str();
@@ -340,6 +341,7 @@ pub async fn replay(
             &signer,
             &stored.sender,
             &m,
+            &shape,
             to,
             id,
             chrono::Utc::now().timestamp(),

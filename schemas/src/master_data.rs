@@ -73,6 +73,10 @@ pub struct MasterData {
     courts: BTreeMap<String, Court>,
     institutions: BTreeMap<String, Institution>,
     laws: Vec<Law>,
+    /// Every spelling of every law (its id, its short form and each `also_written`) in the
+    /// form typed text is compared in ([`MasterData::folded`]), with the law's index; longest
+    /// first, then alphabetically, without repeats.
+    law_spellings: Vec<(String, usize)>,
 }
 
 const DISTRICTS: &str = include_str!("../master-data/police-districts.json");
@@ -143,6 +147,7 @@ impl MasterData {
             districts_by_code: index("police-districts.json", d, |x| x.code.clone())?,
             courts: index("courts.json", c, |x| x.code.clone())?,
             institutions: index("institutions.json", i, |x| x.code.clone())?,
+            law_spellings: Self::spellings(&laws),
             laws,
         };
         for d in data.districts_by_code.values() {
@@ -179,6 +184,37 @@ impl MasterData {
     }
     pub fn laws(&self) -> &[Law] {
         &self.laws
+    }
+
+    /// Text as law names are compared: without whitespace, lowercased.
+    pub fn folded(text: &str) -> String {
+        text.chars()
+            .filter(|c| !c.is_whitespace())
+            .flat_map(char::to_lowercase)
+            .collect()
+    }
+
+    /// Every spelling of every law, folded and without a trailing dot, longest first.
+    pub fn law_spellings(&self) -> impl Iterator<Item = (&str, &Law)> {
+        self.law_spellings
+            .iter()
+            .map(|(s, i)| (s.as_str(), &self.laws[*i]))
+    }
+
+    fn spellings(laws: &[Law]) -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = laws
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                std::iter::once(&l.id)
+                    .chain(std::iter::once(&l.short_form))
+                    .chain(l.also_written.iter())
+                    .map(move |n| (Self::folded(n).trim_end_matches('.').to_string(), i))
+            })
+            .collect();
+        v.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v
     }
     pub fn districts(&self) -> impl Iterator<Item = &PoliceDistrict> {
         self.districts_by_code.values()

@@ -453,18 +453,19 @@ impl Body {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let r = match self {
-            Body::OffenceReported(b) => serde_json::to_value(b),
-            Body::PersonCharged(b) => serde_json::to_value(b),
-            Body::PersonArrested(b) => serde_json::to_value(b),
-            Body::IndictmentFiled(b) => serde_json::to_value(b),
-            Body::ChargesWithdrawn(b) => serde_json::to_value(b),
-            Body::HearingScheduled(b) => serde_json::to_value(b),
-            Body::RemandOrdered(b) => serde_json::to_value(b),
-            Body::VerdictIssued(b) => serde_json::to_value(b),
-            Body::CustodyAdmitted(b) | Body::CustodyReleased(b) => serde_json::to_value(b),
-        };
-        r.expect("body types serialise to JSON")
+        serde_json::to_value(self).expect("body types serialise to JSON")
+    }
+
+    /// Reads a body of type `t` from JSON, naming the path (from `body`) of the first value the
+    /// types refuse.
+    pub fn from_json(t: MessageType, v: serde_json::Value) -> Result<Body, crate::Violation> {
+        Body::from_json_tracked(t, v).map_err(|e| {
+            let path = match e.path().to_string().as_str() {
+                "." => "body".to_string(),
+                p => format!("body.{p}"),
+            };
+            crate::Violation::new(path, e.into_inner().to_string())
+        })
     }
 }
 
@@ -498,19 +499,19 @@ impl Message {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Envelope<B> {
     schema: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     id: Option<Uuid>,
     #[serde(rename = "type")]
     message_type: MessageType,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     sender: Option<String>,
     source_document_id: String,
     occurred_at: Instant,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     received_at: Option<Instant>,
     purpose: Purpose,
     classification: Classification,
@@ -519,21 +520,59 @@ struct Envelope<B> {
     body: B,
 }
 
+/// The envelope as written: the same keys in the same order as [`Envelope`], borrowing the
+/// message, with the body written straight from its type (no intermediate JSON value).
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    schema: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
+    #[serde(rename = "type")]
+    message_type: MessageType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sender: Option<&'a str>,
+    source_document_id: &'a str,
+    occurred_at: Instant,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received_at: Option<Instant>,
+    purpose: Purpose,
+    classification: Classification,
+    case: &'a CaseRefs,
+    correlation_id: &'a str,
+    body: &'a Body,
+}
+
+impl Serialize for Body {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Body::OffenceReported(b) => b.serialize(s),
+            Body::PersonCharged(b) => b.serialize(s),
+            Body::PersonArrested(b) => b.serialize(s),
+            Body::IndictmentFiled(b) => b.serialize(s),
+            Body::ChargesWithdrawn(b) => b.serialize(s),
+            Body::HearingScheduled(b) => b.serialize(s),
+            Body::RemandOrdered(b) => b.serialize(s),
+            Body::VerdictIssued(b) => b.serialize(s),
+            Body::CustodyAdmitted(b) | Body::CustodyReleased(b) => b.serialize(s),
+        }
+    }
+}
+
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Envelope {
-            schema: crate::SCHEMA_V1.to_string(),
+        EnvelopeRef {
+            schema: crate::SCHEMA_V1,
             id: self.id,
             message_type: self.message_type(),
-            sender: self.sender.clone(),
-            source_document_id: self.source_document_id.clone(),
+            sender: self.sender.as_deref(),
+            source_document_id: &self.source_document_id,
             occurred_at: self.occurred_at,
             received_at: self.received_at,
             purpose: self.purpose,
             classification: self.classification,
-            case: self.case.clone(),
-            correlation_id: self.correlation_id.clone(),
-            body: self.body.to_json(),
+            case: &self.case,
+            correlation_id: &self.correlation_id,
+            body: &self.body,
         }
         .serialize(s)
     }

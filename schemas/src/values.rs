@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why a value did not parse. Never holds the value itself (it may be a CPR number).
@@ -343,11 +343,29 @@ impl NanoZero for DateTime<Utc> {
             .expect("whole seconds exist")
     }
 }
+/// The layout of an instant and of a date, parsed once (every message has several of each).
+static INSTANT_ITEMS: std::sync::LazyLock<Vec<chrono::format::Item<'static>>> =
+    std::sync::LazyLock::new(|| strftime_items("%Y-%m-%dT%H:%M:%SZ"));
+static DATE_ITEMS: std::sync::LazyLock<Vec<chrono::format::Item<'static>>> =
+    std::sync::LazyLock::new(|| strftime_items("%Y-%m-%d"));
+
+fn strftime_items(layout: &'static str) -> Vec<chrono::format::Item<'static>> {
+    chrono::format::StrftimeItems::new(layout)
+        .parse_to_owned()
+        .expect("the layout is valid")
+}
+
+fn parse_with(s: &str, items: &[chrono::format::Item<'static>]) -> Option<chrono::format::Parsed> {
+    let mut parsed = chrono::format::Parsed::new();
+    chrono::format::parse(&mut parsed, s, items.iter()).ok()?;
+    Some(parsed)
+}
+
 impl FromStr for Instant {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, InvalidValue> {
-        let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ")
-            .ok()
+        let naive = parse_with(s, &INSTANT_ITEMS)
+            .and_then(|p| p.to_naive_datetime_with_offset(0).ok())
             .filter(|_| s.len() == 20)
             .ok_or_else(|| {
                 invalid("an instant is RFC 3339 in UTC with seconds: 2026-11-28T09:14:00Z")
@@ -360,7 +378,21 @@ impl FromStr for Instant {
 }
 impl fmt::Display for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%SZ"))
+        let t = &self.0;
+        if (0..=9999).contains(&t.year()) {
+            write!(
+                f,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        } else {
+            write!(f, "{}", t.format_with_items(INSTANT_ITEMS.iter()))
+        }
     }
 }
 string_serde!(Instant, "instant");
@@ -372,8 +404,8 @@ pub struct Date(pub NaiveDate);
 impl FromStr for Date {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, InvalidValue> {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .ok()
+        parse_with(s, &DATE_ITEMS)
+            .and_then(|p| p.to_naive_date().ok())
             .filter(|d| s.len() == 10 && d.year() >= 1800)
             .map(Self)
             .ok_or_else(|| invalid("a date is YYYY-MM-DD"))
@@ -381,7 +413,12 @@ impl FromStr for Date {
 }
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d"))
+        let d = &self.0;
+        if (0..=9999).contains(&d.year()) {
+            write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+        } else {
+            write!(f, "{}", d.format_with_items(DATE_ITEMS.iter()))
+        }
     }
 }
 string_serde!(Date, "date");
@@ -484,6 +521,54 @@ mod tests {
         assert!("2026-11-28T09:14:00+01:00".parse::<Instant>().is_err());
         assert!("2026-11-28T09:14Z".parse::<Instant>().is_err());
         assert!("2026-02-30".parse::<Date>().is_err());
+    }
+
+    #[test]
+    fn instants_and_dates_are_read_and_written_as_their_chrono_layout_does() {
+        // every year from 1800 to 2200, every month, and times across the day
+        let mut t = Utc.with_ymd_and_hms(1800, 1, 1, 0, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2200, 1, 1, 0, 0, 0).unwrap();
+        let mut seen = 0;
+        while t < end {
+            let i = Instant::from_utc(t);
+            let text = t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            assert_eq!(i.to_string(), text);
+            if t.year() >= EARLIEST_YEAR {
+                assert_eq!(text.parse::<Instant>().unwrap(), i, "{text}");
+            }
+            let d = Date(t.date_naive());
+            assert_eq!(d.to_string(), t.format("%Y-%m-%d").to_string());
+            assert_eq!(d.to_string().parse::<Date>().unwrap(), d);
+            t += chrono::Duration::seconds(86_400 * 13 + 3_607 * 5 + 11);
+            seen += 1;
+        }
+        assert!(seen > 10_000);
+        // what chrono's parser refuses, ours refuses too
+        for s in [
+            "2026-11-28T09:14:00",
+            "2026-11-28 09:14:00Z",
+            "2026-13-28T09:14:00Z",
+            "2026-11-31T09:14:00Z",
+            "2026-11-28T24:14:00Z",
+            "2026-11-28T09:60:00Z",
+            "+2026-11-28T09:14:00Z",
+            "2026-1-028T09:14:00Z",
+            "1899-12-31T23:59:59Z",
+        ] {
+            assert!(s.parse::<Instant>().is_err(), "{s}");
+        }
+        for s in [
+            "2026-1-01",
+            "2026-01-1",
+            "1799-12-31",
+            "20260101",
+            "2026-02-29",
+        ] {
+            assert!(s.parse::<Date>().is_err(), "{s}");
+        }
+        // a year outside four digits is written as chrono writes it
+        let far = Date(NaiveDate::from_ymd_opt(12_345, 6, 7).unwrap());
+        assert_eq!(far.to_string(), far.0.format("%Y-%m-%d").to_string());
     }
 
     #[test]

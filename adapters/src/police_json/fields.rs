@@ -138,11 +138,7 @@ pub enum LawRefError {
 /// Reads a law reference as officers type it: case-insensitive, any spacing, the law's short
 /// form or any listed spelling, before the section or after it (`§ 276 i straffeloven`).
 pub fn parse_law_ref(text: &str, md: &MasterData) -> Result<LawRef, LawRefError> {
-    let s: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect();
+    let s = MasterData::folded(text);
     let (s, subsection) = match s.rfind(",stk") {
         Some(i) => {
             let rest = s[i + 4..].trim_start_matches('.');
@@ -155,7 +151,7 @@ pub fn parse_law_ref(text: &str, md: &MasterData) -> Result<LawRef, LawRefError>
         }
         None => (s, None),
     };
-    let names = law_names(md);
+    let names: Vec<(&str, &Law)> = md.law_spellings().collect();
     let (law, section) = if let Some(rest) = s.strip_prefix('§') {
         // `§ 276 i straffeloven`
         let digits_end = rest
@@ -166,7 +162,7 @@ pub fn parse_law_ref(text: &str, md: &MasterData) -> Result<LawRef, LawRefError>
             let name = tail.strip_prefix('i')?;
             let law = names
                 .iter()
-                .find(|(n, _)| name == n || name.strip_suffix('.') == Some(n))?
+                .find(|(n, _)| name == *n || name.strip_suffix('.') == Some(*n))?
                 .1;
             Some((law, format!("{digits}{letter}")))
         };
@@ -183,7 +179,7 @@ pub fn parse_law_ref(text: &str, md: &MasterData) -> Result<LawRef, LawRefError>
             None => return Err(LawRefError::Unreadable),
         }
     } else {
-        let Some((name, law)) = names.iter().find(|(n, _)| s.starts_with(n.as_str())) else {
+        let Some((name, law)) = names.iter().find(|(n, _)| s.starts_with(*n)) else {
             return Err(LawRefError::UnknownLaw);
         };
         let rest = s[name.len()..].trim_start_matches('.');
@@ -196,30 +192,6 @@ pub fn parse_law_ref(text: &str, md: &MasterData) -> Result<LawRef, LawRefError>
         section,
         subsection,
     })
-}
-
-/// Every spelling of every law, lower-case without spaces, longest first.
-fn law_names(md: &MasterData) -> Vec<(String, &Law)> {
-    let mut v: Vec<(String, &Law)> = md
-        .laws()
-        .iter()
-        .flat_map(|l| {
-            std::iter::once(l.id.clone())
-                .chain(std::iter::once(l.short_form.clone()))
-                .chain(l.also_written.iter().cloned())
-                .map(move |n| {
-                    let n: String = n
-                        .chars()
-                        .filter(|c| !c.is_whitespace())
-                        .flat_map(char::to_lowercase)
-                        .collect();
-                    (n.trim_end_matches('.').to_string(), l)
-                })
-        })
-        .collect();
-    v.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-    v.dedup_by(|a, b| a.0 == b.0);
-    v
 }
 
 /// `Strfl. § 276, stk. 1`.

@@ -119,6 +119,14 @@ pub fn rejection(e: DecodeError, sender: &str, policies: &PolicyStore) -> Refuse
     Refused::Document(e.rejection)
 }
 
+/// What every recipient's copy of one message starts from, made once per message: its body as
+/// JSON (what the disclosure rules work on) and the pseudonyms of the persons in it.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    body: Value,
+    pub subjects: Vec<String>,
+}
+
 /// One recipient's copy of a message: decided, minimised, encoded and signed.
 #[derive(Debug, Clone)]
 pub struct PreparedCopy {
@@ -258,6 +266,15 @@ impl Pipeline {
         json!({ "keys": keys })
     }
 
+    /// The start of every copy of `m` (see [`Shape`]).
+    pub fn shape(&self, m: &Message) -> Shape {
+        let body = m.body.to_json();
+        Shape {
+            subjects: self.pseudonyms.subjects_in(&body),
+            body,
+        }
+    }
+
     /// What accepting and replaying a message both do for each recipient: decide under
     /// `policy`, minimise to the recipient's profile, encode in its format and sign with
     /// `signer` (`issued_at` in the signature's claims).
@@ -268,6 +285,7 @@ impl Pipeline {
         signer: &Signer,
         sender: &str,
         m: &Message,
+        shape: &Shape,
         to: &crate::registry::Entry,
         id: Uuid,
         issued_at: i64,
@@ -291,9 +309,9 @@ impl Pipeline {
         };
         let minimised = {
             let _s = stage("minimise");
-            policy.minimise_cleared(recipient, &to.clearances, m)
+            policy.minimise_json(recipient, &to.clearances, m, &shape.body)
         };
-        let view = minimised.map_err(|refusal| NoCopy::Unminimisable {
+        let (view, left) = minimised.map_err(|refusal| NoCopy::Unminimisable {
             permitted_by: permitted_by.clone(),
             refusal,
         })?;
@@ -331,7 +349,10 @@ impl Pipeline {
             })?
         };
         Ok(PreparedCopy {
-            subjects: self.pseudonyms.subjects(&view.message),
+            subjects: match left {
+                Some(body) => self.pseudonyms.subjects_in(&body),
+                None => shape.subjects.clone(),
+            },
             bytes,
             format: adapter.name().to_string(),
             media_type: adapter.media_type().to_string(),
@@ -405,12 +426,13 @@ impl Pipeline {
             routing::default_recipients(&m)
         };
         let mut refused = Vec::new();
-        let subjects = self.pseudonyms.subjects(&m);
+        let shape = self.shape(&m);
+        let subjects = &shape.subjects;
         let purpose = m.purpose.as_str();
         let about = |event, actor: &str| {
             Record::new(event, actor)
                 .message(id, t.as_str(), Some(purpose))
-                .subjects(&subjects)
+                .subjects(subjects)
         };
         let mut audit = vec![];
         for &routed in &proposed {
@@ -422,49 +444,50 @@ impl Pipeline {
                 continue;
             };
             let issued_at = received_at.unix_seconds();
-            let copy = match self.prepare_copy(&policy, &signer, sender, &m, to, id, issued_at) {
-                Ok(c) => c,
-                Err(NoCopy::Refused(r)) => {
-                    refused.push(format!("{recipient} ({})", r.rule));
-                    audit.push(
-                        decided
-                            .rule(r.rule.clone())
-                            .detail(format!("deny: {}", r.reason)),
-                    );
-                    skipped.push(Skipped::refused(recipient, r));
-                    continue;
-                }
-                Err(NoCopy::Unminimisable {
-                    permitted_by,
-                    refusal: r,
-                }) => {
-                    audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
-                    audit.push(
-                        about(Event::Minimised, "gateway")
-                            .recipient(recipient)
-                            .rule(r.rule.clone())
-                            .detail(format!("skipped: {}", r.reason)),
-                    );
-                    skipped.push(Skipped::refused(recipient, r));
-                    continue;
-                }
-                Err(NoCopy::Unencodable {
-                    permitted_by,
-                    removed,
-                    error,
-                }) => {
-                    audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
-                    audit.extend(minimised(&about, recipient, &removed));
-                    audit.push(
-                        about(Event::Decided, "gateway")
-                            .recipient(recipient)
-                            .detail(format!("skipped: {error}")),
-                    );
-                    skipped.push(Skipped::new(recipient, error));
-                    continue;
-                }
-                Err(NoCopy::Signing) => return Err(Refused::Signing),
-            };
+            let copy =
+                match self.prepare_copy(&policy, &signer, sender, &m, &shape, to, id, issued_at) {
+                    Ok(c) => c,
+                    Err(NoCopy::Refused(r)) => {
+                        refused.push(format!("{recipient} ({})", r.rule));
+                        audit.push(
+                            decided
+                                .rule(r.rule.clone())
+                                .detail(format!("deny: {}", r.reason)),
+                        );
+                        skipped.push(Skipped::refused(recipient, r));
+                        continue;
+                    }
+                    Err(NoCopy::Unminimisable {
+                        permitted_by,
+                        refusal: r,
+                    }) => {
+                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
+                        audit.push(
+                            about(Event::Minimised, "gateway")
+                                .recipient(recipient)
+                                .rule(r.rule.clone())
+                                .detail(format!("skipped: {}", r.reason)),
+                        );
+                        skipped.push(Skipped::refused(recipient, r));
+                        continue;
+                    }
+                    Err(NoCopy::Unencodable {
+                        permitted_by,
+                        removed,
+                        error,
+                    }) => {
+                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
+                        audit.extend(minimised(&about, recipient, &removed));
+                        audit.push(
+                            about(Event::Decided, "gateway")
+                                .recipient(recipient)
+                                .detail(format!("skipped: {error}")),
+                        );
+                        skipped.push(Skipped::new(recipient, error));
+                        continue;
+                    }
+                    Err(NoCopy::Signing) => return Err(Refused::Signing),
+                };
             audit.push(decided.rule(copy.permitted_by.join(", ")).detail("permit"));
             audit.extend(minimised(&about, recipient, &copy.removed));
             audit.push(

@@ -161,11 +161,18 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 impl Entry {
     /// The hash this entry must carry.
     pub fn compute_hash(&self) -> String {
+        let digest = |e: &Entry| {
+            hex(&Sha256::digest(
+                serde_json::to_vec(e).expect("entries serialise"),
+            ))
+        };
+        if self.hash.is_empty() {
+            // an entry being chained: already in the form that is hashed
+            return digest(self);
+        }
         let mut unhashed = self.clone();
         unhashed.hash = String::new();
-        hex(&Sha256::digest(
-            serde_json::to_vec(&unhashed).expect("entries serialise"),
-        ))
+        digest(&unhashed)
     }
 }
 
@@ -282,9 +289,13 @@ impl Pseudonyms {
 
     /// The pseudonyms of every CPR number in a canonical message, sorted, without repeats.
     pub fn subjects(&self, message: &impl Serialize) -> Vec<String> {
-        let v = serde_json::to_value(message).unwrap_or(Value::Null);
+        self.subjects_in(&serde_json::to_value(message).unwrap_or(Value::Null))
+    }
+
+    /// As [`Pseudonyms::subjects`], of a message (or a part of one) already made JSON.
+    pub fn subjects_in(&self, v: &Value) -> Vec<String> {
         let mut out = Vec::new();
-        collect_cprs(&v, &mut out);
+        collect_cprs(v, &mut out);
         let mut s: Vec<String> = out.iter().map(|c| self.of(c)).collect();
         s.sort();
         s.dedup();
@@ -356,5 +367,6 @@ mod tests {
         assert!(!p.of("0104909995").contains("0104909995"));
         let m = serde_json::json!({"body": {"persons": [{"cpr": "0104909995"}, {"cpr": "0108629996"}, {"birth_date": "1985-03-12"}]}});
         assert_eq!(p.subjects(&m).len(), 2);
+        assert_eq!(p.subjects_in(&m["body"]), p.subjects(&m));
     }
 }

@@ -290,21 +290,46 @@ impl Policies {
         clearances: &[String],
         m: &Message,
     ) -> Result<View, Refusal> {
-        let mut value = serde_json::to_value(m).expect("a message serialises");
-        let removed = match value.get_mut("body") {
-            Some(body) => self
-                .disclosure
-                .apply(recipient, clearances, m.message_type(), body),
-            None => Vec::new(),
-        };
+        self.minimise_json(recipient, clearances, m, &m.body.to_json())
+            .map(|(view, _)| view)
+    }
+
+    /// As [`Policies::minimise_cleared`], with `body` the JSON of `m`'s body (made once for
+    /// every recipient of a message); also gives the JSON of the body left when anything was
+    /// removed.
+    pub fn minimise_json(
+        &self,
+        recipient: &str,
+        clearances: &[String],
+        m: &Message,
+        body: &Value,
+    ) -> Result<(View, Option<Value>), Refusal> {
+        let t = m.message_type();
+        let mut left = body.clone();
+        let removed = self.disclosure.apply(recipient, clearances, t, &mut left);
         if removed.is_empty() {
-            return Ok(View {
+            let view = View {
                 message: m.clone(),
                 removed,
-            });
+            };
+            return Ok((view, None));
         }
-        match serde_json::from_value::<Message>(value) {
-            Ok(message) => Ok(View { message, removed }),
+        match jxg_schema::message::Body::from_json(t, left.clone()) {
+            Ok(b) => {
+                let message = Message {
+                    id: m.id,
+                    sender: m.sender.clone(),
+                    source_document_id: m.source_document_id.clone(),
+                    occurred_at: m.occurred_at,
+                    received_at: m.received_at,
+                    purpose: m.purpose,
+                    classification: m.classification,
+                    case: m.case.clone(),
+                    correlation_id: m.correlation_id.clone(),
+                    body: b,
+                };
+                Ok((View { message, removed }, Some(left)))
+            }
             Err(e) => Err(Refusal {
                 rule: removed
                     .iter()
@@ -314,8 +339,8 @@ impl Policies {
                     .collect::<Vec<_>>()
                     .join(", "),
                 reason: format!(
-                    "what the disclosure rules leave is not a valid message: {}",
-                    e.to_string().split(" at line").next().unwrap_or_default()
+                    "what the disclosure rules leave is not a valid message: {}: {}",
+                    e.path, e.message
                 ),
             }),
         }

@@ -381,3 +381,56 @@ fn remembered_decisions_are_told_apart_by_every_fact() {
         assert!(p.may_send("police", &enforced).is_err());
     }
 }
+
+#[test]
+fn a_minimised_copy_is_what_the_rules_leave_and_a_body_they_break_is_refused_naming_the_place() {
+    let p = with_disclosure(
+        r#"
+[[profile]]
+id = "prosecution-reports"
+recipient = "prosecution"
+types = ["offence.reported"]
+see = ["/police_district", "/reported_at", "/persons", "/counts"]
+"#,
+    );
+    let m = sample("offence.reported.json");
+    let body = m.body.to_json();
+    let (view, left) = p.minimise_json("prosecution", &[], &m, &body).unwrap();
+    assert!(!view.removed.is_empty());
+    // the JSON handed back is exactly the body of the minimised message
+    assert_eq!(left.unwrap(), view.message.body.to_json());
+    assert_eq!(view.message.id, m.id);
+    assert_eq!(view.message.case, m.case);
+    assert_eq!(view.message.correlation_id, m.correlation_id);
+    // the envelope is untouched, only the body lost what the profile does not show
+    let mut whole = serde_json::to_value(&view.message).unwrap();
+    let mut original = serde_json::to_value(&m).unwrap();
+    whole.as_object_mut().unwrap().remove("body");
+    original.as_object_mut().unwrap().remove("body");
+    assert_eq!(whole, original);
+    // nothing removed: the message itself, and no JSON to reuse
+    let all = with_disclosure("");
+    let (same, none) = all.minimise_json("prosecution", &[], &m, &body).unwrap();
+    assert_eq!(same.message, m);
+    assert!(none.is_none());
+
+    // a profile that hides a field every report must have leaves no valid message
+    let broken = with_disclosure(
+        r#"
+[[profile]]
+id = "prosecution-reports"
+recipient = "prosecution"
+types = ["offence.reported"]
+see = ["/police_district", "/persons", "/counts", "/narrative"]
+"#,
+    );
+    let refusal = broken.minimise("prosecution", &m).unwrap_err();
+    assert_eq!(refusal.rule, "prosecution-reports");
+    assert!(
+        refusal
+            .reason
+            .starts_with("what the disclosure rules leave is not a valid message: body: missing field `reported_at`"),
+        "{}",
+        refusal.reason
+    );
+}
