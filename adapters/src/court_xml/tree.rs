@@ -108,12 +108,31 @@ pub fn latin1_to_string(bytes: &[u8]) -> String {
 }
 
 fn line_of(text: &str, pos: u64) -> usize {
-    let pos = (pos as usize).min(text.len());
-    text.as_bytes()[..pos]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
+    Lines::default().at(text, pos)
+}
+
+/// The line of each position of a document read from start to end: each call counts only the
+/// newlines since the position before (counting from the start every time would make a
+/// document's reading quadratic in its length).
+#[derive(Default)]
+struct Lines {
+    pos: usize,
+    newlines: usize,
+}
+
+impl Lines {
+    fn at(&mut self, text: &str, pos: u64) -> usize {
+        let pos = (pos as usize).min(text.len());
+        if pos < self.pos {
+            *self = Lines::default();
+        }
+        self.newlines += text.as_bytes()[self.pos..pos]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.pos = pos;
+        self.newlines + 1
+    }
 }
 
 /// Parses a whole document into its root element.
@@ -134,6 +153,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, FrameError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut elements = 0usize;
+    let mut lines = Lines::default();
     let malformed = |msg: String| FrameError::Malformed(msg);
     loop {
         let before = reader.buffer_position();
@@ -147,7 +167,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, FrameError> {
             ResolveResult::Bound(n) => Some(n.as_ref().to_string()),
             _ => None,
         };
-        let line = line_of(&text, before);
+        let line = lines.at(&text, before);
         match event {
             Event::Decl(_) => {}
             Event::DocType(_) => {
@@ -312,5 +332,34 @@ fn close(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
     match stack.last_mut() {
         Some(parent) => parent.children.push(el),
         None => *root = Some(el),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_of_each_position_read_in_order_is_the_count_of_newlines_before_it_plus_one() {
+        let text = "<a>\n<b>x</b>\n\n<c/>\r\n</a>\nafter";
+        let naive = |pos: usize| {
+            text.as_bytes()[..pos]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1
+        };
+        let mut lines = Lines::default();
+        for pos in 0..=text.len() + 3 {
+            assert_eq!(
+                lines.at(text, pos as u64),
+                naive(pos.min(text.len())),
+                "at {pos}"
+            );
+        }
+        // a position before the last one read is counted again from the start
+        assert_eq!(lines.at(text, 4), 2);
+        assert_eq!(lines.at(text, 0), 1);
+        assert_eq!(line_of(text, text.len() as u64), 6);
     }
 }
