@@ -75,6 +75,7 @@ struct Msg {
     copies: BTreeMap<String, Copy>,
     body: bool,
     removed: bool,
+    received_at: String,
 }
 
 #[derive(Debug, Default)]
@@ -145,7 +146,7 @@ where
     Ok(coverage)
 }
 
-fn entry(id: Uuid, r: &str, case: &str, body: &[u8]) -> OutboxEntry {
+fn entry(id: Uuid, r: &str, case: &str, body: &[u8], received_at: &str) -> OutboxEntry {
     PreparedCopy {
         bytes: body.to_vec(),
         format: "canonical".into(),
@@ -162,7 +163,7 @@ fn entry(id: Uuid, r: &str, case: &str, body: &[u8]) -> OutboxEntry {
             seq: 0,
             message_type: "offence.reported",
             correlation_id: case,
-            received_at: "2026-06-15T12:31:00Z",
+            received_at,
             traceparent: None,
         },
         r,
@@ -217,6 +218,15 @@ where
                 }
                 let id = Uuid::now_v7();
                 let body = format!("body of {id}").into_bytes();
+                // each its own time, in acceptance order: the oldest waiting one can be told
+                let t = 12 * 3600 + 31 * 60 + model.msgs.len();
+                let received_at = format!(
+                    "2026-06-{:02}T{:02}:{:02}:{:02}Z",
+                    15 + t / 86_400,
+                    t / 3600 % 24,
+                    t / 60 % 60,
+                    t % 60
+                );
                 let a = Acceptance {
                     message: StoredMessage {
                         id,
@@ -224,7 +234,7 @@ where
                         sender: sender.clone(),
                         message_type: "offence.reported".into(),
                         source_document_id: key.clone(),
-                        received_at: "2026-06-15T12:31:00Z".into(),
+                        received_at: received_at.clone(),
                         correlation_id: case.clone(),
                         body_sha256: sha.clone(),
                         response: json!({"id": id.to_string()}),
@@ -237,7 +247,7 @@ where
                     },
                     entries: recipients
                         .iter()
-                        .map(|r| entry(id, r, &case, &body))
+                        .map(|r| entry(id, r, &case, &body, &received_at))
                         .collect(),
                     audit: vec![
                         Record::new(Event::Received, &sender)
@@ -254,6 +264,7 @@ where
                     (None, AcceptOutcome::Accepted) => {
                         model.idem.insert(k, model.msgs.len());
                         model.msgs.push(Msg {
+                            received_at,
                             id,
                             sender,
                             key,
@@ -531,9 +542,13 @@ async fn check(store: &Store, model: &Model) -> Result<(), String> {
             ));
         }
         let (depth, oldest) = store.outbox_depth(r);
-        if depth as u64 != waiting || oldest.is_some() != (waiting > 0) {
+        let first = model
+            .live()
+            .find(|(_, m)| m.copies.get(r).is_some_and(|c| c.state == State::Waiting))
+            .map(|(_, m)| m.received_at.clone());
+        if depth as u64 != waiting || oldest != first {
             return Err(format!(
-                "{r} outbox depth {depth} {oldest:?}, model {waiting}"
+                "{r} outbox depth {depth}, oldest waiting {oldest:?}; model {waiting}, {first:?}"
             ));
         }
     }

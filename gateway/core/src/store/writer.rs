@@ -263,6 +263,10 @@ struct Forming {
     counts: BTreeMap<String, Counts>,
     /// Recipients whose waiting deliveries changed.
     touched: Vec<String>,
+    /// Of those, the recipients whose change was more than new deliveries joining the end of
+    /// the waiting ones (one left them, or an earlier one came back), so that their oldest
+    /// waiting delivery must be read again.
+    reordered: Vec<String>,
 }
 
 impl Run {
@@ -325,6 +329,8 @@ impl Run {
                 return;
             }
         };
+        // state read anew may hold what this writer did not do: nothing it knew is kept
+        let stale = fresh.is_some();
         if let Some(s) = fresh {
             self.head = s.head.clone();
             self.next_seq = s.next_seq.max(1);
@@ -388,7 +394,8 @@ impl Run {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .extend(f.counts.iter().map(|(r, c)| (r.clone(), *c)));
-            self.oldest(&f.touched).await;
+            let reread = if stale { &f.touched } else { &f.reordered };
+            self.oldest(&f.touched, reread).await;
         }
         let m = crate::telemetry::metrics();
         m.flush_seconds.record(started.elapsed().as_secs_f64(), &[]);
@@ -403,9 +410,19 @@ impl Run {
         }
     }
 
-    /// Re-reads the oldest waiting delivery of each recipient whose waiting set changed.
-    async fn oldest(&self, touched: &[String]) {
+    /// Re-reads the oldest waiting delivery of each recipient whose waiting set changed, unless
+    /// only new deliveries joined one already known.
+    async fn oldest(&self, touched: &[String], reordered: &[String]) {
         for r in touched {
+            let known = self
+                .shared
+                .oldest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(r);
+            if known && !reordered.contains(r) {
+                continue;
+            }
             let first = self
                 .engine
                 .deliveries(Class::Waiting, Some(r), None, 1)
@@ -447,6 +464,15 @@ impl Run {
             && !f.touched.iter().any(|t| t == recipient)
         {
             f.touched.push(recipient.to_string());
+        }
+        // a new delivery has the highest sequence number yet: it cannot be the oldest of
+        // waiting ones that were there before it
+        let joined_the_end = from.is_none() && to == Some(Class::Waiting);
+        if (from == Some(Class::Waiting) || to == Some(Class::Waiting))
+            && !joined_the_end
+            && !f.reordered.iter().any(|t| t == recipient)
+        {
+            f.reordered.push(recipient.to_string());
         }
     }
 
