@@ -456,9 +456,12 @@ impl Body {
         serde_json::to_value(self).expect("body types serialise to JSON")
     }
 
-    /// Reads a body of type `t` from JSON, naming the path (from `body`) of the first value the
-    /// types refuse.
-    pub fn from_json(t: MessageType, v: serde_json::Value) -> Result<Body, crate::Violation> {
+    /// Reads a body of type `t` from JSON (a `serde_json::Value`, owned or borrowed), naming the
+    /// path (from `body`) of the first value the types refuse.
+    pub fn from_json<'de, D>(t: MessageType, v: D) -> Result<Body, crate::Violation>
+    where
+        D: Deserializer<'de, Error = serde_json::Error>,
+    {
         Body::from_json_tracked(t, v).map_err(|e| {
             let path = match e.path().to_string().as_str() {
                 "." => "body".to_string(),
@@ -583,24 +586,18 @@ impl Message {
     /// (`body.persons[0].cpr`). The schema check runs before this and reports every structural
     /// fault; this catches what only the types know (a CPR number's date, a real calendar date).
     pub fn from_value(v: serde_json::Value) -> Result<Message, crate::Violation> {
-        let fail = |prefix: &str, e: serde_path_to_error::Error<serde_json::Error>| {
-            let path = e.path().to_string();
-            let path = match (prefix, path.as_str()) {
-                ("", p) => p.to_string(),
-                (pre, ".") => pre.to_string(),
-                (pre, p) => format!("{pre}.{p}"),
-            };
-            crate::Violation::new(path, e.into_inner().to_string())
-        };
-        let e: Envelope<serde_json::Value> =
-            serde_path_to_error::deserialize(v).map_err(|e| fail("", e))?;
+        let e: Envelope<serde_json::Value> = serde_path_to_error::deserialize(v).map_err(
+            |e: serde_path_to_error::Error<serde_json::Error>| {
+                crate::Violation::new(e.path().to_string(), e.into_inner().to_string())
+            },
+        )?;
         if e.schema != crate::SCHEMA_V1 {
             return Err(crate::Violation::new(
                 "schema",
                 format!("must be {}", crate::SCHEMA_V1),
             ));
         }
-        let body = Body::from_json_tracked(e.message_type, e.body).map_err(|e| fail("body", e))?;
+        let body = Body::from_json(e.message_type, e.body)?;
         Ok(Message {
             id: e.id,
             sender: e.sender,
@@ -617,10 +614,10 @@ impl Message {
 }
 
 impl Body {
-    fn from_json_tracked(
+    fn from_json_tracked<'de, D: Deserializer<'de>>(
         t: MessageType,
-        v: serde_json::Value,
-    ) -> Result<Self, serde_path_to_error::Error<serde_json::Error>> {
+        v: D,
+    ) -> Result<Self, serde_path_to_error::Error<D::Error>> {
         use serde_path_to_error::deserialize as f;
         Ok(match t {
             MessageType::OffenceReported => Body::OffenceReported(f(v)?),

@@ -314,7 +314,7 @@ impl Policies {
             };
             return Ok((view, None));
         }
-        match jxg_schema::message::Body::from_json(t, left.clone()) {
+        match jxg_schema::message::Body::from_json(t, &left) {
             Ok(b) => {
                 let message = Message {
                     id: m.id,
