@@ -311,6 +311,7 @@ fn statements(batch: &Batch) -> Vec<(&'static str, Params)> {
                 recipient,
                 seq,
                 row,
+                ..
             } => {
                 rows.deliveries.insert(
                     (recipient.clone(), seq_param(*seq)),

@@ -416,12 +416,11 @@ impl SledEngine {
                     recipient,
                     seq,
                     row,
+                    was,
                 } => {
                     let class = Class::of(row.state);
-                    for c in [Class::Waiting, Class::Delivered, Class::Dead] {
-                        if c != class {
-                            b.remove(delivery_key(c, recipient, *seq));
-                        }
+                    if let Some(was) = was.filter(|w| *w != class) {
+                        b.remove(delivery_key(was, recipient, *seq));
                     }
                     b.insert(delivery_key(class, recipient, *seq), enc(row));
                 }

@@ -169,6 +169,8 @@ pub fn from_v1(
                         recipient,
                         seq,
                         row,
+                        // the target holds no row of it yet
+                        was: None,
                     });
                 }
                 ops.push(Op::PutMessage(Box::new(message_rec(&m, copies))));

@@ -68,6 +68,8 @@ pub async fn copy(
                         recipient: c.recipient.clone(),
                         seq: m.seq,
                         row,
+                        // the target holds no row of it yet
+                        was: None,
                     });
                     done.deliveries += 1;
                 }

@@ -155,11 +155,12 @@ pub enum Op {
         message_id: Uuid,
     },
     /// Writes the delivery row of (`recipient`, message `seq`) in its state's class, and removes
-    /// it from any other class.
+    /// it from `was`, the class it is in until this write (`None`: it is in none, a new row).
     PutDelivery {
         recipient: String,
         seq: u64,
         row: DeliveryRow,
+        was: Option<Class>,
     },
     /// Appends chained audit entries (an engine indexes them by subject).
     Audit(Vec<Entry>),

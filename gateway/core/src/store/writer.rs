@@ -509,6 +509,7 @@ impl Run {
             recipient: recipient.to_string(),
             seq,
             row,
+            was: old,
         });
     }
 
