@@ -170,6 +170,48 @@ fn entry(id: Uuid, r: &str, case: &str, body: &[u8], received_at: &str) -> Outbo
     )
 }
 
+/// The acceptance of message `id` as the model makes it: its body names it, and one subject
+/// per case.
+pub fn acceptance(
+    id: Uuid,
+    sender: &str,
+    key: &str,
+    sha: &str,
+    case: &str,
+    recipients: &[&str],
+    received_at: &str,
+) -> Acceptance {
+    let body = format!("body of {id}").into_bytes();
+    Acceptance {
+        message: StoredMessage {
+            id,
+            seq: 0,
+            sender: sender.to_string(),
+            message_type: "offence.reported".into(),
+            source_document_id: key.to_string(),
+            received_at: received_at.to_string(),
+            correlation_id: case.to_string(),
+            body_sha256: sha.to_string(),
+            response: json!({"id": id.to_string()}),
+            canonical: String::from_utf8_lossy(&body).into_owned(),
+            subjects: vec![format!("subject-{case}")],
+            skipped: vec![],
+            traceparent: None,
+            sender_signature: None,
+            policy_digest: "digest".into(),
+        },
+        entries: recipients
+            .iter()
+            .map(|r| entry(id, r, case, &body, received_at))
+            .collect(),
+        audit: vec![
+            Record::new(Event::Received, sender)
+                .message(id, "offence.reported", None)
+                .subjects(&[format!("subject-{case}")]),
+        ],
+    }
+}
+
 async fn sequence<F>(
     seed: u64,
     steps: usize,
@@ -217,7 +259,6 @@ where
                     recipients.push(RECIPIENTS[rng.random_range(0..3)]);
                 }
                 let id = Uuid::now_v7();
-                let body = format!("body of {id}").into_bytes();
                 // each its own time, in acceptance order: the oldest waiting one can be told
                 let t = 12 * 3600 + 31 * 60 + model.msgs.len();
                 let received_at = format!(
@@ -227,34 +268,7 @@ where
                     t / 60 % 60,
                     t % 60
                 );
-                let a = Acceptance {
-                    message: StoredMessage {
-                        id,
-                        seq: 0,
-                        sender: sender.clone(),
-                        message_type: "offence.reported".into(),
-                        source_document_id: key.clone(),
-                        received_at: received_at.clone(),
-                        correlation_id: case.clone(),
-                        body_sha256: sha.clone(),
-                        response: json!({"id": id.to_string()}),
-                        canonical: String::from_utf8_lossy(&body).into_owned(),
-                        subjects: vec![format!("subject-{case}")],
-                        skipped: vec![],
-                        traceparent: None,
-                        sender_signature: None,
-                        policy_digest: "digest".into(),
-                    },
-                    entries: recipients
-                        .iter()
-                        .map(|r| entry(id, r, &case, &body, &received_at))
-                        .collect(),
-                    audit: vec![
-                        Record::new(Event::Received, &sender)
-                            .message(id, "offence.reported", None)
-                            .subjects(&[format!("subject-{case}")]),
-                    ],
-                };
+                let a = acceptance(id, &sender, &key, &sha, &case, &recipients, &received_at);
                 let got = store
                     .accept(a)
                     .await
@@ -463,30 +477,50 @@ where
             "purge bodies" | "purge metadata" => {
                 let metadata = op == "purge metadata";
                 let audit_days = if metadata { 0 } else { 365 * 300 };
+                // after everything, or at the time a message was received: retention must stop
+                // there and still purge everything before it
+                let at = match pick(&mut rng, model.msgs.len()) {
+                    Some(i) if rng.random_bool(0.5) => seconds(&model.msgs[i].received_at),
+                    _ => LATER,
+                };
                 let got = store
-                    .purge(LATER, 0, audit_days)
+                    .purge(at, 0, audit_days)
                     .await
                     .map_err(|e| bad(step, op, e.to_string()))?;
                 let mut n = 0;
                 for m in model.msgs.iter_mut().filter(|m| !m.removed) {
                     let ended = m.copies.values().all(|c| c.state != State::Waiting);
-                    if !ended {
+                    let received = seconds(&m.received_at);
+                    if !ended || received >= at {
                         continue;
                     }
+                    // a delivery or an ack in this model happens at LATER - 1
+                    let delivered = m
+                        .copies
+                        .values()
+                        .any(|c| c.acked || c.state == State::Delivered);
+                    let last = if delivered { LATER - 1 } else { received };
                     if metadata {
                         m.removed = true;
                         model.idem.remove(&(m.sender.clone(), m.key.clone()));
                         n += 1;
-                    } else if m.body {
+                    } else if m.body && last < at {
                         m.body = false;
                         n += 1;
                     }
                 }
                 model.audit += n as u64;
                 *coverage.entry(op).or_default() += n;
+                if at < LATER {
+                    *coverage.entry("purge up to a cut").or_default() += 1;
+                }
                 let count = if metadata { got.messages } else { got.bodies };
                 if count != n {
-                    return Err(bad(step, op, format!("purged {count}, model {n}")));
+                    return Err(bad(
+                        step,
+                        op,
+                        format!("purged {count} up to {at}, model {n}"),
+                    ));
                 }
             }
             _ => {
@@ -516,6 +550,13 @@ where
     }
     store.close().await;
     Ok(())
+}
+
+/// Unix seconds of an RFC 3339 time of the model's.
+fn seconds(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .expect("the model's times are RFC 3339")
+        .timestamp()
 }
 
 fn pick(rng: &mut StdRng, n: usize) -> Option<usize> {

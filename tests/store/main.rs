@@ -11,7 +11,7 @@ use jxg_gateway::store::{
     Located, MessageRec, Op, RETENTION_JOB, SledEngine, Store, StoreError,
 };
 use jxg_store_postgres::{PgEngine, PgOptions};
-use jxg_tests::conformance::{Leases, Opening, Plan, leases_hold, run};
+use jxg_tests::conformance::{Leases, Opening, Plan, acceptance, leases_hold, run};
 use jxg_tests::postgres::Database;
 use serde_json::Value;
 use uuid::Uuid;
@@ -197,6 +197,7 @@ async fn conforms(name: &str, plan: Plan, leases: Leases, open: impl Fn(&Path) -
         "replayed",
         "purge bodies",
         "purge metadata",
+        "purge up to a cut",
         "restart",
     ] {
         assert!(
@@ -217,12 +218,27 @@ enum Bug {
     CountsLost,
     /// The second write panics.
     SecondWritePanics,
+    /// None: the engine as it is, counting the messages it lists.
+    None,
 }
 
 struct Broken {
     inner: SledEngine,
     bug: Bug,
     writes: std::sync::atomic::AtomicU64,
+    /// Messages listed by [`Engine::messages`].
+    listed: std::sync::atomic::AtomicU64,
+}
+
+impl Broken {
+    fn new(dir: &Path, bug: Bug) -> Self {
+        Broken {
+            inner: open_sled(dir),
+            bug,
+            writes: Default::default(),
+            listed: Default::default(),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -245,7 +261,7 @@ impl Engine for Broken {
                     panic!("the engine's bug");
                 }
             }
-            Bug::NewestFirst => {}
+            Bug::NewestFirst | Bug::None => {}
         }
         self.inner.write(batch).await
     }
@@ -253,7 +269,10 @@ impl Engine for Broken {
         self.inner.message(id).await
     }
     async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError> {
-        self.inner.messages(after, limit).await
+        let page = self.inner.messages(after, limit).await?;
+        self.listed
+            .fetch_add(page.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(page)
     }
     async fn idempotency(&self, sender: &str, key: &str) -> Result<Option<IdemRow>, StoreError> {
         self.inner.idempotency(sender, key).await
@@ -317,14 +336,80 @@ impl Engine for Broken {
     }
 }
 
+/// Retention reads the messages it may act on, not every message stored: a pass stops at the
+/// first message received after its cut, and the next pass over bodies starts where the last one
+/// had to keep a body.
+#[tokio::test]
+async fn retention_reads_the_messages_before_its_cut_and_not_every_message_stored() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Broken::new(dir.path(), Bug::None));
+    let store = Store::open(engine.clone(), Default::default())
+        .await
+        .unwrap();
+    // one message a second from t0, each delivered a second after it was received
+    let t0 = 1_781_000_000;
+    let n = 1_500;
+    for i in 0..n {
+        let id = Uuid::now_v7();
+        let at = chrono::DateTime::from_timestamp(t0 + i, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let a = acceptance(
+            id,
+            "north",
+            &format!("doc-{i}"),
+            "sha",
+            &format!("case-{i}"),
+            &["alpha"],
+            &at,
+        );
+        store.accept(a).await.unwrap();
+        store.ack("alpha", &id, t0 + i + 1).await.unwrap();
+    }
+    let purge = async |now: i64| {
+        engine.listed.store(0, SeqCst);
+        let p = store.purge(now, 0, 365 * 100).await.unwrap();
+        (p.bodies, engine.listed.load(SeqCst))
+    };
+    // bodies delivered before the cut go; each of the two passes (metadata, bodies) reads one
+    // page of the engine's (256 messages), not 1,500
+    let (bodies, listed) = purge(t0 + 100).await;
+    assert_eq!(bodies, 99, "delivered at t0+1..t0+99");
+    assert!(
+        listed <= 512,
+        "listed {listed} messages for a cut at the 100th"
+    );
+    // again at the same time: nothing more, and it starts where the last one stopped
+    let (bodies, listed) = purge(t0 + 100).await;
+    assert_eq!(bodies, 0);
+    assert!(listed <= 512, "listed {listed} messages again");
+    // further on, what is left before the new cut, from where the last pass stopped
+    let (bodies, listed) = purge(t0 + 1_000).await;
+    assert_eq!(bodies, 900);
+    assert!(
+        listed <= 900 + 512,
+        "listed {listed} messages for 900 bodies"
+    );
+    // after a restart, the bodies' first pass reads from the oldest again
+    store.close().await;
+    let store = Store::open(engine.clone(), Default::default())
+        .await
+        .unwrap();
+    engine.listed.store(0, SeqCst);
+    let p = store.purge(t0 + n + 10, 0, 365 * 100).await.unwrap();
+    assert_eq!(p.bodies, 501, "the rest: delivered at t0+1000..t0+1500");
+    let listed = engine.listed.load(SeqCst);
+    assert!(
+        listed <= n as u64 + 256,
+        "listed {listed}: every message once, and one page"
+    );
+}
+
 async fn finds(bug: Bug) {
     let plan = Plan::from_env();
     let broken = move |dir: &Path| -> Opening {
-        let engine: Arc<dyn Engine> = Arc::new(Broken {
-            inner: open_sled(dir),
-            bug,
-            writes: Default::default(),
-        });
+        let engine: Arc<dyn Engine> = Arc::new(Broken::new(dir, bug));
         Box::pin(async move { engine })
     };
     match run(plan, Leases::Process, broken).await {
@@ -352,11 +437,7 @@ async fn the_suite_finds_counts_that_are_not_kept() {
 async fn a_batch_that_panics_fails_its_changes_and_not_the_store() {
     use jxg_gateway::audit::{Event, Record};
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(Broken {
-        inner: open_sled(dir.path()),
-        bug: Bug::SecondWritePanics,
-        writes: Default::default(),
-    });
+    let engine = Arc::new(Broken::new(dir.path(), Bug::SecondWritePanics));
     let store = jxg_gateway::store::Store::open(engine, Default::default())
         .await
         .unwrap();

@@ -434,6 +434,18 @@ pub struct Store {
     /// Held across one of this node's inbox takes (the engine's leases keep other nodes'
     /// takes apart).
     taking: tokio::sync::Mutex<()>,
+    /// Where retention's next pass over bodies starts: every message before it has no body
+    /// left (in memory: the first pass after a start reads from the oldest message).
+    bodies_kept_from: std::sync::Mutex<Option<Uuid>>,
+}
+
+/// What a pass of retention removes.
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    /// Messages past the audit retention whose deliveries have all ended.
+    Metadata,
+    /// Bodies of messages whose deliveries all ended before the body retention.
+    Bodies,
 }
 
 /// How many delivery rows a listing reads from the engine at a time.
@@ -487,6 +499,7 @@ impl Store {
             node: node.to_string(),
             lease_period,
             taking: tokio::sync::Mutex::new(()),
+            bodies_kept_from: Default::default(),
             unreadable: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
@@ -1102,21 +1115,22 @@ impl Store {
         self.engine.release(&entry.recipient, entry.seq, None).await
     }
 
-    /// Retention at `now` (Unix seconds): bodies of messages whose deliveries have all ended
-    /// more than `body_days` ago, metadata of messages older than `audit_days`, and audit
-    /// entries older than `audit_days` up to a checkpoint. Each purge is audited. A message that
-    /// cannot be read is skipped and counted, and retention goes on with the next.
-    pub async fn purge(
+    /// One pass of retention over the messages after `from` received before `cut`: metadata
+    /// removed, or bodies emptied. Returns where the next bodies' pass may start: after the
+    /// messages, from the first listed, whose bodies are all gone.
+    async fn retain(
         &self,
-        now: i64,
-        body_days: u32,
-        audit_days: u32,
-    ) -> Result<Purged, StoreError> {
-        let mut done = Purged::default();
-        let body_cut = now - i64::from(body_days) * 86_400;
-        let meta_cut = now - i64::from(audit_days) * 86_400;
-        let mut after = None;
-        loop {
+        pass: Pass,
+        from: Option<Uuid>,
+        cut: i64,
+        done: &mut Purged,
+        reported: &mut std::collections::BTreeSet<Uuid>,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut after = from;
+        // every body up to here is gone
+        let mut gone_through = from;
+        let mut all_gone = true;
+        'pages: loop {
             let page = self.engine.messages(after, PAGE).await?;
             let full = page.len() == PAGE;
             for listed in page {
@@ -1124,8 +1138,11 @@ impl Store {
                     Ok(m) => m,
                     Err(u) => {
                         after = Some(u.id);
-                        self.report_unreadable(u.id, None, "retention", &u.error);
-                        done.unreadable += 1;
+                        all_gone = false;
+                        if reported.insert(u.id) {
+                            self.report_unreadable(u.id, None, "retention", &u.error);
+                            done.unreadable += 1;
+                        }
                         continue;
                     }
                 };
@@ -1134,8 +1151,12 @@ impl Store {
                     chrono::DateTime::parse_from_rfc3339(&m.received_at).map(|t| t.timestamp())
                 else {
                     tracing::warn!(message_id = %m.id, "retention skipped a message whose time is unreadable");
+                    all_gone = false;
                     continue;
                 };
+                if received >= cut {
+                    break 'pages;
+                }
                 let mut rows = Vec::new();
                 let mut unreadable = None;
                 for c in &m.copies {
@@ -1147,54 +1168,102 @@ impl Store {
                     }
                 }
                 if let Some(error) = unreadable {
-                    self.report_unreadable(m.id, None, "retention", &error);
-                    done.unreadable += 1;
+                    all_gone = false;
+                    if reported.insert(m.id) {
+                        self.report_unreadable(m.id, None, "retention", &error);
+                        done.unreadable += 1;
+                    }
                     continue;
                 }
-                // a body is kept while any copy still waits
-                if rows.iter().any(|d| !d.state.is_final()) {
-                    continue;
-                }
-                let last = rows
-                    .iter()
-                    .filter_map(|d| d.delivered_at.or(d.acked_at))
-                    .max()
-                    .unwrap_or(received)
-                    .max(received);
                 let about = |detail: &str| {
                     Record::new(Event::Purged, "gateway")
                         .message(m.id, &m.message_type, None)
                         .subjects(&m.subjects)
                         .detail(detail.to_string())
                 };
-                if received < meta_cut {
-                    let op = Op::RemoveMessage {
-                        id: m.id,
-                        seq: m.seq,
-                        sender: m.sender.clone(),
-                        source_document_id: m.source_document_id.clone(),
-                        case: m.correlation_id.clone(),
-                        recipients: m.copies.iter().map(|c| c.recipient.clone()).collect(),
-                    };
-                    let audit = vec![about("metadata and deliveries")];
-                    self.ask(|r| writer::Cmd::Write(vec![op], audit, r)).await?;
-                    done.messages += 1;
-                } else if last < body_cut && !m.canonical.is_empty() {
-                    let mut emptied = m.clone();
-                    emptied.canonical.clear();
-                    for c in &mut emptied.copies {
-                        c.content.clear();
+                // a body is kept while any copy still waits
+                let ended = rows.iter().all(|d| d.state.is_final());
+                match pass {
+                    Pass::Metadata if ended => {
+                        let op = Op::RemoveMessage {
+                            id: m.id,
+                            seq: m.seq,
+                            sender: m.sender.clone(),
+                            source_document_id: m.source_document_id.clone(),
+                            case: m.correlation_id.clone(),
+                            recipients: m.copies.iter().map(|c| c.recipient.clone()).collect(),
+                        };
+                        let audit = vec![about("metadata and deliveries")];
+                        self.ask(|r| writer::Cmd::Write(vec![op], audit, r)).await?;
+                        done.messages += 1;
                     }
-                    let op = Op::PutMessage(Box::new(emptied));
-                    let audit = vec![about("body")];
-                    self.ask(|r| writer::Cmd::Write(vec![op], audit, r)).await?;
-                    done.bodies += 1;
+                    Pass::Bodies if ended && !m.canonical.is_empty() => {
+                        let last = rows
+                            .iter()
+                            .filter_map(|d| d.delivered_at.or(d.acked_at))
+                            .max()
+                            .unwrap_or(received)
+                            .max(received);
+                        if last < cut {
+                            let mut emptied = m.clone();
+                            emptied.canonical.clear();
+                            for c in &mut emptied.copies {
+                                c.content.clear();
+                            }
+                            let op = Op::PutMessage(Box::new(emptied));
+                            let audit = vec![about("body")];
+                            self.ask(|r| writer::Cmd::Write(vec![op], audit, r)).await?;
+                            done.bodies += 1;
+                        } else {
+                            all_gone = false;
+                        }
+                    }
+                    Pass::Bodies if ended => {}
+                    _ => all_gone = false,
+                }
+                if all_gone {
+                    gone_through = Some(m.id);
                 }
             }
             if !full {
                 break;
             }
         }
+        Ok(gone_through)
+    }
+
+    /// Retention at `now` (Unix seconds): bodies of messages whose deliveries have all ended
+    /// more than `body_days` ago, metadata of messages older than `audit_days`, and audit
+    /// entries older than `audit_days` up to a checkpoint. Each purge is audited. A message that
+    /// cannot be read is skipped and counted, and retention goes on with the next.
+    ///
+    /// Message ids are UUIDv7, so the engine lists messages in the order they were received: a
+    /// pass stops at the first message received after its cut, and the bodies' pass starts where
+    /// the last one found the first body it had to keep ([`Store::purge`] reads what retention
+    /// may act on, not everything stored).
+    pub async fn purge(
+        &self,
+        now: i64,
+        body_days: u32,
+        audit_days: u32,
+    ) -> Result<Purged, StoreError> {
+        let mut done = Purged::default();
+        let body_cut = now - i64::from(body_days) * 86_400;
+        let meta_cut = now - i64::from(audit_days) * 86_400;
+        let mut reported = std::collections::BTreeSet::new();
+        self.retain(Pass::Metadata, None, meta_cut, &mut done, &mut reported)
+            .await?;
+        let from = *self
+            .bodies_kept_from
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let kept_from = self
+            .retain(Pass::Bodies, from, body_cut, &mut done, &mut reported)
+            .await?;
+        *self
+            .bodies_kept_from
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = kept_from;
         // audit entries past the audit retention go up to the newest checkpoint before the cut,
         // which stays as the anchor the remaining log starts from
         let mut anchor = None;
