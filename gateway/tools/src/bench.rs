@@ -59,6 +59,8 @@ pub struct Options {
     pub workloads: Vec<Workload>,
     /// Police reports written before the gateway starts (0: none).
     pub backlog: u64,
+    /// Where a filled backlog store is kept between runs.
+    pub backlog_cache: Option<PathBuf>,
     /// A PostgreSQL server to measure the police workload on as well (a database of its own).
     pub postgres: Option<String>,
     /// Also write the results as JSON here.
@@ -1005,6 +1007,60 @@ impl OnServer<'_> {
     }
 }
 
+/// Writes the backlog in a process of its own (so that the store is closed when the gateway
+/// opens it), returning how long it took.
+fn fill_backlog(config: &str, opts: &Options) -> Result<f64, String> {
+    let filled = Command::new(own_exe()?)
+        .args(["bench-fill", "--config", config, "--samples"])
+        .arg(&opts.samples)
+        .args(["--count", &opts.backlog.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("jxg-tools bench-fill: {e}"))?;
+    if !filled.status.success() {
+        return Err("jxg-tools bench-fill failed".into());
+    }
+    String::from_utf8_lossy(&filled.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| "jxg-tools bench-fill did not say how long it took".into())
+}
+
+/// The write time of the backlog of `count` kept in `cache`, if it holds one.
+fn kept_backlog(cache: &Path, count: u64) -> Option<f64> {
+    let said = std::fs::read_to_string(cache.join("backlog")).ok()?;
+    let (n, seconds) = said.trim().split_once(' ')?;
+    (n.parse::<u64>().ok()? == count && cache.join("store").is_dir())
+        .then(|| seconds.parse().ok())
+        .flatten()
+}
+
+fn keep_backlog(cache: &Path, store: &Path, count: u64, seconds: f64) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(cache);
+    std::fs::create_dir_all(cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    copy_dir(store, &cache.join("store"))?;
+    std::fs::write(cache.join("backlog"), format!("{count} {seconds}"))
+        .map_err(|e| format!("{}: {e}", cache.display()))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(to);
+    let done = Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(from)
+        .arg(to)
+        .status()
+        .map_err(|e| format!("cp: {e}"))?;
+    if !done.success() {
+        return Err(format!("cp {} {} failed", from.display(), to.display()));
+    }
+    // written back before anything is measured: the disk is not still busy with the copy
+    match Command::new("sync").status() {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err("sync failed".into()),
+    }
+}
+
 fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -1209,21 +1265,23 @@ fn measure(opts: &Options) -> Result<Report, String> {
             "jxg-tools bench: writing a backlog of {} police reports…",
             opts.backlog
         );
-        // in a process of its own, so that the store is closed when the gateway opens it
-        let filled = Command::new(own_exe()?)
-            .args(["bench-fill", "--config", &path_arg, "--samples"])
-            .arg(&opts.samples)
-            .args(["--count", &opts.backlog.to_string()])
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("jxg-tools bench-fill: {e}"))?;
-        if !filled.status.success() {
-            return Err("jxg-tools bench-fill failed".into());
-        }
-        let fill_seconds: f64 = String::from_utf8_lossy(&filled.stdout)
-            .trim()
-            .parse()
-            .map_err(|_| "jxg-tools bench-fill did not say how long it took")?;
+        let kept = opts
+            .backlog_cache
+            .as_deref()
+            .and_then(|c| kept_backlog(c, opts.backlog));
+        let fill_seconds = match (kept, &opts.backlog_cache) {
+            (Some(seconds), Some(cache)) => {
+                copy_dir(&cache.join("store"), &data)?;
+                seconds
+            }
+            (_, cache) => {
+                let seconds = fill_backlog(&path_arg, opts)?;
+                if let Some(cache) = cache {
+                    keep_backlog(cache, &data, opts.backlog, seconds)?;
+                }
+                seconds
+            }
+        };
         let store_mib = dir_mib(&data);
         let mut gateway = server(&jxg_exe()?, &["serve", "--config", &path_arg], work.path())?;
         std::thread::sleep(Duration::from_secs(1));

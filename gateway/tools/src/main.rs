@@ -61,6 +61,11 @@ enum Command {
         /// start-up, memory and draining with that backlog (0: skip).
         #[arg(long, default_value_t = 0)]
         backlog: u64,
+        /// Keep the filled backlog store in this folder, and start from it instead of writing the
+        /// backlog again when it holds one of the same size (for measuring one change at a time;
+        /// the write time reported is then the one kept with it).
+        #[arg(long)]
+        backlog_cache: Option<PathBuf>,
         /// Also measure the police workload on the store in PostgreSQL, on a database of its own
         /// made (and dropped) on this server (`postgresql://postgres@127.0.0.1:5432`), side by
         /// side with the configured engine in the same run.
@@ -109,6 +114,7 @@ fn main() {
             seconds,
             workload,
             backlog,
+            backlog_cache,
             postgres,
             report,
         } => bench::run(&bench::Options {
@@ -118,6 +124,7 @@ fn main() {
             seconds,
             workloads: workload,
             backlog,
+            backlog_cache,
             postgres,
             report,
         }),
