@@ -1261,14 +1261,19 @@ fn measure(opts: &Options) -> Result<Report, String> {
     let backlog = if opts.backlog > 0 {
         let data = config.resolve(&config.store.path);
         let _ = std::fs::remove_dir_all(&data);
-        eprintln!(
-            "jxg-tools bench: writing a backlog of {} police reports…",
-            opts.backlog
-        );
         let kept = opts
             .backlog_cache
             .as_deref()
             .and_then(|c| kept_backlog(c, opts.backlog));
+        eprintln!(
+            "jxg-tools bench: {} a backlog of {} police reports…",
+            if kept.is_some() {
+                "copying the kept"
+            } else {
+                "writing"
+            },
+            opts.backlog
+        );
         let fill_seconds = match (kept, &opts.backlog_cache) {
             (Some(seconds), Some(cache)) => {
                 copy_dir(&cache.join("store"), &data)?;

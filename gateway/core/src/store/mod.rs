@@ -436,7 +436,7 @@ pub struct Store {
     taking: tokio::sync::Mutex<()>,
     /// Where retention's next pass over bodies starts: every message before it has no body
     /// left (in memory: the first pass after a start reads from the oldest message).
-    bodies_kept_from: std::sync::Mutex<Option<Uuid>>,
+    bodies_gone_through: std::sync::Mutex<Option<Uuid>>,
 }
 
 /// What a pass of retention removes.
@@ -499,7 +499,7 @@ impl Store {
             node: node.to_string(),
             lease_period,
             taking: tokio::sync::Mutex::new(()),
-            bodies_kept_from: Default::default(),
+            bodies_gone_through: Default::default(),
             unreadable: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
@@ -1157,6 +1157,15 @@ impl Store {
                 if received >= cut {
                     break 'pages;
                 }
+                // a body once gone stays gone: nothing of its deliveries to read
+                if let Pass::Bodies = pass
+                    && m.canonical.is_empty()
+                {
+                    if all_gone {
+                        gone_through = Some(m.id);
+                    }
+                    continue;
+                }
                 let mut rows = Vec::new();
                 let mut unreadable = None;
                 for c in &m.copies {
@@ -1197,7 +1206,7 @@ impl Store {
                         self.ask(|r| writer::Cmd::Write(vec![op], audit, r)).await?;
                         done.messages += 1;
                     }
-                    Pass::Bodies if ended && !m.canonical.is_empty() => {
+                    Pass::Bodies if ended => {
                         let last = rows
                             .iter()
                             .filter_map(|d| d.delivered_at.or(d.acked_at))
@@ -1218,7 +1227,6 @@ impl Store {
                             all_gone = false;
                         }
                     }
-                    Pass::Bodies if ended => {}
                     _ => all_gone = false,
                 }
                 if all_gone {
@@ -1239,8 +1247,8 @@ impl Store {
     ///
     /// Message ids are UUIDv7, so the engine lists messages in the order they were received: a
     /// pass stops at the first message received after its cut, and the bodies' pass starts where
-    /// the last one found the first body it had to keep ([`Store::purge`] reads what retention
-    /// may act on, not everything stored).
+    /// the last one found the first body it had to keep: a purge reads what it may act on, not
+    /// everything stored.
     pub async fn purge(
         &self,
         now: i64,
@@ -1254,16 +1262,16 @@ impl Store {
         self.retain(Pass::Metadata, None, meta_cut, &mut done, &mut reported)
             .await?;
         let from = *self
-            .bodies_kept_from
+            .bodies_gone_through
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let kept_from = self
+        let gone_through = self
             .retain(Pass::Bodies, from, body_cut, &mut done, &mut reported)
             .await?;
         *self
-            .bodies_kept_from
+            .bodies_gone_through
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = kept_from;
+            .unwrap_or_else(|e| e.into_inner()) = gone_through;
         // audit entries past the audit retention go up to the newest checkpoint before the cut,
         // which stays as the anchor the remaining log starts from
         let mut anchor = None;
