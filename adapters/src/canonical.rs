@@ -3,28 +3,45 @@
 //! (`jxg_schema::validate::semantic`, which the gateway runs after every decode).
 
 use jxg_schema::schema::{self, Form};
-use jxg_schema::{Message, MessageType, Violations};
+use jxg_schema::{Document, Message, MessageType, Version, Violations, Withdrawal};
 use serde_json::Value;
 
 use crate::{Adapter, Context, DecodeError, EncodeError, Rejection};
 
+/// Canonical v1 (`canonical` in configuration): what a v1 recipient is given. It reads every
+/// version, and writes v1.
 #[derive(Debug)]
 pub struct Canonical;
 
+/// Canonical v2 (`canonical-v2`): v1 with corrections and withdrawals.
+#[derive(Debug)]
+pub struct CanonicalV2;
+
 impl Canonical {
-    /// Decodes either form (told apart by `id`), reporting every violation.
+    /// Decodes either form (told apart by `id`) of a message of either version, reporting every
+    /// violation; a withdrawal is refused here (see [`Canonical::decode_document`]).
     pub fn decode_any(bytes: &[u8]) -> Result<Message, DecodeError> {
+        message_only(Self::decode_document(bytes)?)
+    }
+
+    /// Decodes either form of any document of either version.
+    pub fn decode_document(bytes: &[u8]) -> Result<Document, DecodeError> {
         let v: Value = parse_json(bytes)?;
         let form = if v.get("id").is_some() {
             Form::Stored
         } else {
             Form::Submission
         };
-        Self::decode_value(v, form)
+        Self::decode_value_document(v, form)
     }
 
-    /// Decodes a parsed value in the given form.
+    /// Decodes a parsed message in the given form.
     pub fn decode_value(v: Value, form: Form) -> Result<Message, DecodeError> {
+        message_only(Self::decode_value_document(v, form)?)
+    }
+
+    /// Decodes a parsed document in the given form.
+    pub fn decode_value_document(v: Value, form: Form) -> Result<Document, DecodeError> {
         let message_type = v
             .get("type")
             .and_then(Value::as_str)
@@ -33,7 +50,20 @@ impl Canonical {
         if !errs.is_empty() {
             return Err(DecodeError::invalid(message_type, errs));
         }
-        Message::from_value(v).map_err(|e| DecodeError::invalid(message_type, Violations(vec![e])))
+        Document::from_value(v).map_err(|e| DecodeError::invalid(message_type, Violations(vec![e])))
+    }
+}
+
+fn message_only(d: Document) -> Result<Message, DecodeError> {
+    match d {
+        Document::Message(m) => Ok(m),
+        Document::Withdrawal(_) => Err(DecodeError::invalid(
+            None,
+            Violations(vec![jxg_schema::Violation::new(
+                "type",
+                "a withdrawal is not read here: it names a message, it is not one",
+            )]),
+        )),
     }
 }
 
@@ -187,7 +217,35 @@ impl Adapter for Canonical {
         Self::decode_any(bytes)
     }
     fn encode(&self, message: &Message, _ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
-        Ok(message.to_bytes())
+        Ok(message.to_bytes_as(Version::V1))
+    }
+}
+
+impl Adapter for CanonicalV2 {
+    fn name(&self) -> &'static str {
+        "canonical-v2"
+    }
+    fn media_type(&self) -> &'static str {
+        "application/json"
+    }
+    fn native_authority(&self) -> Option<&'static str> {
+        Some("prison")
+    }
+    fn decode(&self, bytes: &[u8], _ctx: &Context<'_>) -> Result<Message, DecodeError> {
+        Canonical::decode_any(bytes)
+    }
+    fn encode(&self, message: &Message, _ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
+        Ok(message.to_bytes_as(Version::V2))
+    }
+    fn carries_corrections(&self) -> bool {
+        true
+    }
+    fn encode_withdrawal(
+        &self,
+        w: &Withdrawal,
+        _ctx: &Context<'_>,
+    ) -> Result<Vec<u8>, EncodeError> {
+        Ok(w.to_bytes())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Formats by name. Adding a format is one module and one line in [`ADAPTERS`].
 
-use jxg_schema::{MasterData, Message};
+use jxg_schema::{MasterData, Message, Withdrawal};
 
 use crate::{DecodeError, EncodeError};
 
@@ -31,10 +31,28 @@ pub trait Adapter: Sync + Send {
     ) -> Result<(Vec<u8>, Vec<String>), EncodeError> {
         self.encode(message, ctx).map(|b| (b, Vec::new()))
     }
+    /// Whether the format can say that a message replaces an earlier one in full (a correction).
+    /// A format that cannot is never given one: the gateway flags the recipient for an operator
+    /// instead (docs/formats/canonical-v2.md, "Corrections and withdrawals").
+    fn carries_corrections(&self) -> bool {
+        false
+    }
+    /// A withdrawal in this format.
+    fn encode_withdrawal(
+        &self,
+        _withdrawal: &Withdrawal,
+        _ctx: &Context<'_>,
+    ) -> Result<Vec<u8>, EncodeError> {
+        Err(EncodeError::CannotCarry {
+            format: self.name(),
+            what: "a withdrawal".into(),
+        })
+    }
 }
 
 static ADAPTERS: &[&dyn Adapter] = &[
     &crate::canonical::Canonical,
+    &crate::canonical::CanonicalV2,
     &crate::police_json::PoliceJson,
     &crate::court_xml::CourtXml,
     &crate::prosecution_flat::ProsecutionFlat,

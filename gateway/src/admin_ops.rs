@@ -281,8 +281,10 @@ pub async fn replay(
             "retention has purged this message's body; it cannot be delivered again",
         ));
     }
-    let m: jxg_schema::Message = serde_json::from_str(&stored.canonical)
-        .map_err(|_| Problem::unavailable("the stored message is unreadable"))?;
+    let doc = serde_json::from_str(&stored.canonical)
+        .ok()
+        .and_then(|v| jxg_schema::Document::from_value(v).ok())
+        .ok_or_else(|| Problem::unavailable("the stored message is unreadable"))?;
     let deliveries = p.store.deliveries(&id).await?;
     let targets: Vec<&OutboxEntry> = match &q.recipient {
         Some(r) => {
@@ -310,6 +312,12 @@ pub async fn replay(
             "no delivery of this message is dead-lettered; name one with ?recipient=",
         ));
     }
+    let m = match doc {
+        jxg_schema::Document::Message(m) if m.replaces.is_none() => m,
+        // what a correction or a withdrawal told each recipient was decided when it was
+        // accepted (who held the message acted on then): the same signed copy is sent again
+        _ => return replay_as_decided(&state, actor, id, &stored, targets).await,
+    };
     let policy = p.policies.current();
     let signer = p.signer.load_full();
     let shape = p.shape(&m);
@@ -382,6 +390,41 @@ pub async fn replay(
             )
             .await?;
         outcomes.push(json!({"recipient": r, "outcome": "queued"}));
+    }
+    p.store.durable().await?;
+    Ok(HttpResponse::Ok().json(json!({ "id": id, "recipients": outcomes })))
+}
+
+/// Replays the copies of a correction or a withdrawal as they were made at its acceptance.
+async fn replay_as_decided(
+    state: &web::Data<AppState>,
+    actor: &str,
+    id: uuid::Uuid,
+    stored: &jxg_core::store::StoredMessage,
+    targets: Vec<&OutboxEntry>,
+) -> Result<HttpResponse, Problem> {
+    let p = &state.pipeline;
+    let mut outcomes = Vec::new();
+    for old in targets {
+        let entry = OutboxEntry {
+            state: DeliveryState::Queued,
+            attempts: 0,
+            next_attempt_at_ms: None,
+            last_error: None,
+            delivered_at: None,
+            acked_at: None,
+            ..old.clone()
+        };
+        let record = Record::new(Event::Replayed, actor)
+            .message(id, &stored.message_type, None)
+            .recipient(&old.recipient)
+            .subjects(&old.subjects)
+            .detail(format!(
+                "was {}; the copy made at acceptance, sent again",
+                old.state.as_str()
+            ));
+        p.store.requeue(&entry, vec![record]).await?;
+        outcomes.push(json!({"recipient": old.recipient, "outcome": "queued"}));
     }
     p.store.durable().await?;
     Ok(HttpResponse::Ok().json(json!({ "id": id, "recipients": outcomes })))

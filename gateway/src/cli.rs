@@ -221,19 +221,47 @@ pub fn convert(from: &str, to: &str, sender: Option<String>, file: &Option<PathB
         }
     };
     let md = MasterData::embedded();
-    let mut m = match crate::pipeline::decode_document(src, &bytes, &md) {
-        Ok(m) => m,
+    let ctx = Context { master_data: &md };
+    // a canonical document of either version may be a withdrawal; the legacy formats have none
+    let doc = if src.name().starts_with("canonical") {
+        jxg_adapters::canonical::Canonical::decode_document(&bytes).and_then(|d| match d {
+            jxg_schema::Document::Message(m) => {
+                crate::pipeline::check_semantics(m, &md).map(jxg_schema::Document::Message)
+            }
+            w => Ok(w),
+        })
+    } else {
+        crate::pipeline::decode_document(src, &bytes, &md).map(jxg_schema::Document::Message)
+    };
+    let mut doc = match doc {
+        Ok(d) => d,
         Err(e) => return print_problem(Problem::from_rejection(e.rejection)),
     };
-    if src.name() != "canonical" || sender.is_some() {
-        m.sender = sender.or_else(|| src.native_authority().map(String::from));
+    if !src.name().starts_with("canonical") || sender.is_some() {
+        let named = sender.or_else(|| src.native_authority().map(String::from));
+        match &mut doc {
+            jxg_schema::Document::Message(m) => m.sender = named,
+            jxg_schema::Document::Withdrawal(w) => w.sender = named,
+        }
     }
-    match dst.encode(&m, &Context { master_data: &md }) {
+    let encoded = match &doc {
+        jxg_schema::Document::Message(m) if m.replaces.is_some() && !dst.carries_corrections() => {
+            Err(jxg_adapters::EncodeError::CannotCarry {
+                format: dst.name(),
+                what: "a correction".into(),
+            })
+        }
+        jxg_schema::Document::Message(m) => dst.encode(m, &ctx),
+        jxg_schema::Document::Withdrawal(w) => dst.encode_withdrawal(w, &ctx),
+    };
+    match encoded {
         Ok(out) => {
-            let text = if dst.name() == "canonical" {
-                serde_json::to_vec_pretty(&m).expect("JSON")
-            } else {
-                out
+            // canonical output is pretty-printed
+            let text = match serde_json::from_slice::<serde_json::Value>(&out) {
+                Ok(v) if dst.name().starts_with("canonical") => {
+                    serde_json::to_vec_pretty(&v).expect("JSON")
+                }
+                _ => out,
             };
             use std::io::Write;
             let mut stdout = std::io::stdout();

@@ -1,7 +1,10 @@
-//! The envelope and the ten message bodies of canonical v1 (docs/formats/canonical-v1.md).
+//! The envelope and the ten message bodies of canonical v1 (docs/formats/canonical-v1.md), and
+//! what v2 adds beside them (docs/formats/canonical-v2.md): a correction (a message with
+//! `replaces`) and a withdrawal ([`Withdrawal`], type `message.withdrawn`).
 //!
 //! A [`Message`] reads and writes exactly the JSON of the spec: the body's shape follows `type`,
 //! unknown keys are refused at every level, and optional fields are left out rather than `null`.
+//! A message is written as v1 unless it carries what only v2 has.
 
 use std::fmt;
 use std::str::FromStr;
@@ -178,6 +181,54 @@ impl<'de> Deserialize<'de> for Condition {
             .parse()
             .map_err(serde::de::Error::custom)
     }
+}
+
+string_enum!(
+    /// Why a message is replaced by a correction (v2).
+    CorrectionReason {
+        WrongData = "wrong-data",
+        WrongPerson = "wrong-person",
+        ClericalError = "clerical-error",
+        DecisionChanged = "decision-changed",
+    }
+);
+
+string_enum!(
+    /// Why a message is withdrawn (v2). `erasure`: whoever holds it must erase it.
+    WithdrawalReason {
+        SentInError = "sent-in-error",
+        WrongPerson = "wrong-person",
+        WrongCase = "wrong-case",
+        Duplicate = "duplicate",
+        Erasure = "erasure",
+    }
+);
+
+/// The `type` of a withdrawal.
+pub const WITHDRAWN: &str = "message.withdrawn";
+
+/// An earlier message, as a correction or a withdrawal names it: a sender names it by the
+/// gateway's id or by its own document id (one of them); what the gateway stores and delivers
+/// names both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replaces {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_document_id: Option<String>,
+    pub reason: CorrectionReason,
+}
+
+/// The body of a withdrawal: the message withdrawn and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawn {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_document_id: Option<String>,
+    pub reason: WithdrawalReason,
 }
 
 /// A person. Either `cpr` or `birth_date` is present (checked by the validator).
@@ -484,6 +535,8 @@ pub struct Message {
     pub classification: Classification,
     pub case: CaseRefs,
     pub correlation_id: String,
+    /// A correction (v2): the message this one replaces in full.
+    pub replaces: Option<Replaces>,
     pub body: Body,
 }
 
@@ -492,13 +545,198 @@ impl Message {
         self.body.message_type()
     }
 
+    /// The first version that can carry the whole message.
+    pub fn version(&self) -> crate::Version {
+        if self.replaces.is_some() {
+            crate::Version::V2
+        } else {
+            crate::Version::V1
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("messages serialise to JSON")
     }
 
-    /// Compact JSON bytes, as stored and delivered to canonical recipients.
+    /// Compact JSON bytes in the first version that carries all of it, as stored.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("messages serialise to JSON")
+    }
+
+    /// Compact JSON bytes in `version`. v1 has no `replaces`: it is left out (the caller says so).
+    pub fn to_bytes_as(&self, version: crate::Version) -> Vec<u8> {
+        serde_json::to_vec(&self.envelope(version)).expect("messages serialise to JSON")
+    }
+
+    fn envelope(&self, version: crate::Version) -> EnvelopeRef<'_, Body> {
+        EnvelopeRef {
+            schema: version.schema(),
+            id: self.id,
+            message_type: self.message_type().as_str(),
+            sender: self.sender.as_deref(),
+            source_document_id: &self.source_document_id,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            purpose: self.purpose,
+            classification: self.classification,
+            case: &self.case,
+            correlation_id: &self.correlation_id,
+            replaces: self
+                .replaces
+                .as_ref()
+                .filter(|_| version >= crate::Version::V2),
+            body: &self.body,
+        }
+    }
+}
+
+/// A withdrawal (v2, type `message.withdrawn`): the envelope of a message in the case of the
+/// message withdrawn, and a body naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub id: Option<Uuid>,
+    pub sender: Option<String>,
+    pub source_document_id: String,
+    pub occurred_at: Instant,
+    pub received_at: Option<Instant>,
+    pub purpose: Purpose,
+    pub classification: Classification,
+    pub case: CaseRefs,
+    pub correlation_id: String,
+    pub withdrawn: Withdrawn,
+}
+
+impl Withdrawal {
+    /// Compact JSON bytes (v2: only v2 has withdrawals).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("withdrawals serialise to JSON")
+    }
+}
+
+impl Serialize for Withdrawal {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EnvelopeRef {
+            schema: crate::SCHEMA_V2,
+            id: self.id,
+            message_type: WITHDRAWN,
+            sender: self.sender.as_deref(),
+            source_document_id: &self.source_document_id,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            purpose: self.purpose,
+            classification: self.classification,
+            case: &self.case,
+            correlation_id: &self.correlation_id,
+            replaces: None,
+            body: &self.withdrawn,
+        }
+        .serialize(s)
+    }
+}
+
+/// Any canonical document: a message (perhaps a correction) or a withdrawal. Documents are
+/// read one at a time and taken apart at once, so the larger variant is not boxed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Document {
+    Message(Message),
+    Withdrawal(Withdrawal),
+}
+
+impl Document {
+    /// The `type` as written.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Document::Message(m) => m.message_type().as_str(),
+            Document::Withdrawal(_) => WITHDRAWN,
+        }
+    }
+
+    /// Compact JSON bytes in the first version that carries all of it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Document::Message(m) => m.to_bytes(),
+            Document::Withdrawal(w) => w.to_bytes(),
+        }
+    }
+
+    /// Reads a message or a withdrawal of either version, naming the path of the first value the
+    /// types refuse.
+    pub fn from_value(v: serde_json::Value) -> Result<Document, crate::Violation> {
+        let e: Envelope<serde_json::Value> = serde_path_to_error::deserialize(v).map_err(
+            |e: serde_path_to_error::Error<serde_json::Error>| {
+                crate::Violation::new(e.path().to_string(), e.into_inner().to_string())
+            },
+        )?;
+        let version = match e.schema.as_str() {
+            crate::SCHEMA_V1 => crate::Version::V1,
+            crate::SCHEMA_V2 => crate::Version::V2,
+            _ => {
+                return Err(crate::Violation::new(
+                    "schema",
+                    format!("must be {} or {}", crate::SCHEMA_V1, crate::SCHEMA_V2),
+                ));
+            }
+        };
+        if version == crate::Version::V1 && e.replaces.is_some() {
+            return Err(crate::Violation::new(
+                "replaces",
+                format!("is a field of {}", crate::SCHEMA_V2),
+            ));
+        }
+        if e.message_type == WITHDRAWN {
+            if version == crate::Version::V1 {
+                return Err(crate::Violation::new(
+                    "type",
+                    format!("{WITHDRAWN} is a type of {}", crate::SCHEMA_V2),
+                ));
+            }
+            if e.replaces.is_some() {
+                return Err(crate::Violation::new(
+                    "replaces",
+                    "is not a field of a withdrawal",
+                ));
+            }
+            let withdrawn: Withdrawn = serde_path_to_error::deserialize(e.body).map_err(
+                |x: serde_path_to_error::Error<serde_json::Error>| {
+                    let path = match x.path().to_string().as_str() {
+                        "." => "body".to_string(),
+                        p => format!("body.{p}"),
+                    };
+                    crate::Violation::new(path, x.into_inner().to_string())
+                },
+            )?;
+            return Ok(Document::Withdrawal(Withdrawal {
+                id: e.id,
+                sender: e.sender,
+                source_document_id: e.source_document_id,
+                occurred_at: e.occurred_at,
+                received_at: e.received_at,
+                purpose: e.purpose,
+                classification: e.classification,
+                case: e.case,
+                correlation_id: e.correlation_id,
+                withdrawn,
+            }));
+        }
+        let t: MessageType = e
+            .message_type
+            .parse()
+            .map_err(|()| crate::Violation::new("type", "is not a message type of this version"))?;
+        let body = Body::from_json(t, e.body)?;
+        Ok(Document::Message(Message {
+            id: e.id,
+            sender: e.sender,
+            source_document_id: e.source_document_id,
+            occurred_at: e.occurred_at,
+            received_at: e.received_at,
+            purpose: e.purpose,
+            classification: e.classification,
+            case: e.case,
+            correlation_id: e.correlation_id,
+            replaces: e.replaces,
+            body,
+        }))
     }
 }
 
@@ -509,7 +747,7 @@ struct Envelope<B> {
     #[serde(default)]
     id: Option<Uuid>,
     #[serde(rename = "type")]
-    message_type: MessageType,
+    message_type: String,
     #[serde(default)]
     sender: Option<String>,
     source_document_id: String,
@@ -520,18 +758,20 @@ struct Envelope<B> {
     classification: Classification,
     case: CaseRefs,
     correlation_id: String,
+    #[serde(default)]
+    replaces: Option<Replaces>,
     body: B,
 }
 
 /// The envelope as written: the same keys in the same order as [`Envelope`], borrowing the
 /// message, with the body written straight from its type (no intermediate JSON value).
 #[derive(Serialize)]
-struct EnvelopeRef<'a> {
+struct EnvelopeRef<'a, B> {
     schema: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<Uuid>,
     #[serde(rename = "type")]
-    message_type: MessageType,
+    message_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     sender: Option<&'a str>,
     source_document_id: &'a str,
@@ -542,7 +782,9 @@ struct EnvelopeRef<'a> {
     classification: Classification,
     case: &'a CaseRefs,
     correlation_id: &'a str,
-    body: &'a Body,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaces: Option<&'a Replaces>,
+    body: &'a B,
 }
 
 impl Serialize for Body {
@@ -563,21 +805,7 @@ impl Serialize for Body {
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        EnvelopeRef {
-            schema: crate::SCHEMA_V1,
-            id: self.id,
-            message_type: self.message_type(),
-            sender: self.sender.as_deref(),
-            source_document_id: &self.source_document_id,
-            occurred_at: self.occurred_at,
-            received_at: self.received_at,
-            purpose: self.purpose,
-            classification: self.classification,
-            case: &self.case,
-            correlation_id: &self.correlation_id,
-            body: &self.body,
-        }
-        .serialize(s)
+        self.envelope(self.version()).serialize(s)
     }
 }
 
@@ -586,30 +814,13 @@ impl Message {
     /// (`body.persons[0].cpr`). The schema check runs before this and reports every structural
     /// fault; this catches what only the types know (a CPR number's date, a real calendar date).
     pub fn from_value(v: serde_json::Value) -> Result<Message, crate::Violation> {
-        let e: Envelope<serde_json::Value> = serde_path_to_error::deserialize(v).map_err(
-            |e: serde_path_to_error::Error<serde_json::Error>| {
-                crate::Violation::new(e.path().to_string(), e.into_inner().to_string())
-            },
-        )?;
-        if e.schema != crate::SCHEMA_V1 {
-            return Err(crate::Violation::new(
-                "schema",
-                format!("must be {}", crate::SCHEMA_V1),
-            ));
+        match Document::from_value(v)? {
+            Document::Message(m) => Ok(m),
+            Document::Withdrawal(_) => Err(crate::Violation::new(
+                "type",
+                format!("{WITHDRAWN} is a withdrawal, not a message"),
+            )),
         }
-        let body = Body::from_json(e.message_type, e.body)?;
-        Ok(Message {
-            id: e.id,
-            sender: e.sender,
-            source_document_id: e.source_document_id,
-            occurred_at: e.occurred_at,
-            received_at: e.received_at,
-            purpose: e.purpose,
-            classification: e.classification,
-            case: e.case,
-            correlation_id: e.correlation_id,
-            body,
-        })
     }
 }
 

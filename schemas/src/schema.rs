@@ -1,7 +1,8 @@
-//! The canonical v1 JSON Schema files (`schemas/canonical/v1/`) and a validator over them.
+//! The canonical JSON Schema files (`schemas/canonical/v1/`, `schemas/canonical/v2/`) and a
+//! validator over them.
 //!
-//! `message.schema.json` holds every definition; `submission.schema.json` refers into it, so the
-//! two forms cannot drift apart. Violations name their place as `body.counts[0].no` and never
+//! In each version `message.schema.json` holds every definition and `submission.schema.json`
+//! refers into it, so the two forms cannot drift apart; v2 refers to v1 for everything v1 has. Violations name their place as `body.counts[0].no` and never
 //! quote the offending value (it may be a CPR number or a name).
 
 use std::sync::OnceLock;
@@ -10,7 +11,7 @@ use jsonschema::error::ValidationErrorKind;
 use jsonschema::{Registry, Resource, Validator};
 use serde_json::Value;
 
-use crate::Violations;
+use crate::{Version, Violations};
 
 /// `schemas/canonical/v1/message.schema.json`.
 pub const MESSAGE_SCHEMA: &str = include_str!("../canonical/v1/message.schema.json");
@@ -18,6 +19,14 @@ pub const MESSAGE_SCHEMA: &str = include_str!("../canonical/v1/message.schema.js
 pub const SUBMISSION_SCHEMA: &str = include_str!("../canonical/v1/submission.schema.json");
 /// The `$id` the submission schema resolves `message.schema.json` against.
 pub const MESSAGE_SCHEMA_ID: &str = "https://jxg.invalid/schemas/canonical/v1/message.schema.json";
+
+/// `schemas/canonical/v2/message.schema.json`.
+pub const MESSAGE_SCHEMA_V2: &str = include_str!("../canonical/v2/message.schema.json");
+/// `schemas/canonical/v2/submission.schema.json`.
+pub const SUBMISSION_SCHEMA_V2: &str = include_str!("../canonical/v2/submission.schema.json");
+/// The `$id` the v2 submission schema resolves its `message.schema.json` against.
+pub const MESSAGE_SCHEMA_V2_ID: &str =
+    "https://jxg.invalid/schemas/canonical/v2/message.schema.json";
 
 /// Which form a message is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,35 +37,57 @@ pub enum Form {
     Submission,
 }
 
-fn validator(form: Form) -> &'static Validator {
-    static STORED: OnceLock<Validator> = OnceLock::new();
-    static SUBMISSION: OnceLock<Validator> = OnceLock::new();
-    let parse = |s: &str| -> Value { serde_json::from_str(s).expect("shipped schemas are JSON") };
-    match form {
-        Form::Stored => STORED.get_or_init(|| {
-            jsonschema::draft202012::new(&parse(MESSAGE_SCHEMA)).expect("message schema compiles")
-        }),
-        Form::Submission => SUBMISSION.get_or_init(|| {
-            let registry = Registry::new()
-                .add(
-                    MESSAGE_SCHEMA_ID,
-                    Resource::from_contents(parse(MESSAGE_SCHEMA)),
-                )
-                .expect("message schema registers")
-                .prepare()
-                .expect("registry prepares");
-            jsonschema::options()
-                .with_registry(&registry)
-                .build(&parse(SUBMISSION_SCHEMA))
-                .expect("submission schema compiles")
-        }),
+fn parse(s: &str) -> Value {
+    serde_json::from_str(s).expect("shipped schemas are JSON")
+}
+
+/// A validator of `root` that may refer to `resources` by their `$id`.
+fn compile(root: &str, resources: &[(&str, &str)]) -> Validator {
+    let mut registry = Registry::new();
+    for (id, text) in resources {
+        registry = registry
+            .add(*id, Resource::from_contents(parse(text)))
+            .expect("shipped schema registers");
+    }
+    let registry = registry.prepare().expect("registry prepares");
+    jsonschema::options()
+        .with_registry(&registry)
+        .build(&parse(root))
+        .expect("shipped schema compiles")
+}
+
+fn validator(version: Version, form: Form) -> &'static Validator {
+    static V1_STORED: OnceLock<Validator> = OnceLock::new();
+    static V1_SUBMISSION: OnceLock<Validator> = OnceLock::new();
+    static V2_STORED: OnceLock<Validator> = OnceLock::new();
+    static V2_SUBMISSION: OnceLock<Validator> = OnceLock::new();
+    let v1 = (MESSAGE_SCHEMA_ID, MESSAGE_SCHEMA);
+    let v2 = (MESSAGE_SCHEMA_V2_ID, MESSAGE_SCHEMA_V2);
+    match (version, form) {
+        (Version::V1, Form::Stored) => V1_STORED.get_or_init(|| compile(MESSAGE_SCHEMA, &[])),
+        (Version::V1, Form::Submission) => {
+            V1_SUBMISSION.get_or_init(|| compile(SUBMISSION_SCHEMA, &[v1]))
+        }
+        (Version::V2, Form::Stored) => V2_STORED.get_or_init(|| compile(MESSAGE_SCHEMA_V2, &[v1])),
+        (Version::V2, Form::Submission) => {
+            V2_SUBMISSION.get_or_init(|| compile(SUBMISSION_SCHEMA_V2, &[v1, v2]))
+        }
+    }
+}
+
+/// The version a document names in `schema`: v2 when it names v2, else v1 (whose schema then
+/// reports a `schema` that is neither).
+pub fn version_of(instance: &Value) -> Version {
+    match instance.get("schema").and_then(Value::as_str) {
+        Some(crate::SCHEMA_V2) => Version::V2,
+        _ => Version::V1,
     }
 }
 
 /// Every structural violation of `instance` against the schema of `form`.
 pub fn check(form: Form, instance: &Value) -> Violations {
     let mut out = Violations::new();
-    for e in validator(form).iter_errors(instance) {
+    for e in validator(version_of(instance), form).iter_errors(instance) {
         let base = pointer_to_path(e.instance_path().as_str());
         let (path, message) = describe(base, e.kind());
         out.push(path, message);
@@ -100,6 +131,11 @@ fn describe(base: String, kind: &ValidationErrorKind) -> (String, String) {
         K::Minimum { limit } => (base, format!("must be at least {limit}")),
         K::Maximum { limit } => (base, format!("must be at most {limit}")),
         K::MinProperties { limit } => (base, format!("must name at least {limit} reference")),
+        K::FalseSchema => (base, "is not a field of this kind of message".into()),
+        K::OneOfNotValid { .. } | K::OneOfMultipleValid { .. } => (
+            base,
+            "must name the message by exactly one of message_id and source_document_id".into(),
+        ),
         other => (
             base,
             format!("does not satisfy the schema ({})", other.keyword()),

@@ -315,3 +315,52 @@ fn policy_explain_names_each_decision_its_policy_and_each_removal_with_its_rule(
         "no personal data"
     );
 }
+
+#[test]
+fn convert_reads_and_writes_both_canonical_versions_and_refuses_what_a_format_cannot_carry() {
+    let read = |rel: &str| -> Value { serde_json::from_slice(&sample(rel)).unwrap() };
+    let convert = |from: &str, to: &str, rel: &str| {
+        let path = samples_dir().join(rel);
+        run(&[
+            "convert",
+            "--from",
+            from,
+            "--to",
+            to,
+            path.to_str().unwrap(),
+        ])
+    };
+    for rel in [
+        "canonical/v2/verdict.issued-correction.json",
+        "canonical/v2/message.withdrawn.json",
+    ] {
+        let (code, out, err) = convert("canonical", "canonical-v2", rel);
+        assert_eq!(code, 0, "{rel}: {err}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap(),
+            read(rel),
+            "{rel}"
+        );
+        // neither v1 nor the legacy formats can say it: refused, never written without it
+        for to in ["canonical", "police-json", "court-xml", "prosecution-flat"] {
+            let (code, out, err) = convert("canonical-v2", to, rel);
+            assert_eq!(code, 1, "{rel} to {to}: {out}");
+            assert!(out.is_empty());
+            let p: Value = serde_json::from_str(&err).unwrap();
+            assert_eq!(
+                p["type"], "urn:jxg:problem:cannot-carry",
+                "{rel} to {to}: {p}"
+            );
+        }
+    }
+    // a v1 message is written in the version asked for
+    let (code, out, err) = convert(
+        "canonical",
+        "canonical-v2",
+        "canonical/valid/verdict.issued.json",
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut want = read("canonical/valid/verdict.issued.json");
+    want["schema"] = Value::from("jxg.canonical/v2");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), want);
+}

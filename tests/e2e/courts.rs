@@ -163,7 +163,7 @@ async fn a_latin1_verdict_reaches_the_prison_as_canonical_and_the_police_as_poli
         1,
         "the sentence must be enforced, so the prison receives it"
     );
-    assert_eq!(prison[0]["format"], "canonical");
+    assert_eq!(prison[0]["format"], "canonical-v2");
     let content = prison[0]["content"].as_str().unwrap();
     verify_detached(
         prison[0]["signature"].as_str().unwrap(),

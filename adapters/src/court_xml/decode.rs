@@ -96,6 +96,7 @@ pub fn decode_tree(root: &Element, md: &MasterData) -> Result<Message, DecodeErr
         classification: Classification::Confidential,
         case,
         correlation_id,
+        replaces: None,
         body,
     })
 }

@@ -392,6 +392,7 @@ fn court_message(body: Body, case: CaseRefs, md: &MasterData) -> Message {
         classification: Classification::Confidential,
         correlation_id: case.correlation_id().unwrap(),
         case,
+        replaces: None,
         body,
     }
 }

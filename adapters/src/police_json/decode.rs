@@ -253,6 +253,7 @@ impl Reader<'_> {
             classification: Classification::Confidential,
             correlation_id: case.correlation_id()?,
             case,
+            replaces: None,
             body: body?,
         })
     }

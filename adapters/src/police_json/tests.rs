@@ -292,6 +292,7 @@ proptest! {
             classification: Classification::Confidential,
             correlation_id: case.correlation_id().unwrap(),
             case,
+            replaces: None,
             body,
         };
         // police times are local without an offset: the second pass of the autumn hour reads back

@@ -275,6 +275,7 @@ impl Reader<'_> {
             classification: Classification::Confidential,
             case,
             correlation_id,
+            replaces: None,
             body,
         })
     }

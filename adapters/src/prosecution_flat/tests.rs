@@ -393,6 +393,7 @@ proptest! {
             classification: Classification::Confidential,
             correlation_id: case.correlation_id().unwrap(),
             case,
+            replaces: None,
             body,
         };
         prop_assume!(local_times_are_unambiguous(&m));

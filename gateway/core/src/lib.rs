@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod pipeline;
 pub mod policy;
 pub mod registry;
+pub mod revision;
 pub mod routing;
 pub mod signing;
 pub mod store;

@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use jxg_adapters::registry::Adapter;
 use jxg_adapters::{Context, DecodeError};
+use jxg_schema::message::{WITHDRAWN, WithdrawalReason};
 use jxg_schema::values::Instant;
-use jxg_schema::{MasterData, Message, validate};
+use jxg_schema::{MasterData, Message, Withdrawal, validate};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::{Event, Record};
 use crate::config::Config;
 use crate::policy::PolicyStore;
+use crate::revision;
 use crate::routing;
 use crate::signing::{DeliveryClaims, Signer, sha256_b64};
 use crate::store::{
@@ -230,6 +232,43 @@ fn minimised(
         .collect()
 }
 
+/// What [`Pipeline::commit`] writes: a message decided and prepared, with its copies.
+struct Accepted<'a> {
+    id: Uuid,
+    sender: &'a str,
+    message_type: &'a str,
+    source_document_id: &'a str,
+    received_at: Instant,
+    correlation_id: &'a str,
+    body_sha256: String,
+    canonical: Vec<u8>,
+    subjects: Vec<String>,
+    skipped: Vec<Skipped>,
+    traceparent: Option<String>,
+    sender_signature: Option<String>,
+    policy_digest: &'a str,
+    entries: Vec<OutboxEntry>,
+    audit: Vec<Record>,
+    /// The `received` record, its detail written at commit.
+    audit_record: Record,
+}
+
+/// May `sender` correct or withdraw `o`?
+fn may_correct(
+    policy: &crate::policy::Policies,
+    sender: &str,
+    o: &revision::Original,
+) -> Result<(), Refused> {
+    let _s = stage("authorize");
+    policy
+        .may_correct(sender, &o.stored.sender, &o.message)
+        .map(|_| ())
+        .map_err(|r| {
+            decision(&r.rule, "forbid");
+            Refused::Forbidden(r.reason)
+        })
+}
+
 /// The gateway's state for the pipeline.
 pub struct Pipeline {
     pub config: Config,
@@ -375,7 +414,7 @@ impl Pipeline {
     }
 
     /// As [`Pipeline::accept`], keeping the sender's own signature (the request body, a compact
-    /// JWS) with the message.
+    /// JWS) with the message. A message with `replaces` is a correction (see [`crate::revision`]).
     pub async fn accept_signed(
         &self,
         sender: &str,
@@ -384,39 +423,61 @@ impl Pipeline {
         traceparent: Option<String>,
         sender_signature: Option<String>,
     ) -> Result<Answer, Refused> {
-        // back-pressure: while the disk is behind, refuse new work instead of queueing it
-        if self.store.commit_queue() >= self.config.store.commit_queue_max {
-            return Err(Refused::StoreBehind);
-        }
+        self.refuse_while_behind()?;
         let t = m.message_type();
         let policy = self.policies.current();
         let signer = self.signer.load_full();
+        let body_sha256 = sha256_b64(body);
+        // a correction acts on the latest version of a message; it is resolved after the
+        // idempotency check, so that the same correction sent again gets its first answer
+        let original = match m.replaces.clone() {
+            None => None,
+            Some(r) => {
+                if let Some(a) = self
+                    .repeated(sender, &m.source_document_id, &body_sha256)
+                    .await?
+                {
+                    return Ok(a);
+                }
+                let o = revision::original(
+                    &self.store,
+                    sender,
+                    r.message_id,
+                    r.source_document_id.as_deref(),
+                    "replaces",
+                )
+                .await?;
+                may_correct(&policy, sender, &o)?;
+                revision::check_same(&m, &o)?;
+                m.replaces = Some(o.replaces(r.reason));
+                Some(o)
+            }
+        };
+        // a correction is decided as a message of the authority whose message it replaces
+        let on_behalf = original
+            .as_ref()
+            .map_or(sender, |o| o.stored.sender.as_str());
         {
             let _s = stage("authorize");
-            policy.may_send(sender, &m).map_err(|r| {
+            policy.may_send(on_behalf, &m).map_err(|r| {
                 decision(&r.rule, "forbid");
                 Refused::Forbidden(r.reason)
             })?;
         }
-        let body_sha256 = sha256_b64(body);
-        if let Some((rec, first)) = self
-            .store
-            .idempotency(sender, &m.source_document_id)
-            .await?
-        {
-            return self.duplicate(rec.body_sha256 == body_sha256, first).await;
+        if original.is_none() {
+            if let Some(a) = self
+                .repeated(sender, &m.source_document_id, &body_sha256)
+                .await?
+            {
+                return Ok(a);
+            }
         }
         let id = Uuid::now_v7();
         let received_at = Instant::now();
         m.id = Some(id);
         m.received_at = Some(received_at);
         m.sender = Some(sender.to_string());
-        let span = tracing::Span::current();
-        span.record("message_id", tracing::field::display(id));
-        span.record(
-            "case",
-            crate::telemetry::case_hash(&self.pseudonyms, &m.correlation_id),
-        );
+        self.record_span(id, &m.correlation_id);
         // the writer gives the message its sequence number
         let seq = 0;
         let mut entries = Vec::new();
@@ -425,6 +486,23 @@ impl Pipeline {
             let _s = stage("route");
             routing::default_recipients(&m)
         };
+        // every recipient the routing proposes, then every other that holds the message replaced
+        let mut candidates: Vec<(String, bool)> = proposed
+            .iter()
+            .map(|r| (r.as_str().to_string(), true))
+            .collect();
+        if let Some(o) = &original {
+            for h in &o.holders {
+                if !candidates.iter().any(|(c, _)| c == h) {
+                    candidates.push((h.clone(), false));
+                }
+            }
+        }
+        // a recipient that was never given the message replaced gets the correction as new
+        let fresh = original.as_ref().map(|_| Message {
+            replaces: None,
+            ..m.clone()
+        });
         let mut refused = Vec::new();
         let shape = self.shape(&m);
         let subjects = &shape.subjects;
@@ -435,60 +513,155 @@ impl Pipeline {
                 .subjects(subjects)
         };
         let mut audit = vec![];
-        for &routed in &proposed {
-            let recipient = routed.as_str();
+        let received = received_at.to_string();
+        let correlation_id = m.correlation_id.clone();
+        let meta = |message_type| Meta {
+            message_id: id,
+            seq,
+            message_type,
+            correlation_id: &correlation_id,
+            received_at: &received,
+            traceparent: traceparent.as_deref(),
+        };
+        for (recipient, routed) in &candidates {
+            let recipient = recipient.as_str();
             let decided = about(Event::Decided, "gateway").recipient(recipient);
-            let Some(to) = self.registry.routed(routed) else {
+            let Some(to) = self
+                .registry
+                .lookup(recipient)
+                .map(|a| self.registry.entry(&a))
+            else {
                 skipped.push(Skipped::new(recipient, "not registered"));
                 audit.push(decided.detail("skipped: not registered"));
                 continue;
             };
             let issued_at = received_at.unix_seconds();
-            let copy =
-                match self.prepare_copy(&policy, &signer, sender, &m, &shape, to, id, issued_at) {
-                    Ok(c) => c,
-                    Err(NoCopy::Refused(r)) => {
-                        refused.push(format!("{recipient} ({})", r.rule));
-                        audit.push(
-                            decided
-                                .rule(r.rule.clone())
-                                .detail(format!("deny: {}", r.reason)),
-                        );
-                        skipped.push(Skipped::refused(recipient, r));
-                        continue;
+            let told = original.as_ref().and_then(|o| {
+                let may = *routed && policy.may_receive(recipient, on_behalf, &m).is_ok();
+                revision::told(o, recipient, *routed, may)
+            });
+            match (told, &original) {
+                (Some(revision::Told::Withdrawal), Some(o)) => {
+                    let w = o.withdrawal(
+                        id,
+                        sender,
+                        &m.source_document_id,
+                        m.occurred_at,
+                        received_at,
+                        WithdrawalReason::Erasure,
+                    );
+                    let about_o = |event| {
+                        about(event, "gateway")
+                            .recipient(recipient)
+                            .subjects(&o.stored.subjects)
+                    };
+                    match self.withdrawal_copy(&signer, &w, to, issued_at) {
+                        Ok(copy) => {
+                            audit.push(about_o(Event::Decided).detail(format!(
+                                "withdrawal of {} for erasure: may not hold the correction",
+                                o.stored.id
+                            )));
+                            audit.push(about_o(Event::Queued).detail(format!(
+                                "{}, {} bytes",
+                                copy.format,
+                                copy.bytes.len()
+                            )));
+                            let mut e = copy.entry(&meta(WITHDRAWN), recipient);
+                            e.subjects = o.stored.subjects.clone();
+                            entries.push(e);
+                        }
+                        Err(NoCopy::Signing) => return Err(Refused::Signing),
+                        Err(_) => {
+                            let why = format!("{} cannot carry a withdrawal", to.adapter.name());
+                            audit.push(about_o(Event::Decided).detail(format!(
+                                "{}: withdrawal of {} for erasure: {why}",
+                                revision::FLAGGED,
+                                o.stored.id
+                            )));
+                            skipped.push(revision::flagged(recipient, &why));
+                        }
                     }
-                    Err(NoCopy::Unminimisable {
-                        permitted_by,
-                        refusal: r,
-                    }) => {
-                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
-                        audit.push(
-                            about(Event::Minimised, "gateway")
-                                .recipient(recipient)
-                                .rule(r.rule.clone())
-                                .detail(format!("skipped: {}", r.reason)),
-                        );
-                        skipped.push(Skipped::refused(recipient, r));
-                        continue;
-                    }
-                    Err(NoCopy::Unencodable {
-                        permitted_by,
-                        removed,
-                        error,
-                    }) => {
-                        audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
-                        audit.extend(minimised(&about, recipient, &removed));
-                        audit.push(
-                            about(Event::Decided, "gateway")
-                                .recipient(recipient)
-                                .detail(format!("skipped: {error}")),
-                        );
-                        skipped.push(Skipped::new(recipient, error));
-                        continue;
-                    }
-                    Err(NoCopy::Signing) => return Err(Refused::Signing),
-                };
-            audit.push(decided.rule(copy.permitted_by.join(", ")).detail("permit"));
+                    continue;
+                }
+                (Some(revision::Told::Correction), Some(o))
+                    if !to.adapter.carries_corrections() =>
+                {
+                    let why = format!("{} cannot carry a correction", to.adapter.name());
+                    audit.push(decided.detail(format!(
+                        "{}: correction of {}: {why}",
+                        revision::FLAGGED,
+                        o.stored.id
+                    )));
+                    skipped.push(revision::flagged(recipient, &why));
+                    continue;
+                }
+                _ => {}
+            }
+            let message = match (told, &fresh) {
+                (Some(revision::Told::New), Some(f)) => f,
+                _ => &m,
+            };
+            let copy = match self.prepare_copy(
+                &policy, &signer, on_behalf, message, &shape, to, id, issued_at,
+            ) {
+                Ok(c) => c,
+                Err(NoCopy::Refused(r)) => {
+                    refused.push(format!("{recipient} ({})", r.rule));
+                    audit.push(
+                        decided
+                            .rule(r.rule.clone())
+                            .detail(format!("deny: {}", r.reason)),
+                    );
+                    skipped.push(Skipped::refused(recipient, r));
+                    continue;
+                }
+                Err(NoCopy::Unminimisable {
+                    permitted_by,
+                    refusal: r,
+                }) => {
+                    audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
+                    audit.push(
+                        about(Event::Minimised, "gateway")
+                            .recipient(recipient)
+                            .rule(r.rule.clone())
+                            .detail(format!("skipped: {}", r.reason)),
+                    );
+                    skipped.push(match told {
+                        Some(revision::Told::Correction) => revision::flagged(recipient, &r.reason),
+                        _ => Skipped::refused(recipient, r),
+                    });
+                    continue;
+                }
+                Err(NoCopy::Unencodable {
+                    permitted_by,
+                    removed,
+                    error,
+                }) => {
+                    audit.push(decided.rule(permitted_by.join(", ")).detail("permit"));
+                    audit.extend(minimised(&about, recipient, &removed));
+                    audit.push(
+                        about(Event::Decided, "gateway")
+                            .recipient(recipient)
+                            .detail(format!("skipped: {error}")),
+                    );
+                    skipped.push(match told {
+                        Some(revision::Told::Correction) => revision::flagged(recipient, &error),
+                        _ => Skipped::new(recipient, error),
+                    });
+                    continue;
+                }
+                Err(NoCopy::Signing) => return Err(Refused::Signing),
+            };
+            let what = match (told, &original) {
+                (Some(revision::Told::Correction), Some(o)) => {
+                    format!("permit; correction of {}", o.stored.id)
+                }
+                (Some(revision::Told::New), Some(o)) => {
+                    format!("permit; correction of {}, as a new message", o.stored.id)
+                }
+                _ => "permit".to_string(),
+            };
+            audit.push(decided.rule(copy.permitted_by.join(", ")).detail(what));
             audit.extend(minimised(&about, recipient, &copy.removed));
             audit.push(
                 about(Event::Signed, "gateway")
@@ -502,31 +675,257 @@ impl Pipeline {
                     .subjects(&copy.subjects)
                     .detail(format!("{}, {} bytes", copy.format, copy.bytes.len())),
             );
-            entries.push(copy.entry(
-                &Meta {
-                    message_id: id,
-                    seq,
-                    message_type: t.as_str(),
-                    correlation_id: &m.correlation_id,
-                    received_at: &received_at.to_string(),
-                    traceparent: traceparent.as_deref(),
-                },
-                recipient,
-            ));
+            entries.push(copy.entry(&meta(t.as_str()), recipient));
         }
-        if refused.len() == proposed.len() {
+        // a correction is kept whoever may have it: what it replaced must be accounted for
+        if original.is_none() && refused.len() == proposed.len() {
             return Err(Refused::Forbidden(format!(
                 "no recipient may receive this message: {}",
                 refused.join(", ")
             )));
         }
+        let accepted = Accepted {
+            id,
+            sender,
+            message_type: t.as_str(),
+            source_document_id: &m.source_document_id,
+            received_at,
+            correlation_id: &m.correlation_id,
+            body_sha256,
+            canonical: m.to_bytes(),
+            subjects: subjects.clone(),
+            skipped,
+            traceparent,
+            sender_signature,
+            policy_digest: &policy.digest,
+            entries,
+            audit,
+            audit_record: about(Event::Received, sender),
+        };
+        let answer = self.commit(&signer, accepted).await?;
+        if matches!(answer, Answer::Accepted(_)) {
+            self.case_stages(&m.correlation_id, t, received_at).await;
+        }
+        Ok(answer)
+    }
+
+    /// Accepts a withdrawal from `sender`: every recipient given the message withdrawn (and
+    /// not yet told otherwise) gets the withdrawal in its format, or is flagged for an operator
+    /// when its format cannot carry one.
+    pub async fn accept_withdrawal(
+        &self,
+        sender: &str,
+        mut w: Withdrawal,
+        body: &[u8],
+        traceparent: Option<String>,
+        sender_signature: Option<String>,
+    ) -> Result<Answer, Refused> {
+        self.refuse_while_behind()?;
+        let policy = self.policies.current();
+        let signer = self.signer.load_full();
+        let body_sha256 = sha256_b64(body);
+        if let Some(a) = self
+            .repeated(sender, &w.source_document_id, &body_sha256)
+            .await?
+        {
+            return Ok(a);
+        }
+        let o = revision::original(
+            &self.store,
+            sender,
+            w.withdrawn.message_id,
+            w.withdrawn.source_document_id.as_deref(),
+            "body",
+        )
+        .await?;
+        may_correct(&policy, sender, &o)?;
+        revision::check_case(&w.correlation_id, &o)?;
+        let id = Uuid::now_v7();
+        let received_at = Instant::now();
+        let reason = w.withdrawn.reason;
+        w = Withdrawal {
+            purpose: w.purpose,
+            classification: w.classification,
+            case: w.case,
+            ..o.withdrawal(
+                id,
+                sender,
+                &w.source_document_id,
+                w.occurred_at,
+                received_at,
+                reason,
+            )
+        };
+        self.record_span(id, &w.correlation_id);
+        let subjects = &o.stored.subjects;
+        let purpose = w.purpose.as_str();
+        let about = |event, actor: &str| {
+            Record::new(event, actor)
+                .message(id, WITHDRAWN, Some(purpose))
+                .subjects(subjects)
+        };
+        let received = received_at.to_string();
+        let mut audit = vec![];
+        let mut entries = vec![];
+        let mut skipped = vec![];
+        for recipient in &o.holders {
+            let recipient = recipient.as_str();
+            let decided = about(Event::Decided, "gateway").recipient(recipient);
+            let Some(to) = self
+                .registry
+                .lookup(recipient)
+                .map(|a| self.registry.entry(&a))
+            else {
+                skipped.push(Skipped::new(recipient, "not registered"));
+                audit.push(decided.detail("skipped: not registered"));
+                continue;
+            };
+            match self.withdrawal_copy(&signer, &w, to, received_at.unix_seconds()) {
+                Ok(copy) => {
+                    audit.push(decided.detail(format!(
+                        "withdrawal of {} ({reason}): was given it",
+                        o.stored.id
+                    )));
+                    audit.push(
+                        about(Event::Queued, "gateway")
+                            .recipient(recipient)
+                            .detail(format!("{}, {} bytes", copy.format, copy.bytes.len())),
+                    );
+                    let mut e = copy.entry(
+                        &Meta {
+                            message_id: id,
+                            seq: 0,
+                            message_type: WITHDRAWN,
+                            correlation_id: &w.correlation_id,
+                            received_at: &received,
+                            traceparent: traceparent.as_deref(),
+                        },
+                        recipient,
+                    );
+                    e.subjects = subjects.clone();
+                    entries.push(e);
+                }
+                Err(NoCopy::Signing) => return Err(Refused::Signing),
+                Err(_) => {
+                    let why = format!("{} cannot carry a withdrawal", to.adapter.name());
+                    audit.push(decided.detail(format!(
+                        "{}: withdrawal of {}: {why}",
+                        revision::FLAGGED,
+                        o.stored.id
+                    )));
+                    skipped.push(revision::flagged(recipient, &why));
+                }
+            }
+        }
+        let accepted = Accepted {
+            id,
+            sender,
+            message_type: WITHDRAWN,
+            source_document_id: &w.source_document_id,
+            received_at,
+            correlation_id: &w.correlation_id,
+            body_sha256,
+            canonical: w.to_bytes(),
+            subjects: subjects.clone(),
+            skipped,
+            traceparent,
+            sender_signature,
+            policy_digest: &policy.digest,
+            entries,
+            audit,
+            audit_record: about(Event::Received, sender),
+        };
+        self.commit(&signer, accepted).await
+    }
+
+    /// A withdrawal for one recipient: encoded in its format and signed.
+    fn withdrawal_copy(
+        &self,
+        signer: &Signer,
+        w: &Withdrawal,
+        to: &crate::registry::Entry,
+        issued_at: i64,
+    ) -> Result<PreparedCopy, NoCopy> {
+        let adapter = to.adapter;
+        let ctx = Context {
+            master_data: &self.master_data,
+        };
+        let bytes = adapter
+            .encode_withdrawal(w, &ctx)
+            .map_err(|e| NoCopy::Unencodable {
+                permitted_by: vec![],
+                removed: vec![],
+                error: e.to_string(),
+            })?;
+        let id = w.id.map(|i| i.to_string()).unwrap_or_default();
+        let claims = DeliveryClaims {
+            message_id: &id,
+            message_type: WITHDRAWN,
+            recipient: to.id.as_str(),
+            issued_at,
+        };
+        let signature = {
+            let _s = stage("sign");
+            signer.detached(&bytes, claims).map_err(|e| {
+                tracing::error!(error = %e, "signing failed");
+                NoCopy::Signing
+            })?
+        };
+        Ok(PreparedCopy {
+            bytes,
+            format: adapter.name().to_string(),
+            media_type: adapter.media_type().to_string(),
+            signature,
+            alterations: vec![],
+            removed: vec![],
+            subjects: vec![],
+            permitted_by: vec![],
+        })
+    }
+
+    /// While the disk is behind, new work is refused instead of queued.
+    fn refuse_while_behind(&self) -> Result<(), Refused> {
+        if self.store.commit_queue() >= self.config.store.commit_queue_max {
+            return Err(Refused::StoreBehind);
+        }
+        Ok(())
+    }
+
+    fn record_span(&self, id: Uuid, correlation_id: &str) {
+        let span = tracing::Span::current();
+        span.record("message_id", tracing::field::display(id));
+        span.record(
+            "case",
+            crate::telemetry::case_hash(&self.pseudonyms, correlation_id),
+        );
+    }
+
+    /// The first answer to a document id `sender` used before, if it did.
+    async fn repeated(
+        &self,
+        sender: &str,
+        key: &str,
+        body_sha256: &str,
+    ) -> Result<Option<Answer>, Refused> {
+        match self.store.idempotency(sender, key).await? {
+            Some((rec, first)) => self
+                .duplicate(rec.body_sha256 == body_sha256, first)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Signs the receipt, writes the message with its entries and audit records, and answers
+    /// once the write is durable.
+    async fn commit(&self, signer: &Signer, a: Accepted<'_>) -> Result<Answer, Refused> {
         let claims = json!({
-            "id": id.to_string(),
-            "source_document_id": m.source_document_id,
-            "sender": sender,
-            "type": t.as_str(),
-            "received_at": received_at.to_string(),
-            "body_sha256": body_sha256,
+            "id": a.id.to_string(),
+            "source_document_id": a.source_document_id,
+            "sender": a.sender,
+            "type": a.message_type,
+            "received_at": a.received_at.to_string(),
+            "body_sha256": a.body_sha256,
         });
         let receipt = {
             let _s = stage("sign");
@@ -535,31 +934,32 @@ impl Pipeline {
                 Refused::Signing
             })?
         };
-        let response = json!({"id": id.to_string(), "status": "accepted", "type": t.as_str(), "receipt": receipt});
+        let response = json!({"id": a.id.to_string(), "status": "accepted", "type": a.message_type, "receipt": receipt});
         let stored = StoredMessage {
-            id,
-            seq,
-            sender: sender.to_string(),
-            message_type: t.as_str().to_string(),
-            source_document_id: m.source_document_id.clone(),
-            received_at: received_at.to_string(),
-            correlation_id: m.correlation_id.clone(),
-            body_sha256,
+            id: a.id,
+            seq: 0,
+            sender: a.sender.to_string(),
+            message_type: a.message_type.to_string(),
+            source_document_id: a.source_document_id.to_string(),
+            received_at: a.received_at.to_string(),
+            correlation_id: a.correlation_id.to_string(),
+            body_sha256: a.body_sha256,
             response: response.clone(),
-            canonical: String::from_utf8(m.to_bytes()).expect("JSON is UTF-8"),
-            subjects: subjects.clone(),
-            skipped,
-            traceparent,
-            sender_signature,
-            policy_digest: policy.digest.clone(),
+            canonical: String::from_utf8(a.canonical).expect("JSON is UTF-8"),
+            subjects: a.subjects,
+            skipped: a.skipped,
+            traceparent: a.traceparent,
+            sender_signature: a.sender_signature,
+            policy_digest: a.policy_digest.to_string(),
         };
+        let mut audit = a.audit;
         audit.insert(
             0,
-            about(Event::Received, sender).detail(format!(
+            a.audit_record.detail(format!(
                 "{} recipient(s), {} skipped; policies {}",
-                entries.len(),
+                a.entries.len(),
                 stored.skipped.len(),
-                &policy.digest[..12]
+                &a.policy_digest[..12]
             )),
         );
         let started = std::time::Instant::now();
@@ -568,7 +968,7 @@ impl Pipeline {
             .in_scope(|| {
                 self.store.accept(Acceptance {
                     message: stored,
-                    entries,
+                    entries: a.entries,
                     audit,
                 })
             })
@@ -577,8 +977,7 @@ impl Pipeline {
             AcceptOutcome::Accepted => {
                 self.store.durable().instrument(store_span).await?;
                 crate::telemetry::stage_done("store", started);
-                tracing::info!(message_id = %id, sender, r#type = t.as_str(), "accepted");
-                self.case_stages(&m.correlation_id, t, received_at).await;
+                tracing::info!(message_id = %a.id, sender = a.sender, r#type = a.message_type, "accepted");
                 Ok(Answer::Accepted(response))
             }
             AcceptOutcome::Duplicate(first) => self.duplicate(true, first).await,

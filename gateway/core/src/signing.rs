@@ -182,6 +182,19 @@ impl Signer {
     }
 }
 
+/// The message type a delivered copy's detached signature names (`jxg_type` in its protected
+/// header): what the copy is, as the gateway signed it. A correction's copy of one recipient may
+/// be a withdrawal (`message.withdrawn`) while the message itself is of the corrected type.
+pub fn signed_type(detached: &str) -> Option<String> {
+    use base64::Engine;
+    let head = detached.split('.').next()?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&json).ok()?;
+    v.get("jxg_type")?.as_str().map(String::from)
+}
+
 /// Reads a JWKS file of public keys (ES256 or EdDSA) for verifying a sender's signatures.
 pub fn load_jwks(path: &Path) -> Result<Vec<Jwk>, SigningError> {
     let err = |m: String| SigningError::KeyFile {

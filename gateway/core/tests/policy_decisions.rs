@@ -114,6 +114,10 @@ fn every_row_of_the_decision_table_holds_and_every_shipped_rule_decides_a_row() 
                 Ok(v) => (true, v.policies),
                 Err(r) => (false, vec![r.rule]),
             },
+            "correct" => match policies.may_correct(&c.authority, &sender, &m) {
+                Ok(v) => (true, v.policies),
+                Err(r) => (false, vec![r.rule]),
+            },
             other => panic!("{row}: unknown action {other}"),
         };
         let by: Vec<String> = by
@@ -129,7 +133,7 @@ fn every_row_of_the_decision_table_holds_and_every_shipped_rule_decides_a_row() 
             ));
             continue;
         }
-        if !allowed || c.action == "send" {
+        if !allowed || c.action != "receive" {
             continue;
         }
         let view = match policies.minimise(&c.authority, &m) {

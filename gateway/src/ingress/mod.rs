@@ -20,6 +20,8 @@ use jxg_adapters::canonical::Canonical;
 use jxg_adapters::registry::Adapter;
 
 use self::identity::AuthorityId;
+use jxg_core::revision;
+use jxg_schema::Document;
 use jxg_schema::schema::Form;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -460,10 +462,13 @@ async fn canonical(
             ));
         }
     }
+    // a correction is decided against the message it replaces, once that is found
+    let correction = v.get("replaces").is_some();
     if let Some(t) = v
         .get("type")
         .and_then(Value::as_str)
         .and_then(|t| t.parse().ok())
+        .filter(|_| !correction)
     {
         p.policies
             .current()
@@ -480,15 +485,28 @@ async fn canonical(
     if !assigned.is_empty() {
         return Err(Problem::invalid(assigned));
     }
-    let m = {
+    let d = {
         let _s = crate::telemetry::stage("validate");
-        Canonical::decode_value(v, Form::Submission)
-            .and_then(|m| pipeline::check_semantics(m, &p.master_data))
+        Canonical::decode_value_document(v, Form::Submission)
+            .and_then(|d| match d {
+                Document::Message(m) => {
+                    pipeline::check_semantics(m, &p.master_data).map(Document::Message)
+                }
+                w => Ok(w),
+            })
             .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?
     };
-    p.accept_signed(&caller.0, m, &body, passed_on(req), sender_signature)
-        .await
-        .map_err(Problem::from)
+    match d {
+        Document::Message(m) => {
+            p.accept_signed(&caller.0, m, &body, passed_on(req), sender_signature)
+                .await
+        }
+        Document::Withdrawal(w) => {
+            p.accept_withdrawal(&caller.0, w, &body, passed_on(req), sender_signature)
+                .await
+        }
+    }
+    .map_err(Problem::from)
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, Problem> {
@@ -527,11 +545,17 @@ async fn get_message(
                 "acked_at": seconds(e.acked_at),
                 "alterations": e.alterations,
                 "removed": e.removed,
+                "copy": if revision::is_withdrawal(e) { "withdrawal" } else { "message" },
             })
         })
         .collect();
     recipients.extend(m.skipped.iter().map(|s| {
-        json!({"recipient": s.recipient, "status": "skipped", "attempts": 0, "next_attempt_at": null,
+        let status = if s.reason.starts_with(revision::FLAGGED) {
+            "flagged"
+        } else {
+            "skipped"
+        };
+        json!({"recipient": s.recipient, "status": status, "attempts": 0, "next_attempt_at": null,
                "last_error": s.reason, "policy": s.policy, "delivered_at": null, "acked_at": null})
     }));
     Ok(HttpResponse::Ok().json(json!({"id": m.id, "type": m.message_type, "received_at": m.received_at, "recipients": recipients})))

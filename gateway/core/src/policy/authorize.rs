@@ -1,5 +1,5 @@
-//! Authorization with Cedar: authorities are principals, `send` and `receive` the actions, the
-//! message the resource (policies/schema.cedarschema).
+//! Authorization with Cedar: authorities are principals, `send`, `receive` and `correct` the
+//! actions, the message the resource (policies/schema.cedarschema).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
@@ -68,6 +68,16 @@ struct Names {
     classification: EntityTypeName,
     send: EntityUid,
     receive: EntityUid,
+    correct: EntityUid,
+}
+
+/// What a principal asks to do with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Act {
+    Send,
+    Receive,
+    /// Correct or withdraw it (the message is the one corrected, its sender its first sender).
+    Correct,
 }
 
 impl Names {
@@ -82,6 +92,7 @@ impl Names {
             classification: name("Classification"),
             send: action("send"),
             receive: action("receive"),
+            correct: action("correct"),
         }
     }
     fn uid(&self, t: &EntityTypeName, id: &str) -> EntityUid {
@@ -99,7 +110,7 @@ pub struct Authorization {
     pub loaded: Vec<Loaded>,
     /// Decisions already made by this set: a decision depends on nothing but the principal, the
     /// action and the facts, which take few distinct values (at most some tens of thousands).
-    decided: std::sync::RwLock<HashMap<(String, bool, FactsKey), Verdict>>,
+    decided: std::sync::RwLock<HashMap<(String, Act, FactsKey), Verdict>>,
 }
 
 /// [`Facts`] with an owned sender.
@@ -346,10 +357,10 @@ impl Authorization {
             .expect("literal attributes evaluate")
     }
 
-    fn decide(&self, principal: &str, send: bool, f: &Facts) -> Verdict {
+    fn decide(&self, principal: &str, act: Act, f: &Facts) -> Verdict {
         let key = (
             principal.to_string(),
-            send,
+            act,
             FactsKey {
                 message_type: f.message_type,
                 purpose: f.purpose,
@@ -366,7 +377,7 @@ impl Authorization {
         if let Some(v) = cache(self) {
             return v;
         }
-        let v = self.evaluate(principal, send, f);
+        let v = self.evaluate(principal, act, f);
         // unregistered principals or senders are not remembered: the set stays bounded
         if self.authorities.contains_key(principal) && self.authorities.contains_key(f.sender) {
             if let Ok(mut m) = self.decided.write() {
@@ -376,7 +387,7 @@ impl Authorization {
         v
     }
 
-    fn evaluate(&self, principal: &str, send: bool, f: &Facts) -> Verdict {
+    fn evaluate(&self, principal: &str, act: Act, f: &Facts) -> Verdict {
         let n = &self.names;
         let message = self.message_entity(f);
         let resource = message.uid();
@@ -392,7 +403,11 @@ impl Authorization {
                 policies: vec![DEFAULT_DENY.into()],
             };
         };
-        let action = if send { &n.send } else { &n.receive };
+        let action = match act {
+            Act::Send => &n.send,
+            Act::Receive => &n.receive,
+            Act::Correct => &n.correct,
+        };
         let Ok(request) = Request::new(
             n.uid(&n.authority, principal),
             action.clone(),
@@ -423,16 +438,21 @@ impl Authorization {
 
     /// May `sender` send a message with these facts?
     pub fn send(&self, f: &Facts) -> Verdict {
-        self.decide(f.sender, true, f)
+        self.decide(f.sender, Act::Send, f)
     }
 
     /// May `recipient` receive a message with these facts?
     pub fn receive(&self, recipient: &str, f: &Facts) -> Verdict {
-        self.decide(recipient, false, f)
+        self.decide(recipient, Act::Receive, f)
+    }
+
+    /// May `corrector` correct or withdraw a message with these facts (`f.sender` sent it)?
+    pub fn correct(&self, corrector: &str, f: &Facts) -> Verdict {
+        self.decide(corrector, Act::Correct, f)
     }
 
     /// As [`Authorization::receive`], evaluated by Cedar even when decided before (benchmarks).
     pub fn receive_uncached(&self, recipient: &str, f: &Facts) -> Verdict {
-        self.evaluate(recipient, false, f)
+        self.evaluate(recipient, Act::Receive, f)
     }
 }

@@ -229,6 +229,24 @@ impl Policies {
         Self::refusal(v, why)
     }
 
+    /// May `corrector` correct or withdraw `original`, which `sender` sent?
+    pub fn may_correct(
+        &self,
+        corrector: &str,
+        sender: &str,
+        original: &Message,
+    ) -> Result<Verdict, Refusal> {
+        let v = self
+            .authorization
+            .correct(corrector, &Facts::of(original, sender));
+        let why = format!(
+            "{corrector} may not correct or withdraw this {} of {sender} ({})",
+            original.message_type(),
+            v.policies.join(", ")
+        );
+        Self::refusal(v, why)
+    }
+
     /// May `sender` send type `t` for any purpose? Answers a document that failed to decode,
     /// so that a type the sender may only receive is 403 whatever else is wrong with it.
     pub fn may_send_type(&self, sender: &str, t: MessageType) -> Result<(), Refusal> {
@@ -326,6 +344,7 @@ impl Policies {
                     classification: m.classification,
                     case: m.case.clone(),
                     correlation_id: m.correlation_id.clone(),
+                    replaces: m.replaces.clone(),
                     body: b,
                 };
                 Ok((View { message, removed }, Some(left)))

@@ -376,7 +376,11 @@ fn outbox_entry(m: &MessageRec, c: &CopyRec, row: &DeliveryRow) -> OutboxEntry {
         recipient: c.recipient.clone(),
         format: c.format.clone(),
         media_type: c.media_type.clone(),
-        message_type: m.message_type.clone(),
+        // a correction's copy for a recipient that may no longer hold the message is a
+        // withdrawal, as its signature says
+        message_type: crate::signing::signed_type(&c.signature)
+            .filter(|t| t == jxg_schema::message::WITHDRAWN)
+            .unwrap_or_else(|| m.message_type.clone()),
         correlation_id: m.correlation_id.clone(),
         received_at: m.received_at.clone(),
         content: c.content.clone(),

@@ -1,0 +1,249 @@
+//! Corrections and withdrawals (docs/formats/canonical-v2.md, "Corrections and withdrawals"):
+//! the message one acts on, who was given it, and what each recipient is told.
+//!
+//! A correction is a full replacement of an earlier message; a withdrawal names an earlier
+//! message and why. Either acts on the latest version of a message only: one already replaced
+//! or withdrawn is refused (409), naming what replaced or withdrew it. Who must be told is
+//! computed from the store, never guessed: every recipient given a copy of the version acted
+//! on (its delivery rows), and every recipient the routing and the policies in force give the
+//! correction.
+
+use std::collections::BTreeSet;
+
+use jxg_schema::message::{Replaces, WITHDRAWN, Withdrawn};
+use jxg_schema::{Document, Message, Violation, Violations, Withdrawal};
+use uuid::Uuid;
+
+use crate::pipeline::Refused;
+use crate::store::{Skipped, Store, StoredMessage};
+
+/// What a recipient of a correction is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Told {
+    /// It was given the message replaced and may hold the correction: the correction.
+    Correction,
+    /// It was given the message replaced and may not hold the correction: a withdrawal of the
+    /// message replaced, for erasure.
+    Withdrawal,
+    /// It was not given the message replaced and the correction is routed to it: the corrected
+    /// message as a new message.
+    New,
+}
+
+/// What a correction or withdrawal acts on.
+#[derive(Debug, Clone)]
+pub struct Original {
+    pub stored: StoredMessage,
+    pub message: Message,
+    /// The recipients that were given a copy of it, or that could not be told of the version
+    /// before it and so still hold that one.
+    pub holders: BTreeSet<String>,
+}
+
+impl Original {
+    /// The reference to it a recipient is given.
+    pub fn replaces(&self, reason: jxg_schema::message::CorrectionReason) -> Replaces {
+        Replaces {
+            message_id: Some(self.stored.id),
+            source_document_id: Some(self.stored.source_document_id.clone()),
+            reason,
+        }
+    }
+
+    /// A withdrawal of it, for `reason`, as a recipient is given it: the envelope is the
+    /// withdrawal's own (`id`, `source_document_id`, `occurred_at`), in the original's case and
+    /// under its purpose and classification.
+    pub fn withdrawal(
+        &self,
+        id: Uuid,
+        sender: &str,
+        source_document_id: &str,
+        occurred_at: jxg_schema::values::Instant,
+        received_at: jxg_schema::values::Instant,
+        reason: jxg_schema::message::WithdrawalReason,
+    ) -> Withdrawal {
+        let m = &self.message;
+        Withdrawal {
+            id: Some(id),
+            sender: Some(sender.to_string()),
+            source_document_id: source_document_id.to_string(),
+            occurred_at,
+            received_at: Some(received_at),
+            purpose: m.purpose,
+            classification: m.classification,
+            case: m.case.clone(),
+            correlation_id: m.correlation_id.clone(),
+            withdrawn: Withdrawn {
+                message_id: Some(self.stored.id),
+                source_document_id: Some(self.stored.source_document_id.clone()),
+                reason,
+            },
+        }
+    }
+}
+
+/// Whether a delivered copy is a withdrawal: a copy of a withdrawal, or a correction's copy for a
+/// recipient that may no longer hold the message (the store reads which from the copy's
+/// signature).
+pub fn is_withdrawal(e: &crate::store::OutboxEntry) -> bool {
+    e.message_type == WITHDRAWN
+}
+
+/// The reason recorded for a recipient that must be told of a correction or withdrawal its
+/// format cannot express: an operator tells it by other means.
+pub const FLAGGED: &str = "flagged for an operator";
+
+/// A recipient that could not be told, kept with the message (`GET /v1/messages/{id}`).
+pub fn flagged(recipient: &str, why: &str) -> Skipped {
+    Skipped::new(
+        recipient,
+        format!("{FLAGGED}: {why}; notify {recipient} by other means"),
+    )
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> Refused {
+    Refused::Document(jxg_adapters::Rejection::Invalid(Violations(vec![
+        Violation::new(path, message),
+    ])))
+}
+
+/// Finds the message a correction or withdrawal of `sender` names (by the gateway's id, or by
+/// `sender`'s own document id), and checks that it is the latest version of itself. `at` is the
+/// path of the reference in the document (`replaces`, `body`), for the errors.
+pub async fn original(
+    store: &Store,
+    sender: &str,
+    message_id: Option<Uuid>,
+    source_document_id: Option<&str>,
+    at: &str,
+) -> Result<Original, Refused> {
+    let id = match (message_id, source_document_id) {
+        (Some(id), _) => id,
+        (None, Some(key)) => match store.idempotency(sender, key).await? {
+            Some((rec, _)) => rec.message_id,
+            None => {
+                return Err(Refused::Conflict(format!(
+                    "{at}.source_document_id names no message {sender} sent"
+                )));
+            }
+        },
+        (None, None) => {
+            return Err(invalid(
+                at,
+                "must name the message by message_id or source_document_id",
+            ));
+        }
+    };
+    let Some(stored) = store.message(&id).await? else {
+        return Err(Refused::Conflict(format!(
+            "{at}.message_id names no message: {id}"
+        )));
+    };
+    if stored.canonical.is_empty() {
+        return Err(Refused::Conflict(format!(
+            "message {id} is past its retention: its body is no longer held"
+        )));
+    }
+    let parsed = serde_json::from_str(&stored.canonical)
+        .map_err(|e| crate::store::StoreError::Corrupt(format!("message {id}: {e}")))?;
+    let message = match Document::from_value(parsed) {
+        Ok(Document::Message(m)) => m,
+        Ok(Document::Withdrawal(_)) => {
+            return Err(Refused::Conflict(format!(
+                "message {id} is a withdrawal: it cannot be corrected or withdrawn"
+            )));
+        }
+        Err(e) => {
+            return Err(crate::store::StoreError::Corrupt(format!(
+                "message {id}: {}: {}",
+                e.path, e.message
+            ))
+            .into());
+        }
+    };
+    let id_text = id.to_string();
+    for later in store.case_messages(&stored.correlation_id).await? {
+        if later.seq <= stored.seq || !later.canonical.contains(&id_text) {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str(&later.canonical) else {
+            continue;
+        };
+        match Document::from_value(v) {
+            Ok(Document::Withdrawal(w)) if w.withdrawn.message_id == Some(id) => {
+                return Err(Refused::Conflict(format!(
+                    "message {id} was withdrawn by message {}",
+                    later.id
+                )));
+            }
+            Ok(Document::Message(m))
+                if m.replaces.as_ref().and_then(|r| r.message_id) == Some(id) =>
+            {
+                return Err(Refused::Conflict(format!(
+                    "message {id} was replaced by message {}: correct or withdraw that one",
+                    later.id
+                )));
+            }
+            _ => {}
+        }
+    }
+    let mut holders: BTreeSet<String> = store
+        .deliveries(&id)
+        .await?
+        .into_iter()
+        .filter(|e| !is_withdrawal(e))
+        .map(|e| e.recipient)
+        .collect();
+    holders.extend(
+        stored
+            .skipped
+            .iter()
+            .filter(|s| s.reason.starts_with(FLAGGED))
+            .map(|s| s.recipient.clone()),
+    );
+    Ok(Original {
+        stored,
+        message,
+        holders,
+    })
+}
+
+/// A correction must be of the type and the case of the message it replaces: per-case order
+/// is what keeps it behind that message. A message sent in the wrong case is withdrawn and
+/// sent anew instead.
+pub fn check_same(correction: &Message, original: &Original) -> Result<(), Refused> {
+    if correction.message_type() != original.message.message_type() {
+        return Err(invalid(
+            "type",
+            format!(
+                "must be the type of the message replaced ({})",
+                original.message.message_type()
+            ),
+        ));
+    }
+    check_case(&correction.correlation_id, original)
+}
+
+/// A correction or withdrawal is in the case of the message it acts on.
+pub fn check_case(correlation_id: &str, original: &Original) -> Result<(), Refused> {
+    if correlation_id != original.stored.correlation_id {
+        return Err(invalid(
+            "correlation_id",
+            "must be that of the message acted on; a message sent in the wrong case is \
+             withdrawn (wrong-case) and sent anew",
+        ));
+    }
+    Ok(())
+}
+
+/// What `recipient` is told of a correction: `routed` when the routing proposes it for the
+/// correction, `may` when the policies in force let it hold the correction.
+pub fn told(original: &Original, recipient: &str, routed: bool, may: bool) -> Option<Told> {
+    let held = original.holders.contains(recipient);
+    match (held, routed && may) {
+        (true, true) => Some(Told::Correction),
+        (true, false) => Some(Told::Withdrawal),
+        (false, true) => Some(Told::New),
+        (false, false) => None,
+    }
+}
