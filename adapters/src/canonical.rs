@@ -54,7 +54,7 @@ impl Canonical {
     }
 }
 
-fn message_only(d: Document) -> Result<Message, DecodeError> {
+pub(crate) fn message_only(d: Document) -> Result<Message, DecodeError> {
     match d {
         Document::Message(m) => Ok(m),
         Document::Withdrawal(_) => Err(DecodeError::invalid(
@@ -216,6 +216,9 @@ impl Adapter for Canonical {
     fn decode(&self, bytes: &[u8], _ctx: &Context<'_>) -> Result<Message, DecodeError> {
         Self::decode_any(bytes)
     }
+    fn decode_document(&self, bytes: &[u8], _ctx: &Context<'_>) -> Result<Document, DecodeError> {
+        Canonical::decode_document(bytes)
+    }
     fn encode(&self, message: &Message, _ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
         Ok(message.to_bytes_as(Version::V1))
     }
@@ -233,6 +236,9 @@ impl Adapter for CanonicalV2 {
     }
     fn decode(&self, bytes: &[u8], _ctx: &Context<'_>) -> Result<Message, DecodeError> {
         Canonical::decode_any(bytes)
+    }
+    fn decode_document(&self, bytes: &[u8], _ctx: &Context<'_>) -> Result<Document, DecodeError> {
+        Canonical::decode_document(bytes)
     }
     fn encode(&self, message: &Message, _ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
         Ok(message.to_bytes_as(Version::V2))

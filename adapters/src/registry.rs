@@ -1,6 +1,6 @@
 //! Formats by name. Adding a format is one module and one line in [`ADAPTERS`].
 
-use jxg_schema::{MasterData, Message, Withdrawal};
+use jxg_schema::{Document, MasterData, Message, Withdrawal};
 
 use crate::{DecodeError, EncodeError};
 
@@ -20,6 +20,11 @@ pub trait Adapter: Sync + Send {
     fn native_authority(&self) -> Option<&'static str>;
     /// Bytes to canonical (submission form: no `id`, no `received_at`, no `sender`).
     fn decode(&self, bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError>;
+    /// Bytes to any document the format has: a message (perhaps a correction), or a withdrawal
+    /// where the format has one.
+    fn decode_document(&self, bytes: &[u8], ctx: &Context<'_>) -> Result<Document, DecodeError> {
+        self.decode(bytes, ctx).map(Document::Message)
+    }
     /// Canonical to bytes.
     fn encode(&self, message: &Message, ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError>;
     /// Canonical to bytes, and where the format had to alter what it was given (a text cut to

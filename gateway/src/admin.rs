@@ -59,6 +59,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/admin/v1/rectifications")
+            .route(web::get().to(ops::rectifications))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/admin/v1/messages/{id}/replay")
             .route(web::post().to(ops::replay))
             .default_service(web::to(not_allowed)),

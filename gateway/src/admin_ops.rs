@@ -224,6 +224,96 @@ pub async fn messages(
     Ok(HttpResponse::Ok().json(body))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RectificationsQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Corrections and withdrawals, oldest first, with where each stands with each recipient and
+/// its age; by default only the open ones (a recipient has not got it yet, or is flagged for an
+/// operator to tell by other means). Scans in bounded pages, as the message list does.
+pub async fn rectifications(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<RectificationsQuery>,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Operator)?;
+    let limit = limit(q.limit)?;
+    let only_open = match q.state.as_deref() {
+        None | Some("open") => true,
+        Some("all") => false,
+        Some(_) => return Err(bad_query("state", "is open or all")),
+    };
+    let mut after = match &q.cursor {
+        Some(c) => Some(
+            Uuid::parse_str(c).map_err(|_| bad_query("cursor", "is not a cursor of this list"))?,
+        ),
+        None => None,
+    };
+    let store = state.pipeline.store.clone();
+    let (items, next) = off_request_path(async move {
+        let now = chrono::Utc::now();
+        let mut items: Vec<Value> = Vec::new();
+        let mut next = None;
+        let mut scanned = 0;
+        'scan: loop {
+            let page = store.messages_after(after, 200).await?;
+            if page.is_empty() {
+                break;
+            }
+            for m in page {
+                if scanned >= MAX_SCAN {
+                    next = after.map(|a| a.to_string());
+                    break 'scan;
+                }
+                scanned += 1;
+                after = Some(m.id);
+                let deliveries = if m.message_type == jxg_schema::message::WITHDRAWN
+                    || m.canonical.contains("\"replaces\"")
+                {
+                    store.deliveries(&m.id).await?
+                } else {
+                    continue;
+                };
+                let Some(r) = jxg_core::revision::rectification(&m, &deliveries) else {
+                    continue;
+                };
+                if only_open && !r.open {
+                    continue;
+                }
+                if items.len() == limit {
+                    next = items
+                        .last()
+                        .and_then(|v: &Value| v["id"].as_str().map(String::from));
+                    break 'scan;
+                }
+                let age = chrono::DateTime::parse_from_rfc3339(&r.received_at)
+                    .map(|t| (now - t.to_utc()).num_seconds().max(0))
+                    .unwrap_or(0);
+                let mut v = serde_json::to_value(&r).expect("JSON");
+                v["age_seconds"] = Value::from(age);
+                items.push(v);
+            }
+        }
+        Ok::<_, crate::store::StoreError>((items, next))
+    })
+    .await??;
+    consulted(
+        &state,
+        actor,
+        format!("rectifications, {} item(s)", items.len()),
+    )
+    .await?;
+    let mut body = json!({ "items": items });
+    if let Some(n) = next {
+        body["next_cursor"] = Value::from(n);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
 fn message_id(raw: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(raw).map_err(|_| Problem::not_found("no such message"))
 }

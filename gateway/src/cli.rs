@@ -222,18 +222,7 @@ pub fn convert(from: &str, to: &str, sender: Option<String>, file: &Option<PathB
     };
     let md = MasterData::embedded();
     let ctx = Context { master_data: &md };
-    // a canonical document of either version may be a withdrawal; the legacy formats have none
-    let doc = if src.name().starts_with("canonical") {
-        jxg_adapters::canonical::Canonical::decode_document(&bytes).and_then(|d| match d {
-            jxg_schema::Document::Message(m) => {
-                crate::pipeline::check_semantics(m, &md).map(jxg_schema::Document::Message)
-            }
-            w => Ok(w),
-        })
-    } else {
-        crate::pipeline::decode_document(src, &bytes, &md).map(jxg_schema::Document::Message)
-    };
-    let mut doc = match doc {
+    let mut doc = match crate::pipeline::decode_any(src, &bytes, &md) {
         Ok(d) => d,
         Err(e) => return print_problem(Problem::from_rejection(e.rejection)),
     };

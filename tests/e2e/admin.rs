@@ -65,6 +65,13 @@ async fn every_admin_route_answers_only_its_role() {
         ),
         (
             "GET",
+            "/admin/v1/rectifications".into(),
+            None,
+            "operator",
+            200,
+        ),
+        (
+            "GET",
             "/admin/v1/cases/1470-76543-00012-26/timeline".into(),
             None,
             "operator",

@@ -341,17 +341,32 @@ fn convert_reads_and_writes_both_canonical_versions_and_refuses_what_a_format_ca
             read(rel),
             "{rel}"
         );
-        // neither v1 nor the legacy formats can say it: refused, never written without it
-        for to in ["canonical", "police-json", "court-xml", "prosecution-flat"] {
-            let (code, out, err) = convert("canonical-v2", to, rel);
-            assert_eq!(code, 1, "{rel} to {to}: {out}");
-            assert!(out.is_empty());
-            let p: Value = serde_json::from_str(&err).unwrap();
-            assert_eq!(
-                p["type"], "urn:jxg:problem:cannot-carry",
-                "{rel} to {to}: {p}"
-            );
-        }
+        // the police and the prosecution formats say it their own way
+        let (code, out, err) = convert("canonical-v2", "police-json", rel);
+        assert_eq!(code, 0, "{rel}: {err}");
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            doc.get("rettelse").is_some() || doc["dokumenttype"] == "TILBAGEKALDELSE",
+            "{rel}: {doc}"
+        );
+        let (code, out, err) = convert("canonical-v2", "prosecution-flat", rel);
+        assert_eq!(code, 0, "{rel}: {err}");
+        assert!(
+            out.contains("\r\nRT") || out.starts_with("HDTILB"),
+            "{rel}: {out}"
+        );
+        let (code, out, err) = convert("canonical-v2", "court-xml", rel);
+        assert_eq!(code, 0, "{rel}: {err}");
+        assert!(
+            out.contains("<Rettelse ") || out.contains("<Tilbagekaldelse "),
+            "{rel}: {out}"
+        );
+        // canonical v1 cannot say it: refused, never written without it
+        let (code, out, err) = convert("canonical-v2", "canonical", rel);
+        assert_eq!(code, 1, "{rel} to canonical: {out}");
+        assert!(out.is_empty());
+        let p: Value = serde_json::from_str(&err).unwrap();
+        assert_eq!(p["type"], "urn:jxg:problem:cannot-carry", "{rel}: {p}");
     }
     // a v1 message is written in the version asked for
     let (code, out, err) = convert(

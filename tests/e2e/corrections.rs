@@ -80,17 +80,33 @@ async fn prison_inbox(home: &Home, gw: &Gateway) -> Vec<(Value, Value)> {
     out
 }
 
+/// The records of a flat record set, without their CRLF, as text.
+fn records(body: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(body)
+        .split("\r\n")
+        .filter(|r| !r.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 #[tokio::test]
-async fn a_verdict_corrected_to_day_fines_is_withdrawn_from_the_prison_and_flagged_where_a_format_cannot_say_it()
+async fn a_verdict_corrected_to_day_fines_reaches_police_and_prosecution_as_corrections_and_is_withdrawn_from_the_prison()
  {
-    let home = Home::new();
+    let (home, prosecution_queue, (inq, outq, rejq)) = broker_home("corrections").await;
     let gw = home.start();
     let courts = client_for(&home, "courts");
+    let police = client_for(&home, "police");
+    let keys = jwks(&courts, &gw).await;
     let original = accepted_id(post(&courts, &gw, &verdict("DOM-C-1")).await).await;
     let got = prison_inbox(&home, &gw).await;
     assert_eq!(got.len(), 1, "imprisonment is enforced: the prison gets it");
     assert_eq!(got[0].1["id"], original.as_str());
     assert!(got[0].1.get("replaces").is_none());
+    let first = prosecution_queue.next(&outq).await;
+    assert_eq!(first.message_id.as_deref(), Some(original.as_str()));
+    let police_got = inbox(&police, &gw).await;
+    assert_eq!(police_got.len(), 1);
+    ack(&police, &gw, police_got[0]["id"].as_str().unwrap()).await;
 
     let correction = correcting(day_fines(verdict("DOM-C-2")), "DOM-C-1", "decision-changed");
     let r = post(&courts, &gw, &correction).await;
@@ -101,11 +117,10 @@ async fn a_verdict_corrected_to_day_fines_is_withdrawn_from_the_prison_and_flagg
         ("queued".to_string(), "withdrawal".to_string()),
         "{told:?}"
     );
-    // neither police JSON nor the flat records can say "this replaces that" yet: an operator
-    // is asked to tell them, and nothing is sent that would leave them holding both versions
-    assert_eq!(told["police"].0, "flagged", "{told:?}");
-    assert_eq!(told["prosecution"].0, "flagged", "{told:?}");
+    assert_eq!(told["police"].1, "message", "{told:?}");
+    assert_eq!(told["prosecution"].1, "message", "{told:?}");
 
+    // the prison may no longer hold the verdict: a withdrawal for erasure, nothing of the verdict
     let got = prison_inbox(&home, &gw).await;
     assert_eq!(got.len(), 1, "{got:?}");
     let w = &got[0].1;
@@ -119,6 +134,39 @@ async fn a_verdict_corrected_to_day_fines_is_withdrawn_from_the_prison_and_flagg
         w["body"].get("sentence").is_none(),
         "a withdrawal carries no body of the verdict"
     );
+    assert_eq!(
+        got[0].0["type"], "message.withdrawn",
+        "the inbox says what the item is"
+    );
+
+    // the police: a DOM that says which DOM it replaces, with the day fines
+    let items = inbox(&police, &gw).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let content = items[0]["content"].as_str().unwrap();
+    verify_detached(
+        items[0]["signature"].as_str().unwrap(),
+        content.as_bytes(),
+        &keys,
+    )
+    .unwrap();
+    let dom: Value = serde_json::from_str(content).unwrap();
+    assert_eq!(dom["dokumenttype"], "DOM");
+    assert_eq!(dom["dokumentid"], corrected.as_str());
+    assert_eq!(
+        dom["rettelse"],
+        json!({"erstatter": original, "aarsag": "AENDRET_AFGOERELSE"})
+    );
+    assert_eq!(dom["straf"]["art"], "DAGBOEDER");
+    ack(&police, &gw, items[0]["id"].as_str().unwrap()).await;
+
+    // the prosecution, over the broker: a DOMA whose RT record names the DOMA it replaces
+    let doma = prosecution_queue.next(&outq).await;
+    assert_eq!(doma.message_id.as_deref(), Some(corrected.as_str()));
+    verify_detached(&doma.headers["jxg-signature"], &doma.body, &keys).unwrap();
+    let recs = records(&doma.body);
+    assert!(recs[0].starts_with("HDDOMA"), "{recs:?}");
+    assert!(recs[1].starts_with(&format!("RT{original}")), "{recs:?}");
+    assert_eq!(&recs[1][42..46], "AEND");
 
     // the same correction again is its first answer
     let again = post(&courts, &gw, &correction).await;
@@ -181,7 +229,7 @@ async fn a_verdict_corrected_to_day_fines_is_withdrawn_from_the_prison_and_flagg
     let p = problem(post(&courts, &gw, &other_type).await, 422, "another type").await;
     assert_eq!(problem_paths(&p), ["type"], "{p}");
 
-    // a withdrawal of the correction; then nothing more may be done with it
+    // a withdrawal of the correction goes to those that hold it: the police and the prosecution
     let withdrawal = json!({
         "schema": "jxg.canonical/v2",
         "type": "message.withdrawn",
@@ -195,11 +243,29 @@ async fn a_verdict_corrected_to_day_fines_is_withdrawn_from_the_prison_and_flagg
     });
     let withdrawn = accepted_id(post(&courts, &gw, &withdrawal).await).await;
     let told = recipients(&courts, &gw, &withdrawn).await;
-    // the prison no longer holds the verdict; the police and the prosecution still hold the
-    // first version (they could not be told of the second) and cannot be told of this either
-    assert!(!told.contains_key("prison"), "{told:?}");
-    assert_eq!(told["police"].0, "flagged", "{told:?}");
-    assert_eq!(told["prosecution"].0, "flagged", "{told:?}");
+    assert!(
+        !told.contains_key("prison"),
+        "it no longer holds the verdict: {told:?}"
+    );
+    assert_eq!(told["police"].1, "withdrawal", "{told:?}");
+    assert_eq!(told["prosecution"].1, "withdrawal", "{told:?}");
+    let items = inbox(&police, &gw).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let tilbage: Value = serde_json::from_str(items[0]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(tilbage["dokumenttype"], "TILBAGEKALDELSE");
+    assert_eq!(
+        tilbage["tilbagekaldelse"],
+        json!({"dokumentid": corrected, "aarsag": "SENDT_VED_FEJL"})
+    );
+    assert!(tilbage.get("personer").is_none());
+    let tilb = prosecution_queue.next(&outq).await;
+    assert_eq!(tilb.message_id.as_deref(), Some(withdrawn.as_str()));
+    let recs = records(&tilb.body);
+    assert_eq!(recs.len(), 3, "HD, TB, TR: {recs:?}");
+    assert!(recs[0].starts_with("HDTILB"));
+    assert!(recs[1].starts_with(&format!("TB{corrected}")));
+    assert_eq!(&recs[1][42..46], "FEJL");
+
     let mut twice = withdrawal.clone();
     twice["source_document_id"] = json!("DOM-C-7");
     let p = problem(post(&courts, &gw, &twice).await, 409, "a withdrawn message").await;
@@ -209,6 +275,99 @@ async fn a_verdict_corrected_to_day_fines_is_withdrawn_from_the_prison_and_flagg
     v1["schema"] = json!("jxg.canonical/v1");
     v1["source_document_id"] = json!("DOM-C-8");
     problem(post(&courts, &gw, &v1).await, 422, "a v1 withdrawal").await;
+    assert_audit_verifies(&home, &gw).await;
+    drop(gw);
+    prosecution_queue.delete(&[&inq, &outq, &rejq]).await;
+}
+
+#[tokio::test]
+async fn a_v1_canonical_recipient_is_flagged_for_what_v1_cannot_say() {
+    // on this topology the prosecution pulls canonical v1 from its inbox
+    let home = Home::new();
+    let gw = home.start();
+    let courts = client_for(&home, "courts");
+    accepted_id(post(&courts, &gw, &verdict("DOM-F-1")).await).await;
+    let correction = correcting(verdict("DOM-F-2"), "DOM-F-1", "clerical-error");
+    let corrected = accepted_id(post(&courts, &gw, &correction).await).await;
+    let s = get_json(&courts, &gw.url(&format!("/v1/messages/{corrected}"))).await;
+    let flagged: Vec<&Value> = s["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "flagged")
+        .collect();
+    assert_eq!(flagged.len(), 1, "{s}");
+    assert_eq!(flagged[0]["recipient"], "prosecution");
+    assert!(
+        flagged[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("canonical cannot carry a correction"),
+        "{s}"
+    );
+    // it is given nothing it could take for a new verdict beside the old one
+    let items = inbox(&client_for(&home, "prosecution"), &gw).await;
+    assert_eq!(items.len(), 1, "only the first verdict: {items:?}");
+
+    // the operators' list of open rectifications shows it, with its age, until it is done
+    let operator = client_for(&home, "operator");
+    let open = get_json(&operator, &gw.admin_url("/admin/v1/rectifications")).await;
+    let items = open["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{open}");
+    let r = &items[0];
+    assert_eq!(r["id"], corrected.as_str());
+    assert_eq!(r["kind"], "correction");
+    assert_eq!(r["reason"], "clerical-error");
+    assert_eq!(r["open"], true);
+    assert!(r["age_seconds"].as_i64().unwrap() >= 0);
+    let by: std::collections::BTreeMap<&str, &str> = r["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["recipient"].as_str().unwrap(),
+                x["copy"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by["prosecution"], "flagged", "{r}");
+    assert_eq!(by["prison"], "message", "{r}");
+    assert_eq!(by["police"], "message", "{r}");
+    let text = open.to_string();
+    for secret in personal_data() {
+        assert!(
+            !text.contains(&secret),
+            "no personal data in the list: {secret}"
+        );
+    }
+    let r = operator
+        .get(gw.admin_url("/admin/v1/rectifications?state=closed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_paths(&problem(r, 422, "a state it does not know").await),
+        ["state"]
+    );
+    let (_, s) = metrics(&home, &gw).await;
+    assert_eq!(
+        sum(
+            &s,
+            "jxg_rectifications_total",
+            &[("kind", "correction"), ("told", "flagged")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "jxg_rectifications_total",
+            &[("kind", "correction"), ("told", "correction")]
+        ),
+        2.0,
+        "the police and the prison"
+    );
     assert_audit_verifies(&home, &gw).await;
 }
 
@@ -233,7 +392,7 @@ async fn a_day_fine_verdict_corrected_to_imprisonment_reaches_the_prison_as_a_ne
         ("queued".to_string(), "message".to_string()),
         "{told:?}"
     );
-    assert_eq!(told["police"].0, "flagged", "{told:?}");
+    assert_eq!(told["police"].1, "message", "{told:?}");
     let got = prison_inbox(&home, &gw).await;
     assert_eq!(got.len(), 1);
     let m = &got[0].1;
@@ -245,4 +404,147 @@ async fn a_day_fine_verdict_corrected_to_imprisonment_reaches_the_prison_as_a_ne
         "the prison never had the day-fine verdict: it gets the verdict as new, {m}"
     );
     assert_audit_verifies(&home, &gw).await;
+}
+
+/// A `TILB` record set of the prosecution withdrawing its document `withdrawn`, in the case
+/// of the record set `of` (its HD's references).
+fn tilb(of: &[u8], own_id: &str, withdrawn: &str, reason: &str) -> Vec<u8> {
+    let mut hd = of[..128].to_vec();
+    hd[2..6].copy_from_slice(b"TILB");
+    hd[79..119].fill(b' ');
+    hd[79..79 + own_id.len()].copy_from_slice(own_id.as_bytes());
+    let mut tb = vec![b' '; 128];
+    tb[..2].copy_from_slice(b"TB");
+    tb[2..2 + withdrawn.len()].copy_from_slice(withdrawn.as_bytes());
+    tb[42..46].copy_from_slice(reason.as_bytes());
+    let mut tr = vec![b' '; 128];
+    tr[..8].copy_from_slice(b"TR000003");
+    [hd, tb, tr].join(&b"\r\n"[..])
+}
+
+/// `n` items of an inbox, waiting for them (bounded).
+async fn inbox_of(c: &reqwest::Client, gw: &Gateway, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let items = inbox(c, gw).await;
+        if items.len() >= n {
+            return items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} items: {:?}", inbox(c, gw).await);
+}
+
+#[tokio::test]
+async fn police_json_court_xml_and_flat_records_correct_and_withdraw_in_their_own_forms() {
+    let (home, queue, (inq, outq, rejq)) = broker_home("legacy-corrections").await;
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let courts = client_for(&home, "courts");
+
+    // the police correct a report of theirs, naming it by their own document id
+    let report: Value = serde_json::from_slice(&sample("police/valid/anmeldelse-1.json")).unwrap();
+    let first =
+        accepted_id(post_json(&police, &gw, "/police/v1/dokumenter", report.to_string()).await)
+            .await;
+    assert_eq!(
+        queue.next(&outq).await.message_id.as_deref(),
+        Some(first.as_str())
+    );
+    let mut corrected = report.clone();
+    corrected["dokumentid"] = json!("POL-2026-0012418");
+    corrected["rettelse"] =
+        json!({"erstatter": report["dokumentid"], "aarsag": "FORKERTE_OPLYSNINGER"});
+    let second =
+        accepted_id(post_json(&police, &gw, "/police/v1/dokumenter", corrected.to_string()).await)
+            .await;
+    let anml = queue.next(&outq).await;
+    assert_eq!(anml.message_id.as_deref(), Some(second.as_str()));
+    let recs = records(&anml.body);
+    assert!(recs[0].starts_with("HDANML"), "{recs:?}");
+    assert!(recs[1].starts_with(&format!("RT{first}")), "{recs:?}");
+    assert_eq!(&recs[1][42..46], "OPLY");
+
+    // the prosecution withdraws an indictment over the broker, naming its own message id
+    let tilt = sample("prosecution/valid/tilt-1.flat");
+    queue.publish(&inq, &tilt, "ANK-2026-004711-001").await;
+    let items = inbox_of(&courts, &gw, 1).await;
+    let indictment = items[0]["id"].as_str().unwrap().to_string();
+    ack(&courts, &gw, &indictment).await;
+    let items = inbox_of(&police, &gw, 1).await;
+    ack(&police, &gw, items[0]["id"].as_str().unwrap()).await;
+    queue
+        .publish(
+            &inq,
+            &tilb(&tilt, "ANK-2026-004711-002", "ANK-2026-004711-001", "FEJL"),
+            "ANK-2026-004711-002",
+        )
+        .await;
+    let items = inbox_of(&courts, &gw, 1).await;
+    let xml = items[0]["content"].as_str().unwrap();
+    assert!(xml.contains("<Tilbagekaldelse "), "{xml}");
+    assert!(
+        xml.contains(&format!(
+            "<Tilbagekaldt dokumentid=\"{indictment}\" årsag=\"sendt-ved-fejl\"/>"
+        )),
+        "{xml}"
+    );
+    assert!(!xml.contains("<Person"), "{xml}");
+    ack(&courts, &gw, items[0]["id"].as_str().unwrap()).await;
+    let items = inbox_of(&police, &gw, 1).await;
+    let doc: Value = serde_json::from_str(items[0]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(doc["dokumenttype"], "TILBAGEKALDELSE");
+    assert_eq!(doc["tilbagekaldelse"]["dokumentid"], indictment.as_str());
+    ack(&police, &gw, items[0]["id"].as_str().unwrap()).await;
+    assert_eq!(queue.depth(&rejq).await, 0, "nothing was refused");
+
+    // the courts withdraw a verdict in XML
+    let dom = sample("court/valid/dom-2-utf8.xml");
+    let r = courts
+        .post(gw.url("/courts/v1/dokumenter"))
+        .header("Content-Type", "application/xml")
+        .body(dom)
+        .send()
+        .await
+        .unwrap();
+    let verdict = accepted_id(r).await;
+    let items = inbox_of(&police, &gw, 1).await;
+    ack(&police, &gw, items[0]["id"].as_str().unwrap()).await;
+    let _ = queue.next(&outq).await;
+    let withdrawal = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Tilbagekaldelse xmlns="urn:dk:domstol:straffesag:2" version="2.3" dokumentid="DOM-2026-001094">
+  <Sag>
+    <Sagsnummer>SS-871/2026-ODE</Sagsnummer>
+    <Ret kode="ODE">Retten i Odense</Ret>
+    <PolitiJournalnummer>1465-22140-00118-26</PolitiJournalnummer>
+    <Anklagenummer>AM-2026-005530</Anklagenummer>
+  </Sag>
+  <Tidspunkt>2026-10-28T09:00:00+01:00</Tidspunkt>
+  <Tilbagekaldt dokumentid="DOM-2026-001093" årsag="forkert-person"/>
+</Tilbagekaldelse>"#;
+    let r = courts
+        .post(gw.url("/courts/v1/dokumenter"))
+        .header("Content-Type", "application/xml")
+        .body(withdrawal)
+        .send()
+        .await
+        .unwrap();
+    let withdrawn = accepted_id(r).await;
+    let items = inbox_of(&police, &gw, 1).await;
+    let doc: Value = serde_json::from_str(items[0]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(doc["dokumentid"], withdrawn.as_str());
+    assert_eq!(
+        doc["tilbagekaldelse"],
+        json!({"dokumentid": verdict, "aarsag": "FORKERT_PERSON"})
+    );
+    let tilb = queue.next(&outq).await;
+    assert_eq!(tilb.message_id.as_deref(), Some(withdrawn.as_str()));
+    let tb = &records(&tilb.body)[1];
+    assert_eq!(
+        (tb[2..42].trim(), &tb[42..46]),
+        (verdict.as_str(), "PERS"),
+        "{tb}"
+    );
+    assert_audit_verifies(&home, &gw).await;
+    drop(gw);
+    queue.delete(&[&inq, &outq, &rejq]).await;
 }

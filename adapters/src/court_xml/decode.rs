@@ -7,7 +7,7 @@ use jxg_schema::values::{
     CourtCaseNumber, Date, Instant, IsoDuration, JournalNumber, LawRef, Money,
     ProsecutionCaseNumber,
 };
-use jxg_schema::{MasterData, Message, MessageType, Violations};
+use jxg_schema::{Document, MasterData, Message, MessageType, Violations, Withdrawal};
 
 use super::model::{self, child_path};
 use super::tree::{self, Element, FrameError};
@@ -16,6 +16,12 @@ use crate::{Context, DecodeError, Rejection};
 
 /// Decodes one court document into a canonical submission (no `id`, `received_at` or `sender`).
 pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
+    crate::canonical::message_only(decode_document(bytes, ctx)?)
+}
+
+/// Decodes one court document: a message (perhaps a correction, with `Rettelse`) or a
+/// withdrawal (`Tilbagekaldelse`).
+pub fn decode_document(bytes: &[u8], ctx: &Context<'_>) -> Result<Document, DecodeError> {
     let root = tree::parse(bytes).map_err(|e| match e {
         FrameError::Encoding(m) => DecodeError {
             message_type: None,
@@ -23,7 +29,121 @@ pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
         },
         FrameError::Malformed(m) => DecodeError::malformed(m),
     })?;
-    decode_tree(&root, ctx.master_data)
+    if root.name == super::WITHDRAWAL {
+        return decode_withdrawal(&root, ctx.master_data).map(Document::Withdrawal);
+    }
+    decode_tree(&root, ctx.master_data).map(Document::Message)
+}
+
+/// Whether the root is in the format's namespace (nothing else of it is read when not).
+fn in_namespace(r: &mut Reader<'_>, root: &Element, path: &str) -> bool {
+    if root.namespace.as_deref() != Some(NAMESPACE) {
+        let found = root.namespace.as_deref().unwrap_or("none");
+        r.v.push(
+            path,
+            format!("must be in namespace {NAMESPACE} (found namespace `{found}`)"),
+        );
+        return false;
+    }
+    true
+}
+
+/// The root's `version`: 2.0 to 2.3.
+fn version(r: &mut Reader<'_>, root: &Element, path: &str) {
+    match root.attr("version") {
+        Some("2.0" | "2.1" | "2.2" | "2.3") => {}
+        Some(_) => r.v.push(
+            format!("{path}/@version"),
+            "versions 2.0 to 2.3 are accepted",
+        ),
+        None => r.v.push(format!("{path}/@version"), "is required"),
+    }
+}
+
+/// A document id of 1-128 characters in attribute `name`.
+fn document_id(r: &mut Reader<'_>, el: &Element, name: &str, path: &str) -> Option<String> {
+    match el.attr(name) {
+        Some(s) if (1..=128).contains(&s.len()) && !s.trim().is_empty() => Some(s.to_string()),
+        Some(_) => {
+            r.v.push(format!("{path}/@{name}"), "must be 1-128 characters");
+            None
+        }
+        None => {
+            r.v.push(format!("{path}/@{name}"), "is required");
+            None
+        }
+    }
+}
+
+/// One of a code table's codes in attribute `name`.
+fn code<T: Copy>(
+    r: &mut Reader<'_>,
+    el: &Element,
+    name: &str,
+    path: &str,
+    table: &[(&str, T)],
+) -> Option<T> {
+    let s = r.attr(el, name, path)?;
+    let found = table.iter().find(|(c, _)| *c == s).map(|(_, t)| *t);
+    if found.is_none() {
+        let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
+        r.v.push(
+            format!("{path}/@{name}"),
+            format!("must be one of {}", codes.join(", ")),
+        );
+    }
+    found
+}
+
+/// A `Tilbagekaldelse`. Its purpose and classification are those of the message withdrawn (the
+/// gateway takes them from it).
+pub fn decode_withdrawal(root: &Element, md: &MasterData) -> Result<Withdrawal, DecodeError> {
+    let mut r = Reader {
+        v: Violations::new(),
+        md,
+    };
+    let path = format!("/{}", root.name);
+    if !in_namespace(&mut r, root, &path) {
+        return Err(DecodeError::invalid(None, r.v));
+    }
+    model::check_withdrawal(root, &mut r.v);
+    version(&mut r, root, &path);
+    let id = document_id(&mut r, root, "dokumentid", &path);
+    let (case, _) = r.sag(root, &path, None);
+    let at = r.time(root, "Tidspunkt", &path);
+    let p = format!("{path}/Tilbagekaldt");
+    let withdrawn = r.child(root, "Tilbagekaldt", &path).and_then(|t| {
+        let of = document_id(&mut r, t, "dokumentid", &p);
+        let reason = code(&mut r, t, "årsag", &p, super::WITHDRAWAL_REASONS);
+        Some(Withdrawn {
+            message_id: None,
+            source_document_id: Some(of?),
+            reason: reason?,
+        })
+    });
+    if !r.v.is_empty() {
+        return Err(DecodeError::invalid(None, r.v));
+    }
+    let (Some(id), Some(case), Some(at), Some(withdrawn)) = (id, case, at, withdrawn) else {
+        r.v.push(&path, "could not be read");
+        return Err(DecodeError::invalid(None, r.v));
+    };
+    let Some(correlation_id) = case.correlation_id() else {
+        r.v.push(format!("{path}/Sag"), "names no case reference");
+        return Err(DecodeError::invalid(None, r.v));
+    };
+    Ok(Withdrawal {
+        id: None,
+        sender: None,
+        source_document_id: id,
+        occurred_at: at,
+        received_at: None,
+        purpose: Purpose::CriminalProceedings,
+        classification: Classification::Confidential,
+        case,
+        correlation_id,
+        withdrawn,
+    })
 }
 
 /// Decodes a parsed document.
@@ -35,45 +155,33 @@ pub fn decode_tree(root: &Element, md: &MasterData) -> Result<Message, DecodeErr
     let path = format!("/{}", root.name);
     let kind = Root::from_name(&root.name);
     let Some(kind) = kind else {
-        r.v.push(&path, "is not a root element of court-xml 2 (Dom, Kendelse, Retsmøde, Anklageskrift, Anholdelse, Tiltalefrafald)");
+        r.v.push(&path, "is not a root element of court-xml 2 (Dom, Kendelse, Retsmøde, Anklageskrift, Anholdelse, Tiltalefrafald, Tilbagekaldelse)");
         return Err(DecodeError::invalid(None, r.v));
     };
     let t = kind.message_type();
-    if root.namespace.as_deref() != Some(NAMESPACE) {
-        let found = root.namespace.as_deref().unwrap_or("none");
-        r.v.push(
-            &path,
-            format!("must be in namespace {NAMESPACE} (found namespace `{found}`)"),
-        );
+    if !in_namespace(&mut r, root, &path) {
         return Err(DecodeError::invalid(Some(t), r.v));
     }
     model::check(root, kind, &mut r.v);
-    match root.attr("version") {
-        Some("2.0" | "2.1" | "2.2" | "2.3") => {}
-        Some(_) => r.v.push(
-            format!("{path}/@version"),
-            "versions 2.0 to 2.3 are accepted",
-        ),
-        None => r.v.push(format!("{path}/@version"), "is required"),
-    }
+    version(&mut r, root, &path);
     if kind == Root::Kendelse && root.attr("type") != Some("varetægtsfængsling") {
         r.v.push(
             format!("{path}/@type"),
             "only type=\"varetægtsfængsling\" is accepted",
         );
     }
-    let id = match root.attr("dokumentid") {
-        Some(s) if (1..=128).contains(&s.len()) && !s.trim().is_empty() => Some(s.to_string()),
-        Some(_) => {
-            r.v.push(format!("{path}/@dokumentid"), "must be 1-128 characters");
-            None
-        }
-        None => {
-            r.v.push(format!("{path}/@dokumentid"), "is required");
-            None
-        }
-    };
-    let (case, court) = r.sag(root, &path, kind);
+    let id = document_id(&mut r, root, "dokumentid", &path);
+    let replaces = root.child("Rettelse").and_then(|e| {
+        let p = format!("{path}/Rettelse");
+        let of = document_id(&mut r, e, "erstatter", &p);
+        let reason = code(&mut r, e, "årsag", &p, super::CORRECTION_REASONS);
+        Some(Replaces {
+            message_id: None,
+            source_document_id: Some(of?),
+            reason: reason?,
+        })
+    });
+    let (case, court) = r.sag(root, &path, Some(kind));
     let (occurred, body) = r.body(root, &path, kind, court.clone(), case.as_ref());
     if !r.v.is_empty() {
         return Err(DecodeError::invalid(Some(t), r.v));
@@ -96,7 +204,7 @@ pub fn decode_tree(root: &Element, md: &MasterData) -> Result<Message, DecodeErr
         classification: Classification::Confidential,
         case,
         correlation_id,
-        replaces: None,
+        replaces,
         body,
     })
 }
@@ -208,8 +316,10 @@ impl Reader<'_> {
         &mut self,
         root: &Element,
         path: &str,
-        kind: Root,
+        kind: Option<Root>,
     ) -> (Option<CaseRefs>, Option<String>) {
+        // a withdrawal (no kind) and a Tiltalefrafald may leave the court out
+        let ret_required = kind.is_some_and(|k| k != Root::Tiltalefrafald);
         let p = format!("{path}/Sag");
         let Some(sag) = self.child(root, "Sag", path) else {
             return (None, None);
@@ -220,7 +330,7 @@ impl Reader<'_> {
                 .attr(ret, "kode", &format!("{p}/Ret"))
                 .and_then(|k| self.court_code(k, &format!("{p}/Ret/@kode")))
                 .filter(|k| self.court_name_agrees(ret, k, &format!("{p}/Ret"))),
-            None if kind == Root::Tiltalefrafald => None,
+            None if !ret_required => None,
             None => {
                 self.v.push(format!("{p}/Ret"), "is required");
                 None
@@ -272,7 +382,7 @@ impl Reader<'_> {
                     None
                 }
             },
-            None if kind == Root::Anholdelse => {
+            None if kind == Some(Root::Anholdelse) => {
                 self.v
                     .push(format!("{p}/PolitiJournalnummer"), "is required");
                 ok = false;

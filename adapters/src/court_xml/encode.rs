@@ -127,7 +127,22 @@ pub fn encode(m: &Message, md: &MasterData) -> Result<Vec<u8>, EncodeError> {
         }
         _ => None,
     };
-    sag(&mut x, m, court.as_deref(), md)?;
+    sag(&mut x, &m.case, court.as_deref(), md)?;
+    if let Some(r) = &m.replaces {
+        // out, a document is named by its canonical id, as `dokumentid` is
+        let replaced = crate::reference(r.message_id, r.source_document_id.as_deref())
+            .ok_or_else(|| cannot("a correction without the id of the message it replaces"))?;
+        x.empty(
+            "Rettelse",
+            &[
+                ("erstatter", replaced),
+                (
+                    "årsag",
+                    crate::code_of(super::CORRECTION_REASONS, &r.reason).to_string(),
+                ),
+            ],
+        );
+    }
     match &m.body {
         Body::VerdictIssued(b) => {
             x.text("Afsagt", &[], &time(b.decided_at));
@@ -239,9 +254,61 @@ pub fn encode(m: &Message, md: &MasterData) -> Result<Vec<u8>, EncodeError> {
     Ok(x.out.into_bytes())
 }
 
-fn sag(x: &mut Xml, m: &Message, court: Option<&str>, md: &MasterData) -> Result<(), EncodeError> {
+/// Encodes a withdrawal as a `Tilbagekaldelse`: the case, the time, and the canonical id of the
+/// message withdrawn with the reason.
+pub fn encode_withdrawal(
+    w: &jxg_schema::Withdrawal,
+    md: &MasterData,
+) -> Result<Vec<u8>, EncodeError> {
+    let withdrawn = crate::reference(
+        w.withdrawn.message_id,
+        w.withdrawn.source_document_id.as_deref(),
+    )
+    .ok_or_else(|| cannot("a withdrawal without the id of the message withdrawn"))?;
+    let mut x = Xml {
+        out: String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
+        depth: 0,
+    };
+    let id =
+        w.id.map(|u| u.to_string())
+            .unwrap_or_else(|| w.source_document_id.clone());
+    x.open(
+        super::WITHDRAWAL,
+        &[
+            ("xmlns", NAMESPACE.to_string()),
+            ("version", "2.3".to_string()),
+            ("dokumentid", id),
+        ],
+    );
+    let court = w
+        .case
+        .court_case
+        .as_ref()
+        .map(|c| c.court_code().to_string());
+    sag(&mut x, &w.case, court.as_deref(), md)?;
+    x.text("Tidspunkt", &[], &time(w.occurred_at));
+    x.empty(
+        "Tilbagekaldt",
+        &[
+            ("dokumentid", withdrawn),
+            (
+                "årsag",
+                crate::code_of(super::WITHDRAWAL_REASONS, &w.withdrawn.reason).to_string(),
+            ),
+        ],
+    );
+    x.close(super::WITHDRAWAL);
+    Ok(x.out.into_bytes())
+}
+
+fn sag(
+    x: &mut Xml,
+    case: &CaseRefs,
+    court: Option<&str>,
+    md: &MasterData,
+) -> Result<(), EncodeError> {
     x.open("Sag", &[]);
-    if let Some(c) = &m.case.court_case {
+    if let Some(c) = &case.court_case {
         x.text("Sagsnummer", &[], c.as_str());
     }
     if let Some(code) = court {
@@ -250,10 +317,10 @@ fn sag(x: &mut Xml, m: &Message, court: Option<&str>, md: &MasterData) -> Result
             .ok_or_else(|| cannot(format!("the court {code}")))?;
         x.text("Ret", &[("kode", code.to_string())], &name.name);
     }
-    if let Some(j) = &m.case.police_journal {
+    if let Some(j) = &case.police_journal {
         x.text("PolitiJournalnummer", &[], j.as_str());
     }
-    if let Some(a) = &m.case.prosecution_case {
+    if let Some(a) = &case.prosecution_case {
         x.text("Anklagenummer", &[], a.as_str());
     }
     x.close("Sag");

@@ -11,12 +11,33 @@ mod model;
 mod tests;
 pub mod tree;
 
-use jxg_schema::Message;
+use jxg_schema::message::{CorrectionReason, WithdrawalReason};
+use jxg_schema::{Document, Message, Withdrawal};
 
 use crate::{Adapter, Context, DecodeError, EncodeError};
 
-pub use decode::decode;
-pub use encode::encode;
+pub use decode::{decode, decode_document};
+pub use encode::{encode, encode_withdrawal};
+
+/// The root element of a withdrawal (either direction).
+pub const WITHDRAWAL: &str = "Tilbagekaldelse";
+
+/// `Rettelse/@årsag`: why a document is replaced.
+pub const CORRECTION_REASONS: &[(&str, CorrectionReason)] = &[
+    ("forkerte-oplysninger", CorrectionReason::WrongData),
+    ("forkert-person", CorrectionReason::WrongPerson),
+    ("skrivefejl", CorrectionReason::ClericalError),
+    ("ændret-afgørelse", CorrectionReason::DecisionChanged),
+];
+
+/// `Tilbagekaldt/@årsag`: why a document is withdrawn.
+pub const WITHDRAWAL_REASONS: &[(&str, WithdrawalReason)] = &[
+    ("sendt-ved-fejl", WithdrawalReason::SentInError),
+    ("forkert-person", WithdrawalReason::WrongPerson),
+    ("forkert-sag", WithdrawalReason::WrongCase),
+    ("dublet", WithdrawalReason::Duplicate),
+    ("sletning", WithdrawalReason::Erasure),
+];
 
 /// The namespace of version 2.
 pub const NAMESPACE: &str = "urn:dk:domstol:straffesag:2";
@@ -72,7 +93,16 @@ impl Adapter for CourtXml {
     fn decode(&self, bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
         decode(bytes, ctx)
     }
+    fn decode_document(&self, bytes: &[u8], ctx: &Context<'_>) -> Result<Document, DecodeError> {
+        decode_document(bytes, ctx)
+    }
     fn encode(&self, message: &Message, ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
         encode(message, ctx.master_data)
+    }
+    fn carries_corrections(&self) -> bool {
+        true
+    }
+    fn encode_withdrawal(&self, w: &Withdrawal, ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
+        encode_withdrawal(w, ctx.master_data)
     }
 }

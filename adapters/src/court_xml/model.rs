@@ -119,10 +119,24 @@ const STRAF: Model = Model {
 
 const ROOT_ATTRIBUTES: &[&str] = &["version", "dokumentid"];
 
+/// A correction: the document replaced and why.
+const RETTELSE: Model = empty(&["erstatter", "årsag"]);
+
+/// A withdrawal: the case, when, and the document withdrawn with why.
+const TILBAGEKALDELSE: Model = Model {
+    attributes: ROOT_ATTRIBUTES,
+    content: Content::Elements(&[
+        once("Sag", &SAG),
+        once("Tidspunkt", &TEXT),
+        once("Tilbagekaldt", &empty(&["dokumentid", "årsag"])),
+    ]),
+};
+
 const DOM: Model = Model {
     attributes: ROOT_ATTRIBUTES,
     content: Content::Elements(&[
         once("Sag", &SAG),
+        once("Rettelse", &RETTELSE),
         once("Afsagt", &TEXT),
         once(
             "Tiltalte",
@@ -141,6 +155,7 @@ const KENDELSE: Model = Model {
     attributes: &["version", "dokumentid", "type"],
     content: Content::Elements(&[
         once("Sag", &SAG),
+        once("Rettelse", &RETTELSE),
         once("Afsagt", &TEXT),
         once("Person", &PERSON),
         once("Varetægt", &empty(&["til", "isolation"])),
@@ -152,6 +167,7 @@ const RETSMOEDE: Model = Model {
     attributes: ROOT_ATTRIBUTES,
     content: Content::Elements(&[
         once("Sag", &SAG),
+        once("Rettelse", &RETTELSE),
         once("Tidspunkt", &TEXT),
         once("Art", &TEXT),
         once("Lokale", &TEXT),
@@ -164,6 +180,7 @@ const ANKLAGESKRIFT: Model = Model {
     attributes: ROOT_ATTRIBUTES,
     content: Content::Elements(&[
         once("Sag", &SAG),
+        once("Rettelse", &RETTELSE),
         once("Indleveret", &TEXT),
         once(
             "Tiltalte",
@@ -182,6 +199,7 @@ const ANHOLDELSE: Model = Model {
     attributes: ROOT_ATTRIBUTES,
     content: Content::Elements(&[
         once("Sag", &SAG),
+        once("Rettelse", &RETTELSE),
         once("Person", &PERSON),
         once("Anholdt", &empty(&["tidspunkt", "sted"])),
         once("Grundlovsforhør", &empty(&["frist"])),
@@ -193,6 +211,7 @@ const TILTALEFRAFALD: Model = Model {
     attributes: ROOT_ATTRIBUTES,
     content: Content::Elements(&[
         once("Sag", &SAG),
+        once("Rettelse", &RETTELSE),
         once("Person", &PERSON),
         many("Forhold", &FORHOLD),
         once("Tilbagetaget", &TEXT),
@@ -215,6 +234,11 @@ fn root_model(root: Root) -> &'static Model {
 /// caller has checked) that court-xml 2 does not define.
 pub fn check(root: &Element, kind: Root, v: &mut Violations) {
     element(root, &format!("/{}", root.name), root_model(kind), v);
+}
+
+/// As [`check`], for a `Tilbagekaldelse`.
+pub fn check_withdrawal(root: &Element, v: &mut Violations) {
+    element(root, &format!("/{}", root.name), &TILBAGEKALDELSE, v);
 }
 
 fn element(el: &Element, path: &str, model: &Model, v: &mut Violations) {

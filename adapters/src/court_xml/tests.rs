@@ -495,3 +495,127 @@ fn whatever_the_format_does_not_define_is_named_at_every_place_it_stands() {
     }
     assert!(!v.to_string().contains("en tiltalt"), "{v}");
 }
+
+fn invalid_paths(e: crate::DecodeError) -> Vec<String> {
+    let Rejection::Invalid(v) = e.rejection else {
+        panic!("{e:?}")
+    };
+    let mut p: Vec<String> = v.iter().map(|x| x.path.clone()).collect();
+    p.sort();
+    p
+}
+
+#[test]
+fn a_correction_carries_rettelse_out_by_canonical_id_valid_against_the_xsd_and_in_by_the_court_id()
+{
+    let md = md();
+    let ctx = Context { master_data: &md };
+    let replaced = uuid::Uuid::parse_str("019ecb4d-3be8-7d9e-a3c1-0dcd6a9487b8").unwrap();
+    let mut m: Message =
+        serde_json::from_slice(&read("canonical/valid/indictment.filed.json")).unwrap();
+    m.replaces = Some(Replaces {
+        message_id: Some(replaced),
+        source_document_id: Some("ANK-2026-0001".into()),
+        reason: CorrectionReason::WrongPerson,
+    });
+    let out = encode(&m, &md).unwrap();
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(
+        text.contains(&format!(
+            "<Rettelse erstatter=\"{replaced}\" årsag=\"forkert-person\"/>"
+        )),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&read("canonical/v2/message.withdrawn.json")).unwrap();
+    let Ok(jxg_schema::Document::Withdrawal(w)) = jxg_schema::Document::from_value(v) else {
+        panic!("the sample is a withdrawal")
+    };
+    let withdrawal = super::encode_withdrawal(&w, &md).unwrap();
+    xmllint_validates(&[
+        ("correction".into(), out.clone()),
+        ("withdrawal".into(), withdrawal.clone()),
+    ]);
+
+    let dom = String::from_utf8(read("court/valid/dom-2-utf8.xml")).unwrap();
+    let corrected = dom.replacen(
+        "</Sag>",
+        "</Sag>\n  <Rettelse erstatter=\"DOM-2026-000417\" årsag=\"ændret-afgørelse\"/>",
+        1,
+    );
+    let got = decode(corrected.as_bytes(), &ctx).unwrap();
+    let r = got.replaces.expect("a correction");
+    assert_eq!(r.source_document_id.as_deref(), Some("DOM-2026-000417"));
+    assert_eq!(r.reason, CorrectionReason::DecisionChanged);
+    for (rettelse, path) in [
+        (
+            "<Rettelse årsag=\"skrivefejl\"/>",
+            "/Dom/Rettelse/@erstatter",
+        ),
+        (
+            "<Rettelse erstatter=\"D-1\" årsag=\"fordi\"/>",
+            "/Dom/Rettelse/@årsag",
+        ),
+        (
+            "<Rettelse erstatter=\"D-1\" årsag=\"skrivefejl\" note=\"x\"/>",
+            "/Dom/Rettelse/@note",
+        ),
+        (
+            "<Rettelse erstatter=\"D-1\" årsag=\"skrivefejl\">tekst</Rettelse>",
+            "/Dom/Rettelse/text()",
+        ),
+    ] {
+        let doc = dom.replacen("</Sag>", &format!("</Sag>{rettelse}"), 1);
+        assert_eq!(
+            invalid_paths(decode(doc.as_bytes(), &ctx).unwrap_err()),
+            [path]
+        );
+    }
+}
+
+#[test]
+fn a_withdrawal_is_a_tilbagekaldelse_both_ways() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    let v: serde_json::Value =
+        serde_json::from_slice(&read("canonical/v2/message.withdrawn.json")).unwrap();
+    let Ok(jxg_schema::Document::Withdrawal(w)) = jxg_schema::Document::from_value(v) else {
+        panic!("the sample is a withdrawal")
+    };
+    let out = String::from_utf8(super::encode_withdrawal(&w, &md).unwrap()).unwrap();
+    assert!(out.contains("<Tilbagekaldelse "), "{out}");
+    assert!(
+        !out.contains("<Person"),
+        "nothing of what it withdraws: {out}"
+    );
+    let back = out
+        .replace(&w.id.unwrap().to_string(), "DOM-2026-000419")
+        .replace(
+            &w.withdrawn.message_id.unwrap().to_string(),
+            "DOM-2026-000418",
+        );
+    let d = super::decode_document(back.as_bytes(), &ctx).unwrap();
+    let jxg_schema::Document::Withdrawal(got) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(got.source_document_id, "DOM-2026-000419");
+    assert_eq!(
+        got.withdrawn.source_document_id.as_deref(),
+        Some("DOM-2026-000418")
+    );
+    assert_eq!(got.withdrawn.reason, WithdrawalReason::SentInError);
+    assert_eq!(got.case, w.case);
+    assert_eq!(got.occurred_at, w.occurred_at);
+    assert!(decode(back.as_bytes(), &ctx).is_err(), "not a message");
+
+    let bad = back
+        .replace("sendt-ved-fejl", "glemt")
+        .replace("</Sag>", "</Sag><Ankefrist>2026-01-01</Ankefrist>");
+    assert_eq!(
+        invalid_paths(super::decode_document(bad.as_bytes(), &ctx).unwrap_err()),
+        [
+            "/Tilbagekaldelse/Ankefrist",
+            "/Tilbagekaldelse/Tilbagekaldt/@årsag"
+        ]
+    );
+}

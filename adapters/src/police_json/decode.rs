@@ -3,11 +3,11 @@
 
 use jxg_schema::message::*;
 use jxg_schema::values::{CourtCaseNumber, Instant, JournalNumber, Money, ProsecutionCaseNumber};
-use jxg_schema::{MasterData, Message, MessageType, Violations};
+use jxg_schema::{Document, MasterData, Message, MessageType, Violations, Withdrawal};
 use serde_json::{Map, Value};
 
-use super::DOCUMENT_TYPES;
 use super::fields::{self, LawRefError};
+use super::{CORRECTION_REASONS, DOCUMENT_TYPES, WITHDRAWAL, WITHDRAWAL_REASONS};
 use crate::canonical::parse_json;
 use crate::{Context, DecodeError};
 
@@ -44,6 +44,12 @@ fn blocks(t: MessageType) -> &'static [&'static str] {
 
 /// Decodes one police document into a canonical submission (no `id`, `received_at` or `sender`).
 pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
+    crate::canonical::message_only(decode_document(bytes, ctx)?)
+}
+
+/// Decodes one police document: a message (perhaps a correction, with `rettelse`) or a
+/// withdrawal (`TILBAGEKALDELSE`).
+pub fn decode_document(bytes: &[u8], ctx: &Context<'_>) -> Result<Document, DecodeError> {
     let value = parse_json(bytes)?;
     let mut r = Reader {
         v: Violations::new(),
@@ -53,27 +59,40 @@ pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
         r.v.push("", "a police document is a JSON object");
         return Err(DecodeError::invalid(None, r.v));
     };
-    let message_type = r
-        .req_str(doc, "dokumenttype", "dokumenttype")
-        .and_then(|t| {
-            let found = DOCUMENT_TYPES
-                .iter()
-                .find(|(d, _)| *d == t)
-                .map(|(_, m)| *m);
-            if found.is_none() {
-                let names: Vec<&str> = DOCUMENT_TYPES.iter().map(|(d, _)| *d).collect();
+    let Some(kind) = r.req_str(doc, "dokumenttype", "dokumenttype") else {
+        return Err(DecodeError::invalid(None, r.v));
+    };
+    if kind == WITHDRAWAL {
+        for key in doc.keys() {
+            if !COMMON.contains(&key.as_str()) && key != "tilbagekaldelse" {
                 r.v.push(
-                    "dokumenttype",
-                    format!("must be one of {}", names.join(", ")),
+                    key.clone(),
+                    format!("is not part of a {WITHDRAWAL} document"),
                 );
             }
-            found
-        });
-    let Some(t) = message_type else {
+        }
+        return match r.withdrawal(doc) {
+            Some(w) if r.v.is_empty() => Ok(Document::Withdrawal(w)),
+            _ => Err(DecodeError::invalid(None, r.v)),
+        };
+    }
+    let Some(t) = DOCUMENT_TYPES
+        .iter()
+        .find(|(d, _)| *d == kind)
+        .map(|(_, m)| *m)
+    else {
+        let names: Vec<&str> = DOCUMENT_TYPES.iter().map(|(d, _)| *d).collect();
+        r.v.push(
+            "dokumenttype",
+            format!("must be one of {}, {WITHDRAWAL}", names.join(", ")),
+        );
         return Err(DecodeError::invalid(None, r.v));
     };
     for key in doc.keys() {
-        if !COMMON.contains(&key.as_str()) && !blocks(t).contains(&key.as_str()) {
+        if !COMMON.contains(&key.as_str())
+            && !blocks(t).contains(&key.as_str())
+            && key != "rettelse"
+        {
             r.v.push(
                 key.clone(),
                 format!("is not part of a {} document", super::document_type(t)),
@@ -82,7 +101,7 @@ pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
     }
     let message = r.document(doc, t);
     match message {
-        Some(m) if r.v.is_empty() => Ok(m),
+        Some(m) if r.v.is_empty() => Ok(Document::Message(m)),
         _ => Err(DecodeError::invalid(Some(t), r.v)),
     }
 }
@@ -226,19 +245,90 @@ impl Reader<'_> {
         Some(code.to_string())
     }
 
-    fn document(&mut self, doc: &Map<String, Value>, t: MessageType) -> Option<Message> {
-        let id = self.req_str(doc, "dokumentid", "dokumentid").and_then(|s| {
-            let ok = (1..=40).contains(&s.len())
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_/".contains(&b));
-            if !ok {
-                self.v.push(
-                    "dokumentid",
-                    "must be 1-40 characters from A-Z a-z 0-9 - _ / (no spaces)",
-                );
-            }
-            ok.then(|| s.to_string())
+    /// A police document id: 1-40 characters from `A-Z a-z 0-9 - _ /`.
+    fn document_id(&mut self, o: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
+        let s = self.req_str(o, key, path)?;
+        let ok = (1..=40).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_/".contains(&b));
+        if !ok {
+            self.v.push(
+                path,
+                "must be 1-40 characters from A-Z a-z 0-9 - _ / (no spaces)",
+            );
+        }
+        ok.then(|| s.to_string())
+    }
+
+    /// One of a code table's codes.
+    fn code<T: Copy>(
+        &mut self,
+        o: &Map<String, Value>,
+        key: &str,
+        path: &str,
+        table: &[(&str, T)],
+    ) -> Option<T> {
+        let s = self.req_str(o, key, path)?;
+        let found = table.iter().find(|(c, _)| *c == s).map(|(_, t)| *t);
+        if found.is_none() {
+            let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
+            self.v
+                .push(path, format!("must be one of {}", codes.join(", ")));
+        }
+        found
+    }
+
+    /// `rettelse`: the police's own id of the document replaced, and why.
+    fn correction(&mut self, doc: &Map<String, Value>) -> Option<Option<Replaces>> {
+        if get(doc, "rettelse").is_none() {
+            return Some(None);
+        }
+        let o = self.object(doc, "rettelse", "rettelse")?;
+        self.unknown_keys(o, &["erstatter", "aarsag"], "rettelse");
+        let replaced = self.document_id(o, "erstatter", "rettelse.erstatter");
+        let reason = self.code(o, "aarsag", "rettelse.aarsag", CORRECTION_REASONS);
+        Some(Some(Replaces {
+            message_id: None,
+            source_document_id: Some(replaced?),
+            reason: reason?,
+        }))
+    }
+
+    /// A `TILBAGEKALDELSE`: the police's own id of the document withdrawn, and why. Its purpose
+    /// and classification are those of the message withdrawn (the gateway takes them from it).
+    fn withdrawal(&mut self, doc: &Map<String, Value>) -> Option<Withdrawal> {
+        let id = self.document_id(doc, "dokumentid", "dokumentid");
+        let case = self.case(doc);
+        let created = self.local_time(doc, "oprettet", "oprettet", true);
+        let o = self.object(doc, "tilbagekaldelse", "tilbagekaldelse");
+        let withdrawn = o.and_then(|o| {
+            self.unknown_keys(o, &["dokumentid", "aarsag"], "tilbagekaldelse");
+            let of = self.document_id(o, "dokumentid", "tilbagekaldelse.dokumentid");
+            let reason = self.code(o, "aarsag", "tilbagekaldelse.aarsag", WITHDRAWAL_REASONS);
+            Some(Withdrawn {
+                message_id: None,
+                source_document_id: Some(of?),
+                reason: reason?,
+            })
         });
+        let case = case?;
+        Some(Withdrawal {
+            id: None,
+            sender: None,
+            source_document_id: id?,
+            occurred_at: created?,
+            received_at: None,
+            purpose: Purpose::CriminalInvestigation,
+            classification: Classification::Confidential,
+            correlation_id: case.correlation_id()?,
+            case,
+            withdrawn: withdrawn?,
+        })
+    }
+
+    fn document(&mut self, doc: &Map<String, Value>, t: MessageType) -> Option<Message> {
+        let id = self.document_id(doc, "dokumentid", "dokumentid");
+        let replaces = self.correction(doc);
         let case = self.case(doc);
         let created = self.local_time(doc, "oprettet", "oprettet", true);
         let body = self.body(doc, t, created, case.as_ref());
@@ -253,7 +343,7 @@ impl Reader<'_> {
             classification: Classification::Confidential,
             correlation_id: case.correlation_id()?,
             case,
-            replaces: None,
+            replaces: replaces?,
             body: body?,
         })
     }

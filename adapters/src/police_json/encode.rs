@@ -21,6 +21,34 @@ pub fn encode(m: &Message) -> Result<Vec<u8>, EncodeError> {
     encode_with(m, &MasterData::embedded())
 }
 
+/// Encodes a withdrawal as a `TILBAGEKALDELSE`: the case, the time, and the canonical id of the
+/// message withdrawn with the reason.
+pub fn encode_withdrawal(w: &jxg_schema::Withdrawal) -> Result<Vec<u8>, EncodeError> {
+    let journal = w
+        .case
+        .police_journal
+        .as_ref()
+        .ok_or_else(|| cannot("a withdrawal without a police journal number"))?;
+    let withdrawn = crate::reference(
+        w.withdrawn.message_id,
+        w.withdrawn.source_document_id.as_deref(),
+    )
+    .ok_or_else(|| cannot("a withdrawal without the id of the message withdrawn"))?;
+    let d = json!({
+        "dokumenttype": super::WITHDRAWAL,
+        "dokumentid": w.id.map(|u| u.to_string()).unwrap_or_else(|| w.source_document_id.clone()),
+        "journalnr": journal.to_string(),
+        "anklagenr": w.case.prosecution_case.as_ref().map(|c| c.to_string()),
+        "rettens_sagsnr": w.case.court_case.as_ref().map(|c| c.to_string()),
+        "oprettet": fields::format_local_time(w.occurred_at),
+        "tilbagekaldelse": {
+            "dokumentid": withdrawn,
+            "aarsag": crate::code_of(super::WITHDRAWAL_REASONS, &w.withdrawn.reason),
+        },
+    });
+    Ok(serde_json::to_vec(&d).expect("JSON"))
+}
+
 /// Encodes one message as a police document.
 pub fn encode_with(m: &Message, md: &MasterData) -> Result<Vec<u8>, EncodeError> {
     let journal = m
@@ -35,6 +63,15 @@ pub fn encode_with(m: &Message, md: &MasterData) -> Result<Vec<u8>, EncodeError>
         m.id.map(|u| u.to_string())
             .unwrap_or_else(|| m.source_document_id.clone());
     d.insert("dokumentid".into(), json!(id));
+    if let Some(r) = &m.replaces {
+        // out, a document is named by its canonical id, as `dokumentid` is
+        let replaced = crate::reference(r.message_id, r.source_document_id.as_deref())
+            .ok_or_else(|| cannot("a correction without the id of the message it replaces"))?;
+        d.insert(
+            "rettelse".into(),
+            json!({"erstatter": replaced, "aarsag": crate::code_of(super::CORRECTION_REASONS, &r.reason)}),
+        );
+    }
     d.insert("journalnr".into(), json!(journal.to_string()));
     d.insert(
         "anklagenr".into(),

@@ -1,6 +1,6 @@
-use jxg_schema::Message;
 use jxg_schema::message::*;
 use jxg_schema::values::*;
+use jxg_schema::{MasterData, Message};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -344,4 +344,128 @@ proptest! {
         let md = md();
         let _ = decode(&serde_json::to_vec(&doc).unwrap(), &Context { master_data: &md });
     }
+}
+
+/// The story's verdict as a correction of the message `replaced`, for the police.
+fn verdict_correction(replaced: uuid::Uuid) -> Message {
+    let mut m: Message =
+        serde_json::from_slice(&crate::testgen::read("canonical/valid/verdict.issued.json"))
+            .unwrap();
+    m.replaces = Some(Replaces {
+        message_id: Some(replaced),
+        source_document_id: Some("DOM-2026-000417".into()),
+        reason: CorrectionReason::DecisionChanged,
+    });
+    m
+}
+
+#[test]
+fn a_correction_names_the_replaced_document_out_by_its_canonical_id_and_in_by_the_police_id() {
+    let md = MasterData::embedded();
+    let replaced = uuid::Uuid::parse_str("019ecb4d-3be8-7d9e-a3c1-0dcd6a9487b8").unwrap();
+    let m = verdict_correction(replaced);
+    let doc: Value = serde_json::from_slice(&encode_with(&m, &md).unwrap()).unwrap();
+    assert_eq!(doc["dokumenttype"], "DOM");
+    assert_eq!(
+        doc["rettelse"],
+        serde_json::json!({"erstatter": replaced.to_string(), "aarsag": "AENDRET_AFGOERELSE"})
+    );
+    // not yet resolved by the gateway (a document converted offline): the sender's own id;
+    // with neither there is nothing to name
+    let mut unresolved = m.clone();
+    unresolved.replaces.as_mut().unwrap().message_id = None;
+    let doc: Value = serde_json::from_slice(&encode_with(&unresolved, &md).unwrap()).unwrap();
+    assert_eq!(doc["rettelse"]["erstatter"], "DOM-2026-000417");
+    unresolved.replaces.as_mut().unwrap().source_document_id = None;
+    assert!(encode_with(&unresolved, &md).is_err());
+
+    let mut report: Value =
+        serde_json::from_slice(&crate::testgen::read("police/valid/anmeldelse-1.json")).unwrap();
+    report["dokumentid"] = "POL-2026-0000124".into();
+    report["rettelse"] =
+        serde_json::json!({"erstatter": "POL-2026-0000123", "aarsag": "FORKERT_PERSON"});
+    let ctx = Context { master_data: &md };
+    let got = decode(report.to_string().as_bytes(), &ctx).unwrap();
+    let r = got.replaces.expect("a correction");
+    assert_eq!(r.source_document_id.as_deref(), Some("POL-2026-0000123"));
+    assert_eq!(r.message_id, None);
+    assert_eq!(r.reason, CorrectionReason::WrongPerson);
+
+    for (block, path) in [
+        (
+            serde_json::json!({"erstatter": "POL 1", "aarsag": "SKRIVEFEJL"}),
+            "rettelse.erstatter",
+        ),
+        (
+            serde_json::json!({"erstatter": "POL-1", "aarsag": "FORDI"}),
+            "rettelse.aarsag",
+        ),
+        (serde_json::json!({"erstatter": "POL-1"}), "rettelse.aarsag"),
+        (
+            serde_json::json!({"erstatter": "POL-1", "aarsag": "SKRIVEFEJL", "note": "x"}),
+            "rettelse.note",
+        ),
+        (serde_json::json!("POL-1"), "rettelse"),
+    ] {
+        report["rettelse"] = block;
+        let e = decode(report.to_string().as_bytes(), &ctx).unwrap_err();
+        let Rejection::Invalid(v) = e.rejection else {
+            panic!("{path}: {e:?}")
+        };
+        let paths: Vec<&str> = v.iter().map(|x| x.path.as_str()).collect();
+        assert_eq!(paths, [path]);
+    }
+}
+
+#[test]
+fn a_withdrawal_is_a_tilbagekaldelse_both_ways() {
+    let md = MasterData::embedded();
+    let ctx = Context { master_data: &md };
+    let v: Value =
+        serde_json::from_slice(&crate::testgen::read("canonical/v2/message.withdrawn.json"))
+            .unwrap();
+    let Ok(jxg_schema::Document::Withdrawal(w)) = jxg_schema::Document::from_value(v) else {
+        panic!("the sample is a withdrawal")
+    };
+    let out: Value =
+        serde_json::from_slice(&super::encode::encode_withdrawal(&w).unwrap()).unwrap();
+    assert_eq!(out["dokumenttype"], "TILBAGEKALDELSE");
+    assert_eq!(out["dokumentid"], w.id.unwrap().to_string());
+    assert_eq!(out["journalnr"], "1470-76543-00012-26");
+    assert_eq!(
+        out["tilbagekaldelse"],
+        serde_json::json!({"dokumentid": w.withdrawn.message_id.unwrap().to_string(), "aarsag": "SENDT_VED_FEJL"})
+    );
+    assert!(
+        out.get("personer").is_none(),
+        "a withdrawal carries nothing of what it withdraws"
+    );
+
+    let mut back = out.clone();
+    back["dokumentid"] = "POL-2026-0000125".into();
+    back["tilbagekaldelse"]["dokumentid"] = "POL-2026-0000123".into();
+    let d = super::decode_document(back.to_string().as_bytes(), &ctx).unwrap();
+    let jxg_schema::Document::Withdrawal(got) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(got.source_document_id, "POL-2026-0000125");
+    assert_eq!(
+        got.withdrawn.source_document_id.as_deref(),
+        Some("POL-2026-0000123")
+    );
+    assert_eq!(got.withdrawn.reason, WithdrawalReason::SentInError);
+    assert_eq!(got.case, w.case);
+    assert_eq!(got.occurred_at, w.occurred_at);
+    // read as a message, it says what it is
+    assert!(decode(back.to_string().as_bytes(), &ctx).is_err());
+
+    back["personer"] = serde_json::json!([]);
+    back["tilbagekaldelse"]["aarsag"] = "GLEMT".into();
+    let e = super::decode_document(back.to_string().as_bytes(), &ctx).unwrap_err();
+    let Rejection::Invalid(v) = e.rejection else {
+        panic!("{e:?}")
+    };
+    let mut paths: Vec<&str> = v.iter().map(|x| x.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, ["personer", "tilbagekaldelse.aarsag"]);
 }

@@ -9,10 +9,10 @@ use jxg_schema::values::{
     CourtCaseNumber, Date, Instant, IsoDuration, JournalNumber, LawRef, Money,
     ProsecutionCaseNumber, danish_time,
 };
-use jxg_schema::{MasterData, Message, MessageType, Violation, Violations};
+use jxg_schema::{Document, MasterData, Message, MessageType, Violation, Violations, Withdrawal};
 
-use super::KINDS;
 use super::records::{self, Record};
+use super::{CORRECTION_REASONS, KINDS, WITHDRAWAL, WITHDRAWAL_REASONS};
 use crate::{Context, DecodeError, Rejection};
 
 /// The numeric fields of each record type: digits, or all spaces when absent.
@@ -44,6 +44,12 @@ fn layout(v: Violation) -> DecodeError {
 
 /// Decodes one record set into a canonical submission (no `id`, `received_at` or `sender`).
 pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
+    crate::canonical::message_only(decode_document(bytes, ctx)?)
+}
+
+/// Decodes one record set: a message (perhaps a correction, with an `RT` record) or a
+/// withdrawal (`TILB`).
+pub fn decode_document(bytes: &[u8], ctx: &Context<'_>) -> Result<Document, DecodeError> {
     let recs = records::split(bytes).map_err(layout)?;
     for r in &recs {
         let numeric = NUMERIC
@@ -78,6 +84,13 @@ pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
     };
     let hd = &recs[0];
     let kind = hd.text("message kind").unwrap_or_default();
+    if kind == WITHDRAWAL {
+        let w = d.withdrawal(&recs);
+        return match w {
+            Some(w) if d.v.is_empty() => Ok(Document::Withdrawal(w)),
+            _ => Err(DecodeError::invalid(None, d.v)),
+        };
+    }
     let Some(t) = KINDS.iter().find(|(k, _)| *k == kind).map(|(_, t)| *t) else {
         d.v.push(
             hd.path("message kind"),
@@ -91,7 +104,7 @@ pub fn decode(bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
     }
     let m = d.message(&recs, t);
     match m {
-        Some(m) if d.v.is_empty() => Ok(m),
+        Some(m) if d.v.is_empty() => Ok(Document::Message(m)),
         _ => Err(DecodeError::invalid(Some(t), d.v)),
     }
 }
@@ -126,7 +139,8 @@ impl Reader<'_> {
     fn records_of_kind(&mut self, recs: &[Record<'_>], kind: &str, t: MessageType) {
         let verdict = t == MessageType::VerdictIssued;
         for r in recs {
-            if r.kind == "HD" || r.kind == "TR" {
+            // any kind may be a correction
+            if r.kind == "HD" || r.kind == "TR" || r.kind == "RT" {
                 continue;
             }
             if !takes(t).contains(&r.kind) {
@@ -197,7 +211,117 @@ impl Reader<'_> {
         }
     }
 
+    /// A document id of 1-40 characters in field `f`, and a reason from `table` in `reason`.
+    fn reference<T: Copy>(
+        &mut self,
+        r: &Record<'_>,
+        f: &str,
+        table: &[(&str, T)],
+    ) -> Option<(String, T)> {
+        let id = r.text(f);
+        if id.is_none() {
+            self.v.push(r.path(f), "is required");
+        }
+        let code = r.text("reason").unwrap_or_default();
+        let reason = table.iter().find(|(c, _)| *c == code).map(|(_, t)| *t);
+        if reason.is_none() {
+            let codes: Vec<&str> = table.iter().map(|(c, _)| *c).collect();
+            self.v.push(
+                r.path("reason"),
+                format!("must be one of {}", codes.join(", ")),
+            );
+        }
+        Some((id?, reason?))
+    }
+
+    /// A `TILB`: HD, exactly one TB, TR. Its purpose and classification are those of the message
+    /// withdrawn (the gateway takes them from it).
+    fn withdrawal(&mut self, recs: &[Record<'_>]) -> Option<Withdrawal> {
+        let head = self.header(recs);
+        let mut tb = None;
+        for r in &recs[1..recs.len() - 1] {
+            if r.kind == "TB" {
+                tb = Some(r);
+            } else {
+                self.v.push(
+                    r.path("record type"),
+                    format!("a {WITHDRAWAL} record set has no {} records", r.kind),
+                );
+            }
+        }
+        let Some(tb) = tb else {
+            self.v.push(
+                recs[0].path("message kind"),
+                format!("a {WITHDRAWAL} record set has one TB record"),
+            );
+            return None;
+        };
+        let withdrawn = self.reference(tb, "withdrawn document id", WITHDRAWAL_REASONS);
+        let (case, correlation_id, at, id) = head?;
+        let (of, reason) = withdrawn?;
+        Some(Withdrawal {
+            id: None,
+            sender: None,
+            source_document_id: id,
+            occurred_at: at,
+            received_at: None,
+            purpose: Purpose::CriminalProceedings,
+            classification: Classification::Confidential,
+            case,
+            correlation_id,
+            withdrawn: Withdrawn {
+                message_id: None,
+                source_document_id: Some(of),
+                reason,
+            },
+        })
+    }
+
     fn message(&mut self, recs: &[Record<'_>], t: MessageType) -> Option<Message> {
+        let head = self.header(recs);
+        let replaces = match recs.iter().find(|r| r.kind == "RT") {
+            None => Some(None),
+            Some(rt) => self
+                .reference(rt, "replaced document id", CORRECTION_REASONS)
+                .map(|(of, reason)| {
+                    Some(Replaces {
+                        message_id: None,
+                        source_document_id: Some(of),
+                        reason,
+                    })
+                }),
+        };
+        let (case, correlation_id, at, id) = head?;
+        let hd = &recs[0];
+        let of = |k: &'static str| recs.iter().filter(move |r| r.kind == k);
+        let persons: Vec<Option<Person>> = of("PE").map(|r| self.person(r)).collect();
+        let persons: Option<Vec<Person>> = persons.into_iter().collect();
+        let counts: Vec<Option<(Count, Option<OutcomeKind>, usize)>> =
+            of("FO").map(|r| self.count(r)).collect();
+        let counts: Option<Vec<(Count, Option<OutcomeKind>, usize)>> = counts.into_iter().collect();
+        let sp = of("SP").next();
+        let rm = of("RM").next();
+        let fb = of("FB").next();
+        let text: Vec<String> = of("TX").filter_map(|r| r.text("text")).collect();
+        let text = (!text.is_empty()).then(|| text.join(" "));
+        let body = self.body(t, hd, &case, at, persons?, counts?, sp, rm, fb, text)?;
+        Some(Message {
+            id: None,
+            sender: None,
+            source_document_id: id,
+            occurred_at: at,
+            received_at: None,
+            purpose: t.default_purpose(),
+            classification: Classification::Confidential,
+            case,
+            correlation_id,
+            replaces: replaces?,
+            body,
+        })
+    }
+
+    /// The HD record: the case references, the time and the document id.
+    fn header(&mut self, recs: &[Record<'_>]) -> Option<(CaseRefs, String, Instant, String)> {
         let hd = &recs[0];
         let prosecution = match hd.text("prosecution case no.") {
             Some(s) => self
@@ -252,32 +376,7 @@ impl Reader<'_> {
             );
             return None;
         };
-        let of = |k: &'static str| recs.iter().filter(move |r| r.kind == k);
-        let persons: Vec<Option<Person>> = of("PE").map(|r| self.person(r)).collect();
-        let persons: Option<Vec<Person>> = persons.into_iter().collect();
-        let counts: Vec<Option<(Count, Option<OutcomeKind>, usize)>> =
-            of("FO").map(|r| self.count(r)).collect();
-        let counts: Option<Vec<(Count, Option<OutcomeKind>, usize)>> = counts.into_iter().collect();
-        let sp = of("SP").next();
-        let rm = of("RM").next();
-        let fb = of("FB").next();
-        let text: Vec<String> = of("TX").filter_map(|r| r.text("text")).collect();
-        let text = (!text.is_empty()).then(|| text.join(" "));
-        let at = at?;
-        let body = self.body(t, hd, &case, at, persons?, counts?, sp, rm, fb, text)?;
-        Some(Message {
-            id: None,
-            sender: None,
-            source_document_id: id?,
-            occurred_at: at,
-            received_at: None,
-            purpose: t.default_purpose(),
-            classification: Classification::Confidential,
-            case,
-            correlation_id,
-            replaces: None,
-            body,
-        })
+        Some((case, correlation_id, at?, id?))
     }
 
     fn parse<T: std::str::FromStr<Err = jxg_schema::values::InvalidValue>>(

@@ -177,6 +177,18 @@ pub fn encode_reporting(
         m.id.map(|u| u.to_string())
             .unwrap_or_else(|| m.source_document_id.clone());
     w.text(hd, "document id", &id);
+    if let Some(r) = &m.replaces {
+        // out, a record set is named by its canonical id, as the HD document id is
+        let replaced = crate::reference(r.message_id, r.source_document_id.as_deref())
+            .ok_or_else(|| cannot("a correction without the id of the message it replaces"))?;
+        let rt = w.record("RT");
+        w.text(rt, "replaced document id", &replaced);
+        w.raw(
+            rt,
+            "reason",
+            crate::code_of(super::CORRECTION_REASONS, &r.reason),
+        );
+    }
 
     let suffix = m.case.court_case.as_ref().map(|c| c.court_code());
     let court_is_suffix = |court: &str| -> Result<(), EncodeError> {
@@ -421,6 +433,52 @@ pub fn encode_reporting(
         out.extend_from_slice(b"\r\n");
     }
     Ok((out, w.alterations))
+}
+
+/// Encodes a withdrawal as a `TILB` record set: HD (the case, the time, the withdrawal's id),
+/// one TB (the canonical id of the message withdrawn and why), TR.
+pub fn encode_withdrawal(x: &jxg_schema::Withdrawal) -> Result<Vec<u8>, EncodeError> {
+    let withdrawn = crate::reference(
+        x.withdrawn.message_id,
+        x.withdrawn.source_document_id.as_deref(),
+    )
+    .ok_or_else(|| cannot("a withdrawal without the id of the message withdrawn"))?;
+    let mut w = Writer {
+        records: Vec::new(),
+        alterations: Alterations::default(),
+    };
+    let hd = w.record("HD");
+    w.raw(hd, "message kind", super::WITHDRAWAL);
+    if let Some(p) = &x.case.prosecution_case {
+        w.raw(hd, "prosecution case no.", p.as_str());
+    }
+    if let Some(j) = &x.case.police_journal {
+        w.raw(hd, "police journal no.", j.as_str());
+    }
+    if let Some(c) = &x.case.court_case {
+        w.raw(hd, "court case no.", c.as_str());
+    }
+    w.date_time(hd, "date", "time", x.occurred_at);
+    let id =
+        x.id.map(|u| u.to_string())
+            .unwrap_or_else(|| x.source_document_id.clone());
+    w.text(hd, "document id", &id);
+    let tb = w.record("TB");
+    w.text(tb, "withdrawn document id", &withdrawn);
+    w.raw(
+        tb,
+        "reason",
+        crate::code_of(super::WITHDRAWAL_REASONS, &x.withdrawn.reason),
+    );
+    let tr = w.record("TR");
+    let n = w.records.len() as u64;
+    w.number(tr, "number of records", n)?;
+    let mut out = Vec::with_capacity(w.records.len() * (WIDTH + 2));
+    for r in &w.records {
+        out.extend_from_slice(&r.bytes);
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(out)
 }
 
 /// Splits text into lines of at most `width` characters at spaces (a longer word is split).

@@ -10,12 +10,33 @@ pub mod records;
 #[cfg(test)]
 mod tests;
 
-use jxg_schema::{Message, MessageType};
+use jxg_schema::message::{CorrectionReason, WithdrawalReason};
+use jxg_schema::{Document, Message, MessageType, Withdrawal};
 
 use crate::{Adapter, Context, DecodeError, EncodeError};
 
-pub use decode::decode;
-pub use encode::{Alterations, encode, encode_reporting};
+pub use decode::{decode, decode_document};
+pub use encode::{Alterations, encode, encode_reporting, encode_withdrawal};
+
+/// The message kind of a withdrawal (either direction): HD, one TB, TR.
+pub const WITHDRAWAL: &str = "TILB";
+
+/// `RT` reason: why a record set is replaced.
+pub const CORRECTION_REASONS: &[(&str, CorrectionReason)] = &[
+    ("OPLY", CorrectionReason::WrongData),
+    ("PERS", CorrectionReason::WrongPerson),
+    ("SKRF", CorrectionReason::ClericalError),
+    ("AEND", CorrectionReason::DecisionChanged),
+];
+
+/// `TB` reason: why a record set is withdrawn.
+pub const WITHDRAWAL_REASONS: &[(&str, WithdrawalReason)] = &[
+    ("FEJL", WithdrawalReason::SentInError),
+    ("PERS", WithdrawalReason::WrongPerson),
+    ("SAGF", WithdrawalReason::WrongCase),
+    ("DUBL", WithdrawalReason::Duplicate),
+    ("SLET", WithdrawalReason::Erasure),
+];
 
 /// The ten message kinds and their canonical types.
 pub const KINDS: &[(&str, MessageType)] = &[
@@ -46,6 +67,19 @@ impl Adapter for ProsecutionFlat {
     }
     fn decode(&self, bytes: &[u8], ctx: &Context<'_>) -> Result<Message, DecodeError> {
         decode(bytes, ctx)
+    }
+    fn decode_document(&self, bytes: &[u8], ctx: &Context<'_>) -> Result<Document, DecodeError> {
+        decode_document(bytes, ctx)
+    }
+    fn carries_corrections(&self) -> bool {
+        true
+    }
+    fn encode_withdrawal(
+        &self,
+        w: &Withdrawal,
+        _ctx: &Context<'_>,
+    ) -> Result<Vec<u8>, EncodeError> {
+        encode_withdrawal(w)
     }
     fn encode(&self, message: &Message, ctx: &Context<'_>) -> Result<Vec<u8>, EncodeError> {
         encode(message, ctx.master_data)

@@ -8,7 +8,7 @@ use jxg_schema::Violation;
 pub const WIDTH: usize = 128;
 
 /// The record types, in the order they must appear.
-pub const ORDER: &[&str] = &["HD", "PE", "FO", "SP", "RM", "FB", "TX", "TR"];
+pub const ORDER: &[&str] = &["HD", "RT", "TB", "PE", "FO", "SP", "RM", "FB", "TX", "TR"];
 
 /// One record: its 1-based number, its type and its 128 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,18 @@ pub fn fields(kind: &str) -> &'static [(&'static str, usize, usize)] {
             ("time", 74, 79),
             ("document id", 80, 119),
             ("filler", 120, 128),
+        ],
+        "RT" => &[
+            ("record type", 1, 2),
+            ("replaced document id", 3, 42),
+            ("reason", 43, 46),
+            ("filler", 47, 128),
+        ],
+        "TB" => &[
+            ("record type", 1, 2),
+            ("withdrawn document id", 3, 42),
+            ("reason", 43, 46),
+            ("filler", 47, 128),
         ],
         "PE" => &[
             ("record type", 1, 2),
@@ -196,7 +208,7 @@ pub fn split(bytes: &[u8]) -> Result<Vec<Record<'_>>, Violation> {
             || (no < last && kind == "TR")
             || (no == last && kind != "TR")
             || r < rank
-            || (r == rank && matches!(kind, "SP" | "RM" | "FB"));
+            || (r == rank && matches!(kind, "RT" | "TB" | "SP" | "RM" | "FB"));
         if out_of_order {
             let why = if no == 1 {
                 "the first record must be HD".to_string()

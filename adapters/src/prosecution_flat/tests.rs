@@ -497,3 +497,144 @@ fn an_appeal_deadline_outside_a_doma_and_a_second_sp_are_refused_not_dropped() {
         format!("record {} (SP) field record type", sp + 2)
     );
 }
+
+/// The records of a set, each without its CRLF.
+fn records_of(set: &[u8]) -> Vec<Vec<u8>> {
+    set.split(|b| *b == b'\n')
+        .filter(|r| r.len() > 1)
+        .map(|r| r.strip_suffix(b"\r").unwrap_or(r).to_vec())
+        .collect()
+}
+
+/// A record set from records, with its trailer's count made right.
+fn set_of(mut records: Vec<Vec<u8>>) -> Vec<u8> {
+    let tr = records.len() - 1;
+    let count = format!("{:06}", records.len());
+    records[tr][2..8].copy_from_slice(count.as_bytes());
+    let mut out = records.join(&b"\r\n"[..]);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A record of `kind` with a document id at 3-42 and a reason at 43-46.
+fn reference_record(kind: &str, id: &str, reason: &str) -> Vec<u8> {
+    let mut r = vec![b' '; records::WIDTH];
+    r[..2].copy_from_slice(kind.as_bytes());
+    r[2..2 + id.len()].copy_from_slice(id.as_bytes());
+    r[42..42 + reason.len()].copy_from_slice(reason.as_bytes());
+    r
+}
+
+fn invalid_paths(e: crate::DecodeError) -> Vec<String> {
+    let Rejection::Invalid(v) = e.rejection else {
+        panic!("{e:?}")
+    };
+    v.iter().map(|x| x.path.clone()).collect()
+}
+
+#[test]
+fn a_correction_carries_an_rt_record_out_by_canonical_id_and_in_by_the_prosecution_id() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    let mut m: Message =
+        serde_json::from_slice(&read("canonical/valid/verdict.issued.json")).unwrap();
+    let replaced = uuid::Uuid::parse_str("019ecb4d-3be8-7d9e-a3c1-0dcd6a9487b8").unwrap();
+    m.replaces = Some(Replaces {
+        message_id: Some(replaced),
+        source_document_id: Some("DOM-2026-000417".into()),
+        reason: CorrectionReason::DecisionChanged,
+    });
+    let out = records_of(&encode(&m, &md).unwrap());
+    assert!(out[0].starts_with(b"HDDOMA"));
+    assert_eq!(
+        out[1],
+        reference_record("RT", &replaced.to_string(), "AEND")
+    );
+
+    let mut tilt = records_of(&read("prosecution/valid/tilt-1.flat"));
+    tilt.insert(1, reference_record("RT", "ANK-2026-0001", "OPLY"));
+    let got = decode(&set_of(tilt.clone()), &ctx).unwrap();
+    let r = got.replaces.expect("a correction");
+    assert_eq!(r.source_document_id.as_deref(), Some("ANK-2026-0001"));
+    assert_eq!(r.reason, CorrectionReason::WrongData);
+
+    let mut unknown = tilt.clone();
+    unknown[1] = reference_record("RT", "ANK-2026-0001", "HMMM");
+    assert_eq!(
+        invalid_paths(decode(&set_of(unknown), &ctx).unwrap_err()),
+        ["record 2 (RT) field reason"]
+    );
+    let mut nameless = tilt.clone();
+    nameless[1] = reference_record("RT", "", "OPLY");
+    assert_eq!(
+        invalid_paths(decode(&set_of(nameless), &ctx).unwrap_err()),
+        ["record 2 (RT) field replaced document id"]
+    );
+    // one RT, right after HD: a second one, or one further down, is out of order (400)
+    let mut twice = tilt.clone();
+    twice.insert(2, reference_record("RT", "ANK-2026-0001", "OPLY"));
+    assert!(matches!(
+        decode(&set_of(twice), &ctx).unwrap_err().rejection,
+        Rejection::Layout(_)
+    ));
+    let mut late = records_of(&read("prosecution/valid/tilt-1.flat"));
+    let at = late.len() - 1;
+    late.insert(at, reference_record("RT", "ANK-2026-0001", "OPLY"));
+    assert!(matches!(
+        decode(&set_of(late), &ctx).unwrap_err().rejection,
+        Rejection::Layout(_)
+    ));
+}
+
+#[test]
+fn a_withdrawal_is_a_tilb_record_set_both_ways() {
+    let md = md();
+    let ctx = Context { master_data: &md };
+    let v: Value = serde_json::from_slice(&read("canonical/v2/message.withdrawn.json")).unwrap();
+    let Ok(jxg_schema::Document::Withdrawal(w)) = jxg_schema::Document::from_value(v) else {
+        panic!("the sample is a withdrawal")
+    };
+    let out = records_of(&super::encode_withdrawal(&w).unwrap());
+    assert_eq!(out.len(), 3, "HD, TB, TR: nothing of what it withdraws");
+    assert!(out[0].starts_with(b"HDTILB"));
+    assert_eq!(
+        out[1],
+        reference_record("TB", &w.withdrawn.message_id.unwrap().to_string(), "FEJL")
+    );
+    let d = super::decode_document(&set_of(out.clone()), &ctx).unwrap();
+    let jxg_schema::Document::Withdrawal(got) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(got.case, w.case);
+    assert_eq!(got.occurred_at, w.occurred_at);
+    assert_eq!(
+        got.withdrawn.source_document_id,
+        w.withdrawn.message_id.map(|u| u.to_string())
+    );
+    assert_eq!(got.withdrawn.reason, WithdrawalReason::SentInError);
+    assert!(decode(&set_of(out.clone()), &ctx).is_err(), "not a message");
+
+    // a person in a withdrawal, and a TB in a message, are refused where they stand
+    let pe = records_of(&read("prosecution/valid/tilt-1.flat"))
+        .into_iter()
+        .find(|r| r.starts_with(b"PE"))
+        .unwrap();
+    let mut with_person = out.clone();
+    with_person.insert(2, pe);
+    assert_eq!(
+        invalid_paths(super::decode_document(&set_of(with_person), &ctx).unwrap_err()),
+        ["record 3 (PE) field record type"]
+    );
+    let mut no_tb = out.clone();
+    no_tb.remove(1);
+    assert_eq!(
+        invalid_paths(super::decode_document(&set_of(no_tb), &ctx).unwrap_err()),
+        ["record 1 (HD) field message kind"]
+    );
+    let mut tilt = records_of(&read("prosecution/valid/tilt-1.flat"));
+    tilt.insert(1, reference_record("TB", "ANK-2026-0001", "FEJL"));
+    assert_eq!(
+        invalid_paths(decode(&set_of(tilt), &ctx).unwrap_err()),
+        ["record 2 (TB) field record type"]
+    );
+}

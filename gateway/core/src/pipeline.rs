@@ -7,7 +7,7 @@ use jxg_adapters::registry::Adapter;
 use jxg_adapters::{Context, DecodeError};
 use jxg_schema::message::{WITHDRAWN, WithdrawalReason};
 use jxg_schema::values::Instant;
-use jxg_schema::{MasterData, Message, Withdrawal, validate};
+use jxg_schema::{Document, MasterData, Message, Withdrawal, validate};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -63,6 +63,24 @@ pub fn decode_document(
     };
     let _s = stage("validate");
     check_semantics(m, md)
+}
+
+/// As [`decode_document`], for any document the format has: a message (perhaps a correction)
+/// or a withdrawal.
+pub fn decode_any(
+    adapter: &dyn Adapter,
+    bytes: &[u8],
+    md: &MasterData,
+) -> Result<Document, DecodeError> {
+    let d = {
+        let _s = stage("decode");
+        adapter.decode_document(bytes, &Context { master_data: md })?
+    };
+    let _s = stage("validate");
+    match d {
+        Document::Message(m) => check_semantics(m, md).map(Document::Message),
+        w => Ok(w),
+    }
 }
 
 /// The rules a schema cannot state, after any decode (docs/formats/canonical-v1.md).
@@ -253,6 +271,16 @@ struct Accepted<'a> {
     audit_record: Record,
 }
 
+/// Counts what each recipient of an accepted correction or withdrawal was told.
+fn count_rectification(kind: &'static str, tally: &[&'static str]) {
+    for told in tally {
+        metrics().rectifications.add(
+            1,
+            &[KeyValue::new("kind", kind), KeyValue::new("told", *told)],
+        );
+    }
+}
+
 /// May `sender` correct or withdraw `o`?
 fn may_correct(
     policy: &crate::policy::Policies,
@@ -413,6 +441,27 @@ impl Pipeline {
         self.accept_signed(sender, m, body, traceparent, None).await
     }
 
+    /// Accepts any decoded document: a message, a correction or a withdrawal.
+    pub async fn accept_document(
+        &self,
+        sender: &str,
+        d: Document,
+        body: &[u8],
+        traceparent: Option<String>,
+        sender_signature: Option<String>,
+    ) -> Result<Answer, Refused> {
+        match d {
+            Document::Message(m) => {
+                self.accept_signed(sender, m, body, traceparent, sender_signature)
+                    .await
+            }
+            Document::Withdrawal(w) => {
+                self.accept_withdrawal(sender, w, body, traceparent, sender_signature)
+                    .await
+            }
+        }
+    }
+
     /// As [`Pipeline::accept`], keeping the sender's own signature (the request body, a compact
     /// JWS) with the message. A message with `replaces` is a correction (see [`crate::revision`]).
     pub async fn accept_signed(
@@ -513,6 +562,8 @@ impl Pipeline {
                 .subjects(subjects)
         };
         let mut audit = vec![];
+        // what each recipient of a correction is told, counted once it is accepted
+        let mut tally: Vec<&'static str> = vec![];
         let received = received_at.to_string();
         let correlation_id = m.correlation_id.clone();
         let meta = |message_type| Meta {
@@ -569,6 +620,7 @@ impl Pipeline {
                             let mut e = copy.entry(&meta(WITHDRAWN), recipient);
                             e.subjects = o.stored.subjects.clone();
                             entries.push(e);
+                            tally.push("withdrawal");
                         }
                         Err(NoCopy::Signing) => return Err(Refused::Signing),
                         Err(_) => {
@@ -579,6 +631,7 @@ impl Pipeline {
                                 o.stored.id
                             )));
                             skipped.push(revision::flagged(recipient, &why));
+                            tally.push("flagged");
                         }
                     }
                     continue;
@@ -593,6 +646,7 @@ impl Pipeline {
                         o.stored.id
                     )));
                     skipped.push(revision::flagged(recipient, &why));
+                    tally.push("flagged");
                     continue;
                 }
                 _ => {}
@@ -627,7 +681,10 @@ impl Pipeline {
                             .detail(format!("skipped: {}", r.reason)),
                     );
                     skipped.push(match told {
-                        Some(revision::Told::Correction) => revision::flagged(recipient, &r.reason),
+                        Some(revision::Told::Correction) => {
+                            tally.push("flagged");
+                            revision::flagged(recipient, &r.reason)
+                        }
                         _ => Skipped::refused(recipient, r),
                     });
                     continue;
@@ -645,7 +702,10 @@ impl Pipeline {
                             .detail(format!("skipped: {error}")),
                     );
                     skipped.push(match told {
-                        Some(revision::Told::Correction) => revision::flagged(recipient, &error),
+                        Some(revision::Told::Correction) => {
+                            tally.push("flagged");
+                            revision::flagged(recipient, &error)
+                        }
                         _ => Skipped::new(recipient, error),
                     });
                     continue;
@@ -654,9 +714,11 @@ impl Pipeline {
             };
             let what = match (told, &original) {
                 (Some(revision::Told::Correction), Some(o)) => {
+                    tally.push("correction");
                     format!("permit; correction of {}", o.stored.id)
                 }
                 (Some(revision::Told::New), Some(o)) => {
+                    tally.push("new");
                     format!("permit; correction of {}, as a new message", o.stored.id)
                 }
                 _ => "permit".to_string(),
@@ -705,6 +767,7 @@ impl Pipeline {
         let answer = self.commit(&signer, accepted).await?;
         if matches!(answer, Answer::Accepted(_)) {
             self.case_stages(&m.correlation_id, t, received_at).await;
+            count_rectification("correction", &tally);
         }
         Ok(answer)
     }
@@ -743,19 +806,16 @@ impl Pipeline {
         let id = Uuid::now_v7();
         let received_at = Instant::now();
         let reason = w.withdrawn.reason;
-        w = Withdrawal {
-            purpose: w.purpose,
-            classification: w.classification,
-            case: w.case,
-            ..o.withdrawal(
-                id,
-                sender,
-                &w.source_document_id,
-                w.occurred_at,
-                received_at,
-                reason,
-            )
-        };
+        // what a withdrawal is about is the message withdrawn: its purpose, classification and
+        // case references, whatever a format could state of them
+        w = o.withdrawal(
+            id,
+            sender,
+            &w.source_document_id,
+            w.occurred_at,
+            received_at,
+            reason,
+        );
         self.record_span(id, &w.correlation_id);
         let subjects = &o.stored.subjects;
         let purpose = w.purpose.as_str();
@@ -768,6 +828,7 @@ impl Pipeline {
         let mut audit = vec![];
         let mut entries = vec![];
         let mut skipped = vec![];
+        let mut tally = vec![];
         for recipient in &o.holders {
             let recipient = recipient.as_str();
             let decided = about(Event::Decided, "gateway").recipient(recipient);
@@ -791,6 +852,7 @@ impl Pipeline {
                             .recipient(recipient)
                             .detail(format!("{}, {} bytes", copy.format, copy.bytes.len())),
                     );
+                    tally.push("withdrawal");
                     let mut e = copy.entry(
                         &Meta {
                             message_id: id,
@@ -814,6 +876,7 @@ impl Pipeline {
                         o.stored.id
                     )));
                     skipped.push(revision::flagged(recipient, &why));
+                    tally.push("flagged");
                 }
             }
         }
@@ -835,7 +898,11 @@ impl Pipeline {
             audit,
             audit_record: about(Event::Received, sender),
         };
-        self.commit(&signer, accepted).await
+        let answer = self.commit(&signer, accepted).await?;
+        if matches!(answer, Answer::Accepted(_)) {
+            count_rectification("withdrawal", &tally);
+        }
+        Ok(answer)
     }
 
     /// A withdrawal for one recipient: encoded in its format and signed.

@@ -247,3 +247,101 @@ pub fn told(original: &Original, recipient: &str, routed: bool, may: bool) -> Op
         (false, false) => None,
     }
 }
+
+/// Where a correction or withdrawal stands with one recipient.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecipientState {
+    pub recipient: String,
+    /// What its copy is: `message` (the correction, or the corrected message as new),
+    /// `withdrawal`, or `flagged` (no copy: an operator tells it).
+    pub copy: &'static str,
+    /// The delivery's state (`queued`, `retrying`, `delivered`, `dead`), or `flagged`.
+    pub status: String,
+    /// Unix seconds.
+    pub delivered_at: Option<i64>,
+    /// Unix seconds: a pull recipient acknowledged it.
+    pub acked_at: Option<i64>,
+    /// Why it is flagged, or the last delivery error.
+    pub detail: Option<String>,
+}
+
+/// A correction or withdrawal, recipient by recipient (`GET /admin/v1/rectifications`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rectification {
+    pub id: Uuid,
+    /// `correction` or `withdrawal`.
+    pub kind: &'static str,
+    /// The message it acts on.
+    pub acts_on: Uuid,
+    pub reason: &'static str,
+    pub sender: String,
+    pub received_at: String,
+    pub recipients: Vec<RecipientState>,
+    /// Some recipient has not yet got it, or must be told by an operator.
+    pub open: bool,
+}
+
+/// The rectification `m` is, with where it stands with each recipient; `None` for a message
+/// that is neither a correction nor a withdrawal.
+pub fn rectification(
+    m: &StoredMessage,
+    deliveries: &[crate::store::OutboxEntry],
+) -> Option<Rectification> {
+    // the cheap test first: most messages are neither
+    if m.message_type != WITHDRAWN && !m.canonical.contains("\"replaces\"") {
+        return None;
+    }
+    let (kind, acts_on, reason) =
+        match Document::from_value(serde_json::from_str(&m.canonical).ok()?).ok()? {
+            Document::Withdrawal(w) => (
+                "withdrawal",
+                w.withdrawn.message_id?,
+                w.withdrawn.reason.as_str(),
+            ),
+            Document::Message(x) => {
+                let r = x.replaces?;
+                ("correction", r.message_id?, r.reason.as_str())
+            }
+        };
+    let mut recipients: Vec<RecipientState> = deliveries
+        .iter()
+        .map(|e| RecipientState {
+            recipient: e.recipient.clone(),
+            copy: if is_withdrawal(e) {
+                "withdrawal"
+            } else {
+                "message"
+            },
+            status: e.state.as_str().to_string(),
+            delivered_at: e.delivered_at,
+            acked_at: e.acked_at,
+            detail: e.last_error.clone(),
+        })
+        .collect();
+    recipients.extend(
+        m.skipped
+            .iter()
+            .filter(|s| s.reason.starts_with(FLAGGED))
+            .map(|s| RecipientState {
+                recipient: s.recipient.clone(),
+                copy: "flagged",
+                status: "flagged".into(),
+                delivered_at: None,
+                acked_at: None,
+                detail: Some(s.reason.clone()),
+            }),
+    );
+    let open = recipients
+        .iter()
+        .any(|r| r.status != crate::store::DeliveryState::Delivered.as_str());
+    Some(Rectification {
+        id: m.id,
+        kind,
+        acts_on,
+        reason,
+        sender: m.sender.clone(),
+        received_at: m.received_at.clone(),
+        recipients,
+        open,
+    })
+}

@@ -59,6 +59,9 @@ pub struct Instruments {
     pub policy_decisions: Counter<u64>,
     /// Seconds between two message types of one case, by `from` and `to`.
     pub case_stage_seconds: Histogram<f64>,
+    /// What each recipient of an accepted correction or withdrawal is told, by `kind`
+    /// (`correction`, `withdrawal`) and `told` (`correction`, `withdrawal`, `new`, `flagged`).
+    pub rectifications: Counter<u64>,
 }
 
 impl Instruments {
@@ -116,6 +119,12 @@ impl Instruments {
             policy_decisions: m
                 .u64_counter("jxg_policy_decisions")
                 .with_description("Policy decisions, by policy id and effect")
+                .build(),
+            rectifications: m
+                .u64_counter("jxg_rectifications")
+                .with_description(
+                    "Recipients of accepted corrections and withdrawals, by what each is told",
+                )
                 .build(),
             case_stage_seconds: seconds(
                 "jxg_case_stage_duration",

@@ -141,14 +141,17 @@ async fn handle(
         if d.data.len() > p.config.limits.body_bytes {
             return Err(Problem::too_large(p.config.limits.body_bytes));
         }
-        match pipeline::decode_document(adapter, &d.data, &p.master_data) {
-            Ok(mut m) => {
+        match pipeline::decode_any(adapter, &d.data, &p.master_data) {
+            Ok(mut doc) => {
                 if let Some(k) = &key {
-                    m.source_document_id = k.clone();
+                    match &mut doc {
+                        jxg_schema::Document::Message(m) => m.source_document_id = k.clone(),
+                        jxg_schema::Document::Withdrawal(w) => w.source_document_id = k.clone(),
+                    }
                 }
                 let passed_on =
                     crate::telemetry::traceparent(&tracing::Span::current(), traceparent);
-                p.accept(authority, m, &d.data, passed_on)
+                p.accept_document(authority, doc, &d.data, passed_on, None)
                     .await
                     .map_err(Problem::from)
             }

@@ -332,9 +332,9 @@ async fn legacy(
     } else {
         check_json(&body, &p.config.limits)?;
     }
-    let m = pipeline::decode_document(adapter, &body, &p.master_data)
+    let d = pipeline::decode_any(adapter, &body, &p.master_data)
         .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?;
-    p.accept(&caller.0, m, &body, passed_on(req))
+    p.accept_document(&caller.0, d, &body, passed_on(req), None)
         .await
         .map_err(Problem::from)
 }
@@ -496,17 +496,9 @@ async fn canonical(
             })
             .map_err(|e| pipeline::rejection(e, &caller.0, &p.policies))?
     };
-    match d {
-        Document::Message(m) => {
-            p.accept_signed(&caller.0, m, &body, passed_on(req), sender_signature)
-                .await
-        }
-        Document::Withdrawal(w) => {
-            p.accept_withdrawal(&caller.0, w, &body, passed_on(req), sender_signature)
-                .await
-        }
-    }
-    .map_err(Problem::from)
+    p.accept_document(&caller.0, d, &body, passed_on(req), sender_signature)
+        .await
+        .map_err(Problem::from)
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, Problem> {
