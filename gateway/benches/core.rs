@@ -92,6 +92,7 @@ fn acceptance(n: u64, verdict: &str, copy: &str, signature: &str) -> Acceptance 
             sender_signature: None,
             policy_digest: "0".repeat(64),
         },
+        acts_on: None,
         entries,
         audit,
     }

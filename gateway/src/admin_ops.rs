@@ -814,7 +814,7 @@ pub async fn subject_access(
     let subject = state.pipeline.pseudonyms.of(&cpr.to_string());
     let (store, of) = (state.pipeline.store.clone(), subject.clone());
     let entries = off_request_path(async move { store.audit_by_subject(&of).await }).await??;
-    let disclosures: Vec<Value> = entries
+    let mut disclosures: Vec<Value> = entries
         .iter()
         .filter(|e| matches!(e.record.event, Event::Delivered | Event::Acked))
         .map(|e| {
@@ -822,6 +822,7 @@ pub async fn subject_access(
                          "recipient": e.record.recipient, "at": e.at, "event": e.record.event})
         })
         .collect();
+    later_acts(&state.pipeline.store, &mut disclosures).await?;
     audited(
         &state,
         Record::new(Event::Consulted, actor)
@@ -834,6 +835,50 @@ pub async fn subject_access(
         "entries": entries,
         "disclosures": disclosures,
     })))
+}
+
+/// Adds to each disclosure what was done to its message later (`later`): the correction or
+/// withdrawal, when, and where it stands with that disclosure's recipient (its copy and
+/// delivery state, when it was delivered or acknowledged, or that it is flagged).
+async fn later_acts(store: &crate::store::Store, disclosures: &mut [Value]) -> Result<(), Problem> {
+    let mut seen: std::collections::BTreeMap<Uuid, Option<Value>> = Default::default();
+    for d in disclosures.iter_mut() {
+        let Some(id) = d["message_id"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+        else {
+            continue;
+        };
+        if let std::collections::btree_map::Entry::Vacant(slot) = seen.entry(id) {
+            let found = match store.message(&id).await? {
+                Some(m) => jxg_core::revision::acted_on_by(store, &m).await?,
+                None => None,
+            };
+            let later = match found {
+                None => None,
+                Some((l, act)) => {
+                    let deliveries = store.deliveries(&l.id).await?;
+                    let r = jxg_core::revision::rectification(&l, &deliveries);
+                    Some(json!({"act": act.as_str(), "by": l.id, "at": l.received_at,
+                           "recipients": r.map(|r| serde_json::to_value(r.recipients).expect("JSON"))}))
+                }
+            };
+            slot.insert(later);
+        }
+        let Some(Some(later)) = seen.get(&id) else {
+            continue;
+        };
+        let recipient = d["recipient"].clone();
+        let mut later = later.clone();
+        // only where it stands with this disclosure's recipient
+        let mine = later["recipients"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["recipient"] == recipient).cloned());
+        later.as_object_mut().map(|o| o.remove("recipients"));
+        later["to_recipient"] = mine.unwrap_or(Value::Null);
+        d["later"] = later;
+    }
+    Ok(())
 }
 
 pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {

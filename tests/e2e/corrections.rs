@@ -168,6 +168,57 @@ async fn a_verdict_corrected_to_day_fines_reaches_police_and_prosecution_as_corr
     assert!(recs[1].starts_with(&format!("RT{original}")), "{recs:?}");
     assert_eq!(&recs[1][42..46], "AEND");
 
+    // the defendant's subject access: every disclosure of the verdict, and that it was later
+    // corrected, with what each recipient was given and when it took it (the broker's confirm
+    // of the prosecution's copy may come a moment after the copy itself)
+    for _ in 0..200 {
+        if recipients(&courts, &gw, &corrected).await["prosecution"].0 == "delivered" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let auditor = client_for(&home, "auditor");
+    let cpr = correction["body"]["defendant"]["cpr"].as_str().unwrap();
+    let r = auditor
+        .post(gw.admin_url("/admin/v1/audit/subject-access"))
+        .json(&json!({"cpr": cpr}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let access: Value = r.json().await.unwrap();
+    let of_original: Vec<&Value> = access["disclosures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["message_id"] == original.as_str())
+        .collect();
+    let to: std::collections::BTreeSet<&str> = of_original
+        .iter()
+        .map(|d| d["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(to, ["police", "prison", "prosecution"].into(), "{access}");
+    for d in &of_original {
+        let later = &d["later"];
+        assert_eq!(later["act"], "corrected", "{d}");
+        assert_eq!(later["by"], corrected.as_str(), "{d}");
+        let mine = &later["to_recipient"];
+        assert_eq!(mine["recipient"], d["recipient"], "{d}");
+        let want = if d["recipient"] == "prison" {
+            "withdrawal"
+        } else {
+            "message"
+        };
+        assert_eq!(mine["copy"], want, "{d}");
+        assert_eq!(mine["status"], "delivered", "{d}");
+        if d["recipient"] != "prosecution" {
+            assert!(
+                mine["acked_at"].as_i64().is_some(),
+                "a pull recipient acknowledged it: {d}"
+            );
+        }
+    }
+
     // the same correction again is its first answer
     let again = post(&courts, &gw, &correction).await;
     assert_eq!(again.status(), 200);

@@ -83,6 +83,8 @@ struct Model {
     /// In acceptance order.
     msgs: Vec<Msg>,
     idem: HashMap<(String, String), usize>,
+    /// A message acted on (corrected or withdrawn) → the message that acted on it.
+    acted: HashMap<Uuid, Uuid>,
     leased: HashSet<(String, Uuid)>,
     audit: u64,
 }
@@ -200,6 +202,7 @@ pub fn acceptance(
             sender_signature: None,
             policy_digest: "digest".into(),
         },
+        acts_on: None,
         entries: recipients
             .iter()
             .map(|r| entry(id, r, case, &body, received_at))
@@ -268,14 +271,28 @@ where
                     t / 60 % 60,
                     t % 60
                 );
-                let a = acceptance(id, &sender, &key, &sha, &case, &recipients, &received_at);
+                let mut a = acceptance(id, &sender, &key, &sha, &case, &recipients, &received_at);
+                // a fifth act on an earlier message (perhaps one acted on, or purged, already)
+                let acts_on = match pick(&mut rng, model.msgs.len()) {
+                    Some(i) if rng.random_bool(0.2) => Some(model.msgs[i].id),
+                    _ => None,
+                };
+                a.acts_on = acts_on;
                 let got = store
                     .accept(a)
                     .await
                     .map_err(|e| bad(step, op, e.to_string()))?;
                 let k = (sender.clone(), key.clone());
+                let acted = acts_on.and_then(|o| model.acted.get(&o).copied());
                 match (model.idem.get(&k).map(|i| &model.msgs[*i]), got) {
-                    (None, AcceptOutcome::Accepted) => {
+                    (None, AcceptOutcome::Acted(by)) if acted == Some(by) => {
+                        *coverage.entry("acted on already").or_default() += 1;
+                    }
+                    (None, AcceptOutcome::Accepted) if acted.is_none() => {
+                        if let Some(o) = acts_on {
+                            model.acted.insert(o, id);
+                            *coverage.entry("acts on").or_default() += 1;
+                        }
                         model.idem.insert(k, model.msgs.len());
                         model.msgs.push(Msg {
                             received_at,
@@ -503,6 +520,8 @@ where
                     if metadata {
                         m.removed = true;
                         model.idem.remove(&(m.sender.clone(), m.key.clone()));
+                        // what acted on it goes with it
+                        model.acted.remove(&m.id);
                         n += 1;
                     } else if m.body && last < at {
                         m.body = false;

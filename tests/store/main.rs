@@ -188,6 +188,8 @@ async fn conforms(name: &str, plan: Plan, leases: Leases, open: impl Fn(&Path) -
         "accepted",
         "duplicate",
         "conflict",
+        "acts on",
+        "acted on already",
         "taken",
         "take held back by a lease",
         "acked",

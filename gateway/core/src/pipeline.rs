@@ -253,6 +253,8 @@ fn minimised(
 /// What [`Pipeline::commit`] writes: a message decided and prepared, with its copies.
 struct Accepted<'a> {
     id: Uuid,
+    /// A correction's or withdrawal's message acted on.
+    acts_on: Option<Uuid>,
     sender: &'a str,
     message_type: &'a str,
     source_document_id: &'a str,
@@ -555,11 +557,21 @@ impl Pipeline {
         let mut refused = Vec::new();
         let shape = self.shape(&m);
         let subjects = &shape.subjects;
+        // a correction is about the persons of the message it replaces too (a wrong person's
+        // subject access shows that their data was corrected away)
+        let mut concerned = subjects.clone();
+        if let Some(o) = &original {
+            for s in &o.stored.subjects {
+                if !concerned.contains(s) {
+                    concerned.push(s.clone());
+                }
+            }
+        }
         let purpose = m.purpose.as_str();
         let about = |event, actor: &str| {
             Record::new(event, actor)
                 .message(id, t.as_str(), Some(purpose))
-                .subjects(subjects)
+                .subjects(&concerned)
         };
         let mut audit = vec![];
         // what each recipient of a correction is told, counted once it is accepted
@@ -748,6 +760,7 @@ impl Pipeline {
         }
         let accepted = Accepted {
             id,
+            acts_on: original.as_ref().map(|o| o.stored.id),
             sender,
             message_type: t.as_str(),
             source_document_id: &m.source_document_id,
@@ -882,6 +895,7 @@ impl Pipeline {
         }
         let accepted = Accepted {
             id,
+            acts_on: Some(o.stored.id),
             sender,
             message_type: WITHDRAWN,
             source_document_id: &w.source_document_id,
@@ -1035,6 +1049,7 @@ impl Pipeline {
             .in_scope(|| {
                 self.store.accept(Acceptance {
                     message: stored,
+                    acts_on: a.acts_on,
                     entries: a.entries,
                     audit,
                 })
@@ -1049,6 +1064,10 @@ impl Pipeline {
             }
             AcceptOutcome::Duplicate(first) => self.duplicate(true, first).await,
             AcceptOutcome::Conflict => self.duplicate(false, Value::Null).await,
+            AcceptOutcome::Acted(by) => Err(Refused::Conflict(format!(
+                "message {} was replaced or withdrawn by message {by} meanwhile",
+                a.acts_on.map(|o| o.to_string()).unwrap_or_default()
+            ))),
         }
     }
 

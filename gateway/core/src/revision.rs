@@ -161,31 +161,20 @@ pub async fn original(
             .into());
         }
     };
-    let id_text = id.to_string();
-    for later in store.case_messages(&stored.correlation_id).await? {
-        if later.seq <= stored.seq || !later.canonical.contains(&id_text) {
-            continue;
+    match acted_on_by(store, &stored).await? {
+        Some((later, Act::Withdrawn)) => {
+            return Err(Refused::Conflict(format!(
+                "message {id} was withdrawn by message {}",
+                later.id
+            )));
         }
-        let Ok(v) = serde_json::from_str(&later.canonical) else {
-            continue;
-        };
-        match Document::from_value(v) {
-            Ok(Document::Withdrawal(w)) if w.withdrawn.message_id == Some(id) => {
-                return Err(Refused::Conflict(format!(
-                    "message {id} was withdrawn by message {}",
-                    later.id
-                )));
-            }
-            Ok(Document::Message(m))
-                if m.replaces.as_ref().and_then(|r| r.message_id) == Some(id) =>
-            {
-                return Err(Refused::Conflict(format!(
-                    "message {id} was replaced by message {}: correct or withdraw that one",
-                    later.id
-                )));
-            }
-            _ => {}
+        Some((later, Act::Replaced)) => {
+            return Err(Refused::Conflict(format!(
+                "message {id} was replaced by message {}: correct or withdraw that one",
+                later.id
+            )));
         }
+        None => {}
     }
     let mut holders: BTreeSet<String> = store
         .deliveries(&id)
@@ -206,6 +195,51 @@ pub async fn original(
         message,
         holders,
     })
+}
+
+/// What a later message did to an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Replaced,
+    Withdrawn,
+}
+
+impl Act {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Act::Replaced => "corrected",
+            Act::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// The later message of `stored`'s case that replaced or withdrew it, if one did. A case holds
+/// few messages; only those that name `stored`'s id are parsed.
+pub async fn acted_on_by(
+    store: &Store,
+    stored: &StoredMessage,
+) -> Result<Option<(StoredMessage, Act)>, crate::store::StoreError> {
+    let id = stored.id;
+    let id_text = id.to_string();
+    for later in store.case_messages(&stored.correlation_id).await? {
+        if later.seq <= stored.seq || !later.canonical.contains(&id_text) {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str(&later.canonical) else {
+            continue;
+        };
+        let act = match Document::from_value(v) {
+            Ok(Document::Withdrawal(w)) if w.withdrawn.message_id == Some(id) => Act::Withdrawn,
+            Ok(Document::Message(m))
+                if m.replaces.as_ref().and_then(|r| r.message_id) == Some(id) =>
+            {
+                Act::Replaced
+            }
+            _ => continue,
+        };
+        return Ok(Some((later, act)));
+    }
+    Ok(None)
 }
 
 /// A correction must be of the type and the case of the message it replaces: per-case order

@@ -366,6 +366,14 @@ fn statements(batch: &Batch) -> Vec<(&'static str, Params)> {
                         Box::new(source_document_id.clone()),
                     ],
                 ));
+                // what acted on it (a correction or a withdrawal) is kept no longer than it
+                out.push((
+                    "DELETE FROM jxg_idempotency WHERE sender = $1 AND key = $2",
+                    vec![
+                        Box::new(jxg_core::store::REVISION_KEYS.to_string()),
+                        Box::new(id.to_string()),
+                    ],
+                ));
                 out.push((
                     "DELETE FROM jxg_cases WHERE case_id = $1 AND seq = $2",
                     vec![Box::new(case.clone()), Box::new(seq_param(*seq))],

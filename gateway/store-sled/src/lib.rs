@@ -397,6 +397,8 @@ impl SledEngine {
                 } => {
                     b.remove(message_key(id));
                     b.remove(idem_key(sender, source_document_id));
+                    // what acted on it (a correction or a withdrawal) is kept no longer than it
+                    b.remove(idem_key(jxg_core::store::REVISION_KEYS, &id.to_string()));
                     b.remove(case_key(case, *seq));
                     for r in recipients {
                         for c in [Class::Waiting, Class::Delivered, Class::Dead] {

@@ -243,6 +243,9 @@ pub struct IdempotencyRecord {
 #[derive(Debug, Clone)]
 pub struct Acceptance {
     pub message: StoredMessage,
+    /// A correction or withdrawal: the message it acts on. At most one acceptance acts on a
+    /// message; the writer refuses any other ([`AcceptOutcome::Acted`]).
+    pub acts_on: Option<Uuid>,
     pub entries: Vec<OutboxEntry>,
     /// The audit entries of the acceptance (received, decided, minimised, signed, queued),
     /// written in the same transaction.
@@ -258,7 +261,15 @@ pub enum AcceptOutcome {
     Duplicate(Value),
     /// The sender's key was taken by a message with a different body.
     Conflict,
+    /// Another message acted on the same message first (replaced or withdrew it): this one.
+    Acted(Uuid),
 }
+
+/// The idempotency rows kept under this sender name say which message acted on a message: the
+/// key is the id of the message acted on, the row names the one that acted. Authority ids are
+/// slugs of lowercase letters, so no authority's keys are among them. Removing a message's
+/// metadata removes the row of its id too.
+pub const REVISION_KEYS: &str = "~revision";
 
 /// What [`Store::ack`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

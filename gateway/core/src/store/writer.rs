@@ -597,6 +597,20 @@ impl Run {
                 serde_json::from_str(&response).unwrap_or_default(),
             ));
         }
+        // one correction or withdrawal per message, decided here where every node's writes are
+        // ordered: two sent at once cannot both act on it
+        let revision = a
+            .acts_on
+            .map(|o| (super::REVISION_KEYS.to_string(), o.to_string()));
+        if let Some(k) = &revision {
+            let acted = match f.idem.get(k) {
+                Some((row, _)) => Some(row.clone()),
+                None => self.engine.idempotency(&k.0, &k.1).await?,
+            };
+            if let Some(row) = acted {
+                return Ok(AcceptOutcome::Acted(row.message_id));
+            }
+        }
         let seq = *next_seq;
         *next_seq += 1;
         let mut a = a;
@@ -611,6 +625,15 @@ impl Run {
             message_id: rec.id,
             body_sha256: rec.body_sha256.clone(),
         };
+        if let Some(k) = revision {
+            f.idem
+                .insert(k.clone(), (row.clone(), rec.response.clone()));
+            f.ops.push(Op::PutIdempotency {
+                sender: k.0,
+                key: k.1,
+                row: row.clone(),
+            });
+        }
         f.idem
             .insert(key.clone(), (row.clone(), rec.response.clone()));
         f.ops.push(Op::PutIdempotency {
