@@ -134,6 +134,7 @@ fn status_of(s: &str) -> Option<DeliveryState> {
         "retrying" => Some(DeliveryState::Retrying),
         "delivered" => Some(DeliveryState::Delivered),
         "dead" => Some(DeliveryState::Dead),
+        "superseded" => Some(DeliveryState::Superseded),
         _ => None,
     }
 }
@@ -145,13 +146,15 @@ pub async fn messages(
 ) -> Result<HttpResponse, Problem> {
     let actor = role(&req, AdminRole::Operator)?;
     let limit = limit(q.limit)?;
-    let status =
-        match &q.status {
-            Some(s) => Some(status_of(s).ok_or_else(|| {
-                bad_query("status", "is one of queued, retrying, delivered, dead")
-            })?),
-            None => None,
-        };
+    let status = match &q.status {
+        Some(s) => Some(status_of(s).ok_or_else(|| {
+            bad_query(
+                "status",
+                "is one of queued, retrying, delivered, dead, superseded",
+            )
+        })?),
+        None => None,
+    };
     if let Some(t) = &q.message_type {
         if t.parse::<jxg_schema::MessageType>().is_err() {
             return Err(bad_query("type", "is not a canonical message type"));
@@ -162,54 +165,23 @@ pub async fn messages(
             return Err(bad_query("recipient", "is not a registered authority"));
         }
     }
-    let mut after = match &q.cursor {
-        Some(c) => Some(
-            Uuid::parse_str(c).map_err(|_| bad_query("cursor", "is not a cursor of this list"))?,
-        ),
-        None => None,
-    };
+    let after = cursor(&q.cursor)?;
     let store = state.pipeline.store.clone();
     let (message_type, recipient) = (q.message_type.clone(), q.recipient.clone());
-    let (items, next) = off_request_path(async move {
-        let mut items = Vec::new();
-        let mut next = None;
-        let mut scanned = 0;
-        // scan in pages until the page is full, the store ends or the scan bound is reached
-        'scan: loop {
-            let page = store.messages_after(after, 200).await?;
-            if page.is_empty() {
-                break;
+    let (items, next) = off_request_path(scan(store, after, limit, move |store, m| {
+        let (message_type, recipient) = (message_type.clone(), recipient.clone());
+        async move {
+            if message_type.as_ref().is_some_and(|t| *t != m.message_type) {
+                return Ok(None);
             }
-            for m in page {
-                if scanned >= MAX_SCAN {
-                    // go on from the last one examined
-                    next = after.map(|a| a.to_string());
-                    break 'scan;
-                }
-                scanned += 1;
-                after = Some(m.id);
-                if message_type.as_ref().is_some_and(|t| *t != m.message_type) {
-                    continue;
-                }
-                let deliveries = store.deliveries(&m.id).await?;
-                let matches = deliveries.iter().any(|d| {
-                    recipient.as_ref().is_none_or(|r| *r == d.recipient)
-                        && status.is_none_or(|s| s == d.state)
-                }) || (status.is_none() && recipient.is_none());
-                if !matches {
-                    continue;
-                }
-                if items.len() == limit {
-                    next = items
-                        .last()
-                        .and_then(|v: &Value| v["id"].as_str().map(String::from));
-                    break 'scan;
-                }
-                items.push(metadata(&m, &deliveries));
-            }
+            let deliveries = store.deliveries(&m.id).await?;
+            let matches = deliveries.iter().any(|d| {
+                recipient.as_ref().is_none_or(|r| *r == d.recipient)
+                    && status.is_none_or(|s| s == d.state)
+            }) || (status.is_none() && recipient.is_none());
+            Ok(matches.then(|| metadata(&m, &deliveries)))
         }
-        Ok::<_, crate::store::StoreError>((items, next))
-    })
+    }))
     .await??;
     consulted(
         &state,
@@ -247,59 +219,28 @@ pub async fn rectifications(
         Some("all") => false,
         Some(_) => return Err(bad_query("state", "is open or all")),
     };
-    let mut after = match &q.cursor {
-        Some(c) => Some(
-            Uuid::parse_str(c).map_err(|_| bad_query("cursor", "is not a cursor of this list"))?,
-        ),
-        None => None,
-    };
+    let after = cursor(&q.cursor)?;
     let store = state.pipeline.store.clone();
-    let (items, next) = off_request_path(async move {
-        let now = chrono::Utc::now();
-        let mut items: Vec<Value> = Vec::new();
-        let mut next = None;
-        let mut scanned = 0;
-        'scan: loop {
-            let page = store.messages_after(after, 200).await?;
-            if page.is_empty() {
-                break;
-            }
-            for m in page {
-                if scanned >= MAX_SCAN {
-                    next = after.map(|a| a.to_string());
-                    break 'scan;
-                }
-                scanned += 1;
-                after = Some(m.id);
-                let deliveries = if m.message_type == jxg_schema::message::WITHDRAWN
-                    || m.canonical.contains("\"replaces\"")
-                {
-                    store.deliveries(&m.id).await?
-                } else {
-                    continue;
-                };
-                let Some(r) = jxg_core::revision::rectification(&m, &deliveries) else {
-                    continue;
-                };
-                if only_open && !r.open {
-                    continue;
-                }
-                if items.len() == limit {
-                    next = items
-                        .last()
-                        .and_then(|v: &Value| v["id"].as_str().map(String::from));
-                    break 'scan;
-                }
-                let age = chrono::DateTime::parse_from_rfc3339(&r.received_at)
-                    .map(|t| (now - t.to_utc()).num_seconds().max(0))
-                    .unwrap_or(0);
-                let mut v = serde_json::to_value(&r).expect("JSON");
-                v["age_seconds"] = Value::from(age);
-                items.push(v);
-            }
+    let now = chrono::Utc::now();
+    let (items, next) = off_request_path(scan(store, after, limit, move |store, m| async move {
+        if m.message_type != jxg_schema::message::WITHDRAWN && !m.canonical.contains("\"replaces\"")
+        {
+            return Ok(None);
         }
-        Ok::<_, crate::store::StoreError>((items, next))
-    })
+        let deliveries = store.deliveries(&m.id).await?;
+        let Some(r) = jxg_core::revision::rectification(&m, &deliveries) else {
+            return Ok(None);
+        };
+        if only_open && !r.open {
+            return Ok(None);
+        }
+        let age = chrono::DateTime::parse_from_rfc3339(&r.received_at)
+            .map(|t| (now - t.to_utc()).num_seconds().max(0))
+            .unwrap_or(0);
+        let mut v = serde_json::to_value(&r).expect("JSON");
+        v["age_seconds"] = Value::from(age);
+        Ok(Some(v))
+    }))
     .await??;
     consulted(
         &state,
@@ -312,6 +253,56 @@ pub async fn rectifications(
         body["next_cursor"] = Value::from(n);
     }
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// The `cursor` of a paged list: the id of the last message of the page before.
+fn cursor(raw: &Option<String>) -> Result<Option<Uuid>, Problem> {
+    raw.as_deref()
+        .map(|c| {
+            Uuid::parse_str(c).map_err(|_| bad_query("cursor", "is not a cursor of this list"))
+        })
+        .transpose()
+}
+
+/// Pages over the messages after `after` in acceptance order, keeping what `keep` makes of
+/// each, until `limit` are kept, the store ends, or [`MAX_SCAN`] were examined; with the cursor
+/// to go on from (the last kept, or the last examined when the bound was reached).
+async fn scan<F, Fut>(
+    store: std::sync::Arc<crate::store::Store>,
+    mut after: Option<Uuid>,
+    limit: usize,
+    keep: F,
+) -> Result<(Vec<Value>, Option<String>), crate::store::StoreError>
+where
+    F: Fn(std::sync::Arc<crate::store::Store>, StoredMessage) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Value>, crate::store::StoreError>>,
+{
+    let mut items: Vec<Value> = Vec::new();
+    let mut scanned = 0;
+    loop {
+        let page = store.messages_after(after, 200).await?;
+        if page.is_empty() {
+            return Ok((items, None));
+        }
+        for m in page {
+            if scanned >= MAX_SCAN {
+                // go on from the last one examined
+                return Ok((items, after.map(|a| a.to_string())));
+            }
+            scanned += 1;
+            after = Some(m.id);
+            let Some(v) = keep(store.clone(), m).await? else {
+                continue;
+            };
+            if items.len() == limit {
+                let next = items
+                    .last()
+                    .and_then(|v| v["id"].as_str().map(String::from));
+                return Ok((items, next));
+            }
+            items.push(v);
+        }
+    }
 }
 
 fn message_id(raw: &str) -> Result<Uuid, Problem> {

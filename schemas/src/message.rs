@@ -607,6 +607,30 @@ pub struct Withdrawal {
 }
 
 impl Withdrawal {
+    /// A withdrawal as a legacy format states it: its own document id, time and case, and what
+    /// it withdraws. A format states no purpose or classification for it; the gateway gives it
+    /// those of the message withdrawn, so these are placeholders.
+    pub fn submitted(
+        source_document_id: String,
+        occurred_at: Instant,
+        case: CaseRefs,
+        correlation_id: String,
+        withdrawn: Withdrawn,
+    ) -> Self {
+        Withdrawal {
+            id: None,
+            sender: None,
+            source_document_id,
+            occurred_at,
+            received_at: None,
+            purpose: Purpose::CriminalProceedings,
+            classification: Classification::Confidential,
+            case,
+            correlation_id,
+            withdrawn,
+        }
+    }
+
     /// Compact JSON bytes (v2: only v2 has withdrawals).
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("withdrawals serialise to JSON")

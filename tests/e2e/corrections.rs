@@ -337,7 +337,12 @@ async fn a_v1_canonical_recipient_is_flagged_for_what_v1_cannot_say() {
     let home = Home::new();
     let gw = home.start();
     let courts = client_for(&home, "courts");
+    let prosecution = client_for(&home, "prosecution");
     accepted_id(post(&courts, &gw, &verdict("DOM-F-1")).await).await;
+    // the prosecution took the verdict: it holds it, and must be told
+    let items = inbox(&prosecution, &gw).await;
+    assert_eq!(items.len(), 1);
+    ack(&prosecution, &gw, items[0]["id"].as_str().unwrap()).await;
     let correction = correcting(verdict("DOM-F-2"), "DOM-F-1", "clerical-error");
     let corrected = accepted_id(post(&courts, &gw, &correction).await).await;
     let s = get_json(&courts, &gw.url(&format!("/v1/messages/{corrected}"))).await;
@@ -357,8 +362,8 @@ async fn a_v1_canonical_recipient_is_flagged_for_what_v1_cannot_say() {
         "{s}"
     );
     // it is given nothing it could take for a new verdict beside the old one
-    let items = inbox(&client_for(&home, "prosecution"), &gw).await;
-    assert_eq!(items.len(), 1, "only the first verdict: {items:?}");
+    let items = inbox(&prosecution, &gw).await;
+    assert!(items.is_empty(), "no second verdict: {items:?}");
 
     // the operators' list of open rectifications shows it, with its age, until it is done
     let operator = client_for(&home, "operator");
@@ -598,4 +603,120 @@ async fn police_json_court_xml_and_flat_records_correct_and_withdraw_in_their_ow
     assert_audit_verifies(&home, &gw).await;
     drop(gw);
     queue.delete(&[&inq, &outq, &rejq]).await;
+}
+
+/// The police's withdrawal of their document `of`, in the case of `anholdelse-1.json`.
+fn tilbagekaldelse(own_id: &str, of: &str, journal: &str) -> String {
+    json!({
+        "dokumenttype": "TILBAGEKALDELSE",
+        "dokumentid": own_id,
+        "journalnr": journal,
+        "anklagenr": null,
+        "rettens_sagsnr": null,
+        "oprettet": "19-07-2026 08:00",
+        "tilbagekaldelse": {"dokumentid": of, "aarsag": "FORKERT_PERSON"}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_arrest_withdrawn_before_the_courts_took_it_is_never_offered_to_them_and_after_it_is_withdrawn_from_them()
+ {
+    let home = Home::new();
+    let gw = home.start();
+    let police = client_for(&home, "police");
+    let courts = client_for(&home, "courts");
+    let operator = client_for(&home, "operator");
+    let journal = "1469-71120-00347-26";
+
+    // before: the courts have not taken it; they are never offered it, only the withdrawal
+    let first = accepted_id(
+        post_json(
+            &police,
+            &gw,
+            "/police/v1/dokumenter",
+            with_dokumentid("police/valid/anholdelse-1.json", "POL-W-1"),
+        )
+        .await,
+    )
+    .await;
+    let withdrawn = accepted_id(
+        post_json(
+            &police,
+            &gw,
+            "/police/v1/dokumenter",
+            tilbagekaldelse("POL-W-2", "POL-W-1", journal),
+        )
+        .await,
+    )
+    .await;
+    let meta = get_json(
+        &operator,
+        &gw.admin_url(&format!("/admin/v1/messages/{first}")),
+    )
+    .await;
+    let courts_row = |meta: &Value| {
+        meta["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["recipient"] == "courts")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(courts_row(&meta)["status"], "superseded", "{meta}");
+    let items = inbox(&courts, &gw).await;
+    assert_eq!(items.len(), 1, "only the withdrawal: {items:?}");
+    let xml = items[0]["content"].as_str().unwrap();
+    assert!(xml.contains("<Tilbagekaldelse "), "{xml}");
+    assert!(
+        xml.contains(&format!(
+            "<Tilbagekaldt dokumentid=\"{first}\" årsag=\"forkert-person\"/>"
+        )),
+        "{xml}"
+    );
+    assert_eq!(items[0]["id"], withdrawn.as_str());
+    ack(&courts, &gw, &withdrawn).await;
+
+    // after: the courts took the arrest; they get the withdrawal after it
+    let second = accepted_id(
+        post_json(
+            &police,
+            &gw,
+            "/police/v1/dokumenter",
+            with_dokumentid("police/valid/anholdelse-1.json", "POL-W-3"),
+        )
+        .await,
+    )
+    .await;
+    let items = inbox(&courts, &gw).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], second.as_str());
+    ack(&courts, &gw, &second).await;
+    let later = accepted_id(
+        post_json(
+            &police,
+            &gw,
+            "/police/v1/dokumenter",
+            tilbagekaldelse("POL-W-4", "POL-W-3", journal),
+        )
+        .await,
+    )
+    .await;
+    let items = inbox(&courts, &gw).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["id"], later.as_str());
+    assert!(
+        items[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("dokumentid=\"{second}\""))
+    );
+    let meta = get_json(
+        &operator,
+        &gw.admin_url(&format!("/admin/v1/messages/{second}")),
+    )
+    .await;
+    assert_eq!(courts_row(&meta)["status"], "delivered", "{meta}");
+    assert_audit_verifies(&home, &gw).await;
 }

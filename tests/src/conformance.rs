@@ -56,6 +56,8 @@ enum State {
     Waiting,
     Delivered,
     Dead,
+    /// Never offered when a message acting on its message was accepted.
+    Superseded,
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +294,20 @@ where
                         if let Some(o) = acts_on {
                             model.acted.insert(o, id);
                             *coverage.entry("acts on").or_default() += 1;
+                            // its copies never offered are superseded
+                            let leased = &model.leased;
+                            if let Some(m) = model.msgs.iter_mut().find(|m| m.id == o && !m.removed)
+                            {
+                                for (r, c) in m.copies.iter_mut() {
+                                    let offered =
+                                        c.attempts > 0 || leased.contains(&(r.clone(), o));
+                                    if c.state == State::Waiting && !offered {
+                                        c.state = State::Superseded;
+                                        model.audit += 1;
+                                        *coverage.entry("superseded").or_default() += 1;
+                                    }
+                                }
+                            }
                         }
                         model.idem.insert(k, model.msgs.len());
                         model.msgs.push(Msg {
@@ -416,7 +432,7 @@ where
                 e.state = match outcome {
                     State::Waiting => DeliveryState::Retrying,
                     State::Delivered => DeliveryState::Delivered,
-                    State::Dead => DeliveryState::Dead,
+                    State::Dead | State::Superseded => DeliveryState::Dead,
                 };
                 e.last_error = (outcome != State::Delivered).then(|| "HTTP 500".into());
                 e.delivered_at = (outcome == State::Delivered).then_some(LATER - 1);
@@ -437,7 +453,7 @@ where
                     .entry(match outcome {
                         State::Waiting => "attempt failed",
                         State::Delivered => "attempt delivered",
-                        State::Dead => "dead-lettered",
+                        State::Dead | State::Superseded => "dead-lettered",
                     })
                     .or_default() += 1;
             }
@@ -635,6 +651,7 @@ async fn check(store: &Store, model: &Model) -> Result<(), String> {
                     DeliveryState::Queued | DeliveryState::Retrying => State::Waiting,
                     DeliveryState::Delivered => State::Delivered,
                     DeliveryState::Dead => State::Dead,
+                    DeliveryState::Superseded => State::Superseded,
                 };
                 (e.recipient.clone(), (s, e.acked_at.is_some()))
             })

@@ -190,6 +190,7 @@ async fn conforms(name: &str, plan: Plan, leases: Leases, open: impl Fn(&Path) -
         "conflict",
         "acts on",
         "acted on already",
+        "superseded",
         "taken",
         "take held back by a lease",
         "acked",

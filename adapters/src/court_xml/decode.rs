@@ -132,18 +132,13 @@ pub fn decode_withdrawal(root: &Element, md: &MasterData) -> Result<Withdrawal, 
         r.v.push(format!("{path}/Sag"), "names no case reference");
         return Err(DecodeError::invalid(None, r.v));
     };
-    Ok(Withdrawal {
-        id: None,
-        sender: None,
-        source_document_id: id,
-        occurred_at: at,
-        received_at: None,
-        purpose: Purpose::CriminalProceedings,
-        classification: Classification::Confidential,
+    Ok(Withdrawal::submitted(
+        id,
+        at,
         case,
         correlation_id,
         withdrawn,
-    })
+    ))
 }
 
 /// Decodes a parsed document.

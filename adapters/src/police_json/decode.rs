@@ -312,18 +312,14 @@ impl Reader<'_> {
             })
         });
         let case = case?;
-        Some(Withdrawal {
-            id: None,
-            sender: None,
-            source_document_id: id?,
-            occurred_at: created?,
-            received_at: None,
-            purpose: Purpose::CriminalInvestigation,
-            classification: Classification::Confidential,
-            correlation_id: case.correlation_id()?,
+        let correlation_id = case.correlation_id()?;
+        Some(Withdrawal::submitted(
+            id?,
+            created?,
             case,
-            withdrawn: withdrawn?,
-        })
+            correlation_id,
+            withdrawn?,
+        ))
     }
 
     fn document(&mut self, doc: &Map<String, Value>, t: MessageType) -> Option<Message> {

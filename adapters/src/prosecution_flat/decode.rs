@@ -259,22 +259,17 @@ impl Reader<'_> {
         let withdrawn = self.reference(tb, "withdrawn document id", WITHDRAWAL_REASONS);
         let (case, correlation_id, at, id) = head?;
         let (of, reason) = withdrawn?;
-        Some(Withdrawal {
-            id: None,
-            sender: None,
-            source_document_id: id,
-            occurred_at: at,
-            received_at: None,
-            purpose: Purpose::CriminalProceedings,
-            classification: Classification::Confidential,
+        Some(Withdrawal::submitted(
+            id,
+            at,
             case,
             correlation_id,
-            withdrawn: Withdrawn {
+            Withdrawn {
                 message_id: None,
                 source_document_id: Some(of),
                 reason,
             },
-        })
+        ))
     }
 
     fn message(&mut self, recs: &[Record<'_>], t: MessageType) -> Option<Message> {

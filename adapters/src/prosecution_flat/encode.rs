@@ -130,6 +130,22 @@ impl Writer {
         let (a, _) = Self::span(self.records[i].kind, field);
         self.records[i].bytes[a..a + s.len()].copy_from_slice(s.as_bytes());
     }
+    /// The HD record: the kind, the case, the time and the document id.
+    fn header(&mut self, kind: &str, case: &CaseRefs, at: Instant, id: &str) {
+        let hd = self.record("HD");
+        self.raw(hd, "message kind", kind);
+        if let Some(p) = &case.prosecution_case {
+            self.raw(hd, "prosecution case no.", p.as_str());
+        }
+        if let Some(j) = &case.police_journal {
+            self.raw(hd, "police journal no.", j.as_str());
+        }
+        if let Some(c) = &case.court_case {
+            self.raw(hd, "court case no.", c.as_str());
+        }
+        self.date_time(hd, "date", "time", at);
+        self.text(hd, "document id", id);
+    }
     fn date_time(&mut self, i: usize, date: &str, time: &str, t: Instant) {
         let l = danish_time::to_local(t);
         self.raw(i, date, &l.format("%Y%m%d").to_string());
@@ -161,22 +177,10 @@ pub fn encode_reporting(
         records: Vec::new(),
         alterations: Alterations::default(),
     };
-    let hd = w.record("HD");
-    w.raw(hd, "message kind", kind);
-    if let Some(p) = &m.case.prosecution_case {
-        w.raw(hd, "prosecution case no.", p.as_str());
-    }
-    if let Some(j) = &m.case.police_journal {
-        w.raw(hd, "police journal no.", j.as_str());
-    }
-    if let Some(c) = &m.case.court_case {
-        w.raw(hd, "court case no.", c.as_str());
-    }
-    w.date_time(hd, "date", "time", m.occurred_at);
     let id =
         m.id.map(|u| u.to_string())
             .unwrap_or_else(|| m.source_document_id.clone());
-    w.text(hd, "document id", &id);
+    w.header(kind, &m.case, m.occurred_at, &id);
     if let Some(r) = &m.replaces {
         // out, a record set is named by its canonical id, as the HD document id is
         let replaced = crate::reference(r.message_id, r.source_document_id.as_deref())
@@ -447,22 +451,10 @@ pub fn encode_withdrawal(x: &jxg_schema::Withdrawal) -> Result<Vec<u8>, EncodeEr
         records: Vec::new(),
         alterations: Alterations::default(),
     };
-    let hd = w.record("HD");
-    w.raw(hd, "message kind", super::WITHDRAWAL);
-    if let Some(p) = &x.case.prosecution_case {
-        w.raw(hd, "prosecution case no.", p.as_str());
-    }
-    if let Some(j) = &x.case.police_journal {
-        w.raw(hd, "police journal no.", j.as_str());
-    }
-    if let Some(c) = &x.case.court_case {
-        w.raw(hd, "court case no.", c.as_str());
-    }
-    w.date_time(hd, "date", "time", x.occurred_at);
     let id =
         x.id.map(|u| u.to_string())
             .unwrap_or_else(|| x.source_document_id.clone());
-    w.text(hd, "document id", &id);
+    w.header(super::WITHDRAWAL, &x.case, x.occurred_at, &id);
     let tb = w.record("TB");
     w.text(tb, "withdrawn document id", &withdrawn);
     w.raw(

@@ -273,6 +273,15 @@ struct Accepted<'a> {
     audit_record: Record,
 }
 
+/// The detached signature of one recipient's copy.
+fn sign_copy(signer: &Signer, bytes: &[u8], claims: DeliveryClaims<'_>) -> Result<String, NoCopy> {
+    let _s = stage("sign");
+    signer.detached(bytes, claims).map_err(|e| {
+        tracing::error!(error = %e, "signing failed");
+        NoCopy::Signing
+    })
+}
+
 /// Counts what each recipient of an accepted correction or withdrawal was told.
 fn count_rectification(kind: &'static str, tally: &[&'static str]) {
     for told in tally {
@@ -404,19 +413,16 @@ impl Pipeline {
                 });
             }
         };
-        let claims = DeliveryClaims {
-            message_id: &id.to_string(),
-            message_type: m.message_type().as_str(),
-            recipient,
-            issued_at,
-        };
-        let signature = {
-            let _s = stage("sign");
-            signer.detached(&bytes, claims).map_err(|e| {
-                tracing::error!(error = %e, "signing failed");
-                NoCopy::Signing
-            })?
-        };
+        let signature = sign_copy(
+            signer,
+            &bytes,
+            DeliveryClaims {
+                message_id: &id.to_string(),
+                message_type: m.message_type().as_str(),
+                recipient,
+                issued_at,
+            },
+        )?;
         Ok(PreparedCopy {
             subjects: match left {
                 Some(body) => self.pseudonyms.subjects_in(&body),
@@ -939,19 +945,16 @@ impl Pipeline {
                 error: e.to_string(),
             })?;
         let id = w.id.map(|i| i.to_string()).unwrap_or_default();
-        let claims = DeliveryClaims {
-            message_id: &id,
-            message_type: WITHDRAWN,
-            recipient: to.id.as_str(),
-            issued_at,
-        };
-        let signature = {
-            let _s = stage("sign");
-            signer.detached(&bytes, claims).map_err(|e| {
-                tracing::error!(error = %e, "signing failed");
-                NoCopy::Signing
-            })?
-        };
+        let signature = sign_copy(
+            signer,
+            &bytes,
+            DeliveryClaims {
+                message_id: &id,
+                message_type: WITHDRAWN,
+                recipient: to.id.as_str(),
+                issued_at,
+            },
+        )?;
         Ok(PreparedCopy {
             bytes,
             format: adapter.name().to_string(),

@@ -98,7 +98,8 @@ impl Class {
     pub fn of(state: DeliveryState) -> Self {
         match state {
             DeliveryState::Queued | DeliveryState::Retrying => Class::Waiting,
-            DeliveryState::Delivered => Class::Delivered,
+            // done with, as a delivered one is: it waits for nothing
+            DeliveryState::Delivered | DeliveryState::Superseded => Class::Delivered,
             DeliveryState::Dead => Class::Dead,
         }
     }

@@ -198,6 +198,9 @@ pub enum DeliveryState {
     Delivered,
     /// Given up after a permanent failure or the last attempt; waits for an operator.
     Dead,
+    /// Never offered when a correction or withdrawal of its message was accepted: it is not
+    /// sent, and the recipient gets what replaced or withdrew it instead.
+    Superseded,
 }
 
 impl DeliveryState {
@@ -207,11 +210,15 @@ impl DeliveryState {
             DeliveryState::Retrying => "retrying",
             DeliveryState::Delivered => "delivered",
             DeliveryState::Dead => "dead",
+            DeliveryState::Superseded => "superseded",
         }
     }
-    /// Delivered and dead entries no longer wait, nor hold their case back.
+    /// Delivered, dead and superseded entries no longer wait, nor hold their case back.
     pub fn is_final(&self) -> bool {
-        matches!(self, DeliveryState::Delivered | DeliveryState::Dead)
+        matches!(
+            self,
+            DeliveryState::Delivered | DeliveryState::Dead | DeliveryState::Superseded
+        )
     }
 }
 

@@ -649,11 +649,50 @@ impl Run {
         for e in &a.entries {
             self.put_row(f, &e.recipient, seq, None, super::delivery_row(e));
         }
+        if let Some(o) = a.acts_on {
+            self.supersede(f, &o, rec.id).await?;
+        }
         // not kept in the batch's overlay: nothing in the same batch can ack or replay a message
         // before its acceptance is durable
         f.ops.push(Op::PutMessage(Box::new(rec)));
         f.audit.extend(a.audit);
         Ok(AcceptOutcome::Accepted)
+    }
+
+    /// The copies of message `o` that were never offered (queued, no attempt, no lease) are
+    /// superseded by `by`, which replaced or withdrew it: the recipient gets only the latest.
+    /// A copy offered meanwhile (an attempt in flight, an inbox lease taken) is left as it
+    /// is: when it is delivered or acknowledged, that is what it records.
+    async fn supersede(&self, f: &mut Forming, o: &Uuid, by: Uuid) -> Result<(), StoreError> {
+        let Some(m) = self.message(f, o).await? else {
+            return Ok(());
+        };
+        for c in &m.copies {
+            let Some(mut row) = self.row(f, &c.recipient, m.seq).await? else {
+                continue;
+            };
+            if row.state != super::DeliveryState::Queued || row.attempts > 0 {
+                continue;
+            }
+            let leased = self.engine.leased(&c.recipient).await?;
+            if leased.iter().any(|(seq, _)| *seq == m.seq) {
+                continue;
+            }
+            row.state = super::DeliveryState::Superseded;
+            row.last_error = Some(format!("superseded by {by} before it was offered"));
+            row.next_attempt_at_ms = None;
+            self.put_row(f, &c.recipient, m.seq, Some(Class::Waiting), row);
+            f.audit.push(
+                Record::new(Event::Decided, "gateway")
+                    .message(m.id, &m.message_type, None)
+                    .recipient(&c.recipient)
+                    .subjects(&c.subjects)
+                    .detail(format!(
+                        "superseded by {by} before it was offered: not sent"
+                    )),
+            );
+        }
+        Ok(())
     }
 
     async fn deliver(&self, f: &mut Forming, e: &OutboxEntry) -> Result<(), StoreError> {
