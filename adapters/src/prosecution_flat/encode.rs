@@ -130,6 +130,19 @@ impl Writer {
         let (a, _) = Self::span(self.records[i].kind, field);
         self.records[i].bytes[a..a + s.len()].copy_from_slice(s.as_bytes());
     }
+    /// The TR record counting every record, and the set as bytes, each record CRLF-ended.
+    fn finish(&mut self) -> Result<Vec<u8>, EncodeError> {
+        let tr = self.record("TR");
+        let n = self.records.len() as u64;
+        self.number(tr, "number of records", n)?;
+        let mut out = Vec::with_capacity(self.records.len() * (WIDTH + 2));
+        for r in &self.records {
+            out.extend_from_slice(&r.bytes);
+            out.extend_from_slice(b"\r\n");
+        }
+        Ok(out)
+    }
+
     /// The HD record: the kind, the case, the time and the document id.
     fn header(&mut self, kind: &str, case: &CaseRefs, at: Instant, id: &str) {
         let hd = self.record("HD");
@@ -428,14 +441,7 @@ pub fn encode_reporting(
             w.text(i, "text", &line);
         }
     }
-    let tr = w.record("TR");
-    let n = w.records.len() as u64;
-    w.number(tr, "number of records", n)?;
-    let mut out = Vec::with_capacity(w.records.len() * (WIDTH + 2));
-    for r in &w.records {
-        out.extend_from_slice(&r.bytes);
-        out.extend_from_slice(b"\r\n");
-    }
+    let out = w.finish()?;
     Ok((out, w.alterations))
 }
 
@@ -462,15 +468,7 @@ pub fn encode_withdrawal(x: &jxg_schema::Withdrawal) -> Result<Vec<u8>, EncodeEr
         "reason",
         crate::code_of(super::WITHDRAWAL_REASONS, &x.withdrawn.reason),
     );
-    let tr = w.record("TR");
-    let n = w.records.len() as u64;
-    w.number(tr, "number of records", n)?;
-    let mut out = Vec::with_capacity(w.records.len() * (WIDTH + 2));
-    for r in &w.records {
-        out.extend_from_slice(&r.bytes);
-        out.extend_from_slice(b"\r\n");
-    }
-    Ok(out)
+    w.finish()
 }
 
 /// Splits text into lines of at most `width` characters at spaces (a longer word is split).

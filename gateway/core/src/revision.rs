@@ -311,7 +311,8 @@ pub struct Rectification {
     pub sender: String,
     pub received_at: String,
     pub recipients: Vec<RecipientState>,
-    /// Some recipient has not yet got it, or must be told by an operator.
+    /// Some recipient has not yet got it (nor was it superseded there by a later one), or must
+    /// be told by an operator.
     pub open: bool,
 }
 
@@ -365,9 +366,14 @@ pub fn rectification(
                 detail: Some(s.reason.clone()),
             }),
     );
+    // done with a recipient: it has it, or a later correction or withdrawal took its place
+    let done = [
+        crate::store::DeliveryState::Delivered.as_str(),
+        crate::store::DeliveryState::Superseded.as_str(),
+    ];
     let open = recipients
         .iter()
-        .any(|r| r.status != crate::store::DeliveryState::Delivered.as_str());
+        .any(|r| !done.contains(&r.status.as_str()));
     Some(Rectification {
         id: m.id,
         kind,
