@@ -39,19 +39,10 @@ async fn recipients(
     id: &str,
 ) -> std::collections::BTreeMap<String, (String, String)> {
     let s = get_json(c, &gw.url(&format!("/v1/messages/{id}"))).await;
-    s["recipients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["recipient"].as_str().unwrap().to_string(),
-                (
-                    r["status"].as_str().unwrap().to_string(),
-                    r["copy"].as_str().unwrap_or("-").to_string(),
-                ),
-            )
-        })
+    let copies = by_recipient(&s, "copy");
+    by_recipient(&s, "status")
+        .into_iter()
+        .map(|(r, status)| (r.to_string(), (status.to_string(), copies[r].to_string())))
         .collect()
 }
 
@@ -376,17 +367,7 @@ async fn a_v1_canonical_recipient_is_flagged_for_what_v1_cannot_say() {
     assert_eq!(r["reason"], "clerical-error");
     assert_eq!(r["open"], true);
     assert!(r["age_seconds"].as_i64().unwrap() >= 0);
-    let by: std::collections::BTreeMap<&str, &str> = r["recipients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                x["recipient"].as_str().unwrap(),
-                x["copy"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let by = by_recipient(r, "copy");
     assert_eq!(by["prosecution"], "flagged", "{r}");
     assert_eq!(by["prison"], "message", "{r}");
     assert_eq!(by["police"], "message", "{r}");

@@ -197,19 +197,8 @@ async fn the_prisons_admission_reaches_the_police_as_indsat() {
         .json()
         .await
         .unwrap();
-    let by: std::collections::BTreeMap<&str, &str> = s["recipients"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["recipient"].as_str().unwrap(),
-                r["status"].as_str().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        by,
+        by_recipient(&s, "status"),
         [("police", "delivered"), ("prosecution", "queued")].into()
     );
     // only the sender sees it

@@ -849,6 +849,22 @@ pub async fn problem(r: reqwest::Response, status: u64, what: &str) -> Value {
     r.json().await.expect("a problem+json body")
 }
 
+/// `field` of each entry of `v["recipients"]` (a message's status for its sender, an item of
+/// the admin's rectifications), by recipient; `-` where an entry has no such field.
+pub fn by_recipient<'a>(v: &'a Value, field: &str) -> std::collections::BTreeMap<&'a str, &'a str> {
+    v["recipients"]
+        .as_array()
+        .expect("a list of recipients")
+        .iter()
+        .map(|r| {
+            (
+                r["recipient"].as_str().expect("each names its recipient"),
+                r[field].as_str().unwrap_or("-"),
+            )
+        })
+        .collect()
+}
+
 /// The `path` of every entry of a problem+json answer's `errors`.
 pub fn problem_paths(problem: &Value) -> Vec<&str> {
     problem["errors"]
