@@ -223,8 +223,7 @@ pub async fn rectifications(
     let store = state.pipeline.store.clone();
     let now = chrono::Utc::now();
     let (items, next) = off_request_path(scan(store, after, limit, move |store, m| async move {
-        if m.message_type != jxg_schema::message::WITHDRAWN && !m.canonical.contains("\"replaces\"")
-        {
+        if !jxg_core::revision::may_be_rectification(&m) {
             return Ok(None);
         }
         let deliveries = store.deliveries(&m.id).await?;

@@ -316,14 +316,19 @@ pub struct Rectification {
     pub open: bool,
 }
 
+/// Whether `m` may be a correction or a withdrawal: a test on the stored record that needs no
+/// parse, so that a listing reads no deliveries of the messages that are neither.
+pub fn may_be_rectification(m: &StoredMessage) -> bool {
+    m.message_type == WITHDRAWN || m.canonical.contains("\"replaces\"")
+}
+
 /// The rectification `m` is, with where it stands with each recipient; `None` for a message
 /// that is neither a correction nor a withdrawal.
 pub fn rectification(
     m: &StoredMessage,
     deliveries: &[crate::store::OutboxEntry],
 ) -> Option<Rectification> {
-    // the cheap test first: most messages are neither
-    if m.message_type != WITHDRAWN && !m.canonical.contains("\"replaces\"") {
+    if !may_be_rectification(m) {
         return None;
     }
     let (kind, acts_on, reason) =

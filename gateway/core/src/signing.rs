@@ -186,13 +186,16 @@ impl Signer {
 /// header): what the copy is, as the gateway signed it. A correction's copy of one recipient may
 /// be a withdrawal (`message.withdrawn`) while the message itself is of the corrected type.
 pub fn signed_type(detached: &str) -> Option<String> {
-    use base64::Engine;
     let head = detached.split('.').next()?;
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(head)
-        .ok()?;
-    let v: Value = serde_json::from_slice(&json).ok()?;
-    v.get("jxg_type")?.as_str().map(String::from)
+    let json = URL_SAFE_NO_PAD.decode(head).ok()?;
+    // read on every delivery and inbox listing: the one claim, not the whole header as a value
+    #[derive(serde::Deserialize)]
+    struct Claim<'a> {
+        #[serde(borrow)]
+        jxg_type: Option<&'a str>,
+    }
+    let claim: Claim<'_> = serde_json::from_slice(&json).ok()?;
+    claim.jxg_type.map(String::from)
 }
 
 /// Reads a JWKS file of public keys (ES256 or EdDSA) for verifying a sender's signatures.
