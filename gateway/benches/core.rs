@@ -93,6 +93,7 @@ fn acceptance(n: u64, verdict: &str, copy: &str, signature: &str) -> Acceptance 
             policy_digest: "0".repeat(64),
         },
         acts_on: None,
+        erase: false,
         entries,
         audit,
     }

@@ -358,7 +358,8 @@ pub async fn replay(
             410,
             "purged",
             "Body purged",
-            "retention has purged this message's body; it cannot be delivered again",
+            "this message's body is gone (retention purged it, or its sender withdrew it for \
+             erasure); it cannot be delivered again",
         ));
     }
     let doc = serde_json::from_str(&stored.canonical)

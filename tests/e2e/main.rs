@@ -7,6 +7,7 @@ mod cli;
 mod corrections;
 mod courts;
 mod durability;
+mod erasure;
 mod faults;
 mod identity;
 mod limits;

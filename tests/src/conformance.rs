@@ -205,6 +205,7 @@ pub fn acceptance(
             policy_digest: "digest".into(),
         },
         acts_on: None,
+        erase: false,
         entries: recipients
             .iter()
             .map(|r| entry(id, r, case, &body, received_at))
@@ -280,6 +281,9 @@ where
                     _ => None,
                 };
                 a.acts_on = acts_on;
+                // some of them withdrawals for erasure
+                a.erase = acts_on.is_some() && rng.random_bool(0.3);
+                let erase = a.erase;
                 let got = store
                     .accept(a)
                     .await
@@ -306,6 +310,17 @@ where
                                         model.audit += 1;
                                         *coverage.entry("superseded").or_default() += 1;
                                     }
+                                }
+                                // erased: no body, no key, nothing left to send, offered or not
+                                if erase {
+                                    m.body = false;
+                                    for c in m.copies.values_mut() {
+                                        if c.state == State::Waiting {
+                                            c.state = State::Superseded;
+                                        }
+                                    }
+                                    model.audit += 1;
+                                    *coverage.entry("erased").or_default() += 1;
                                 }
                             }
                         }
@@ -643,7 +658,50 @@ async fn check(store: &Store, model: &Model) -> Result<(), String> {
                 ));
             }
         }
+        // the bodies are sealed under a key of their own, which goes with them
+        let want_body = format!("body of {}", m.id);
+        if let Some(s) = &stored
+            && m.body
+            && s.canonical != want_body
+        {
+            return Err(format!(
+                "message {}: its body reads {:?}",
+                m.id, s.canonical
+            ));
+        }
+        let rec = store
+            .engine()
+            .message(&m.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("message {}: no record", m.id))?;
+        if rec.key.is_some() != m.body {
+            return Err(format!(
+                "message {}: key held {}, model body {}",
+                m.id,
+                rec.key.is_some(),
+                m.body
+            ));
+        }
+        let plain = want_body.as_bytes();
+        let holds = |b: &[u8]| b.windows(plain.len()).any(|w| w == plain);
+        if holds(&rec.canonical) || rec.copies.iter().any(|c| holds(&c.content)) {
+            return Err(format!("message {}: a body stored unsealed", m.id));
+        }
         let deliveries = store.deliveries(&m.id).await.map_err(|e| e.to_string())?;
+        let replayed = format!("replayed {}", m.id);
+        if m.body
+            && let Some(e) = deliveries
+                .iter()
+                .find(|e| e.content != plain && e.content != replayed.as_bytes())
+        {
+            return Err(format!(
+                "message {}: {}'s copy reads {:?}",
+                m.id,
+                e.recipient,
+                String::from_utf8_lossy(&e.content)
+            ));
+        }
         let got: BTreeMap<String, (State, bool)> = deliveries
             .iter()
             .map(|e| {

@@ -191,6 +191,7 @@ async fn conforms(name: &str, plan: Plan, leases: Leases, open: impl Fn(&Path) -
         "acts on",
         "acted on already",
         "superseded",
+        "erased",
         "taken",
         "take held back by a lease",
         "acked",
@@ -221,6 +222,8 @@ enum Bug {
     CountsLost,
     /// The second write panics.
     SecondWritePanics,
+    /// A message written without its body key (erased or purged) keeps the key it had.
+    KeyOutlivesBody,
     /// None: the engine as it is, counting the messages it lists.
     None,
 }
@@ -262,6 +265,15 @@ impl Engine for Broken {
                     == 1
                 {
                     panic!("the engine's bug");
+                }
+            }
+            Bug::KeyOutlivesBody => {
+                for op in &mut batch.ops {
+                    if let Op::PutMessage(m) = op
+                        && m.key.is_none()
+                    {
+                        m.key = self.inner.message(&m.id).await?.and_then(|old| old.key);
+                    }
                 }
             }
             Bug::NewestFirst | Bug::None => {}
@@ -434,6 +446,11 @@ async fn the_suite_finds_deliveries_out_of_order() {
 #[tokio::test]
 async fn the_suite_finds_counts_that_are_not_kept() {
     finds(Bug::CountsLost).await;
+}
+
+#[tokio::test]
+async fn the_suite_finds_a_body_key_that_outlives_its_body() {
+    finds(Bug::KeyOutlivesBody).await;
 }
 
 #[tokio::test]

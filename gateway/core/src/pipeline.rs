@@ -255,6 +255,8 @@ struct Accepted<'a> {
     id: Uuid,
     /// A correction's or withdrawal's message acted on.
     acts_on: Option<Uuid>,
+    /// A withdrawal for erasure: the message acted on is erased with it.
+    erase: bool,
     sender: &'a str,
     message_type: &'a str,
     source_document_id: &'a str,
@@ -767,6 +769,7 @@ impl Pipeline {
         let accepted = Accepted {
             id,
             acts_on: original.as_ref().map(|o| o.stored.id),
+            erase: false,
             sender,
             message_type: t.as_str(),
             source_document_id: &m.source_document_id,
@@ -902,6 +905,7 @@ impl Pipeline {
         let accepted = Accepted {
             id,
             acts_on: Some(o.stored.id),
+            erase: w.withdrawn.reason == WithdrawalReason::Erasure,
             sender,
             message_type: WITHDRAWN,
             source_document_id: &w.source_document_id,
@@ -1053,6 +1057,7 @@ impl Pipeline {
                 self.store.accept(Acceptance {
                     message: stored,
                     acts_on: a.acts_on,
+                    erase: a.erase,
                     entries: a.entries,
                     audit,
                 })

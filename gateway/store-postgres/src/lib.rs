@@ -151,11 +151,14 @@ struct Rows {
     subjects: BTreeMap<(String, i64), Vec<i64>>,
     checkpoints: BTreeMap<i64, String>,
     keys: BTreeMap<String, String>,
+    /// Each message's body key as written: none destroys it.
+    body_keys: BTreeMap<Uuid, Option<Vec<u8>>>,
 }
 
 impl Rows {
     fn is_empty(&self) -> bool {
-        self.messages.is_empty()
+        self.body_keys.is_empty()
+            && self.messages.is_empty()
             && self.idempotency.is_empty()
             && self.cases.is_empty()
             && self.deliveries.is_empty()
@@ -177,6 +180,32 @@ impl Rows {
                  ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, record = EXCLUDED.record",
                 vec![Box::new(ids), Box::new(seqs), Box::new(records)],
             ));
+        }
+        if !rows.body_keys.is_empty() {
+            let (mut kept, mut keys, mut gone) = (vec![], vec![], vec![]);
+            for (id, key) in rows.body_keys {
+                match key {
+                    Some(k) => {
+                        kept.push(id);
+                        keys.push(k);
+                    }
+                    None => gone.push(id),
+                }
+            }
+            if !kept.is_empty() {
+                out.push((
+                    "INSERT INTO jxg_body_keys (id, key) \
+                     SELECT * FROM UNNEST($1::uuid[], $2::bytea[]) \
+                     ON CONFLICT (id) DO UPDATE SET key = EXCLUDED.key",
+                    vec![Box::new(kept), Box::new(keys)],
+                ));
+            }
+            if !gone.is_empty() {
+                out.push((
+                    "DELETE FROM jxg_body_keys WHERE id = ANY($1)",
+                    vec![Box::new(gone)],
+                ));
+            }
         }
         if !rows.idempotency.is_empty() {
             let (mut senders, mut keys, mut ids, mut sums) = (vec![], vec![], vec![], vec![]);
@@ -292,6 +321,8 @@ fn statements(batch: &Batch) -> Vec<(&'static str, Params)> {
             Op::PutMessage(m) => {
                 rows.messages
                     .insert(m.id, (seq_param(m.seq), enc(m.as_ref())));
+                rows.body_keys
+                    .insert(m.id, m.key.as_ref().map(|k| k.as_bytes().to_vec()));
             }
             Op::PutIdempotency { sender, key, row } => {
                 rows.idempotency.insert(
@@ -357,6 +388,10 @@ fn statements(batch: &Batch) -> Vec<(&'static str, Params)> {
                 rows.flush(&mut out);
                 out.push((
                     "DELETE FROM jxg_messages WHERE id = $1",
+                    vec![Box::new(*id)],
+                ));
+                out.push((
+                    "DELETE FROM jxg_body_keys WHERE id = $1",
                     vec![Box::new(*id)],
                 ));
                 out.push((
@@ -722,8 +757,12 @@ impl PgEngine {
     }
 }
 
-fn message(id: Uuid, bytes: &[u8]) -> Result<MessageRec, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| corrupt(&format!("message {id}"), e))
+/// A message record (postcard) with its body key, where it has one.
+fn message(id: Uuid, bytes: &[u8], key: Option<&[u8]>) -> Result<MessageRec, StoreError> {
+    let mut m: MessageRec =
+        postcard::from_bytes(bytes).map_err(|e| corrupt(&format!("message {id}"), e))?;
+    m.key = key.and_then(jxg_core::store::BodyKey::from_bytes);
+    Ok(m)
 }
 
 fn delivery_row(bytes: &[u8]) -> Result<DeliveryRow, StoreError> {
@@ -842,12 +881,13 @@ impl Engine for PgEngine {
         let rows = self
             .query(
                 "a message",
-                "SELECT record FROM jxg_messages WHERE id = $1",
+                "SELECT m.record, k.key FROM jxg_messages m \
+                 LEFT JOIN jxg_body_keys k ON k.id = m.id WHERE m.id = $1",
                 &[id],
             )
             .await?;
         rows.first()
-            .map(|r| message(*id, r.get::<_, &[u8]>(0)))
+            .map(|r| message(*id, r.get::<_, &[u8]>(0), r.get(1)))
             .transpose()
     }
 
@@ -856,7 +896,9 @@ impl Engine for PgEngine {
         let rows = self
             .query(
                 "messages",
-                "SELECT id, record FROM jxg_messages WHERE id > $1 ORDER BY id LIMIT $2",
+                "SELECT m.id, m.record, k.key FROM jxg_messages m \
+                 LEFT JOIN jxg_body_keys k ON k.id = m.id \
+                 WHERE m.id > $1 ORDER BY m.id LIMIT $2",
                 &[&after, &limit_param(limit)],
             )
             .await?;
@@ -864,7 +906,7 @@ impl Engine for PgEngine {
             .iter()
             .map(|r| {
                 let id: Uuid = r.get(0);
-                message(id, r.get::<_, &[u8]>(1)).map_err(|e| Unreadable {
+                message(id, r.get::<_, &[u8]>(1), r.get(2)).map_err(|e| Unreadable {
                     id,
                     error: e.to_string(),
                 })

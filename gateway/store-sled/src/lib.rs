@@ -20,6 +20,10 @@
 //! | `K` kid | public JWK record (JSON) |
 //! | `Zlayout`, `Zseq`, `Zcounts` | layout version (2), the next message seq, the counts per recipient |
 //!
+//! The bodies a message record holds are sealed under a key of its message
+//! (`jxg_core::store::seal`), which is not in the tree: the file `body-keys` beside it keeps it
+//! (the `keys` module), where destroying it overwrites it.
+//!
 //! An acceptance is one `M` row, one `I`, one `C`, one `W` per recipient, one `A` run and an `S`
 //! row per person: a handful of rows in one `apply_batch`, where an ack or an attempt rewrites
 //! one small delivery row and never a body.
@@ -48,6 +52,7 @@ use jxg_core::store::{
     Located, MessageRec, Op, Store, StoreError, Unreadable,
 };
 
+mod keys;
 mod migrate;
 mod reopen;
 
@@ -270,6 +275,7 @@ pub struct SledEngine {
     batches: AtomicU64,
     /// Leases are this process's: it is the store's one writer.
     leases: jxg_core::store::LocalLeases,
+    pub(crate) keys: keys::BodyKeys,
 }
 
 impl SledEngine {
@@ -320,6 +326,7 @@ impl SledEngine {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(io)?;
+        let keys = keys::BodyKeys::open(path)?;
         // sled fsyncs its files but not the folders that name them: without this, a store
         // created moments before a crash (or a file system turning read-only) can lose its
         // folder entries, and with them everything acknowledged
@@ -347,6 +354,7 @@ impl SledEngine {
             flushes: AtomicU64::new(0),
             leases: Default::default(),
             batches: AtomicU64::new(0),
+            keys,
         };
         migrate::from_v1(&engine, chunk, progress)?;
         if engine.tree.get(LAYOUT_KEY).map_err(io)?.is_none() {
@@ -362,6 +370,13 @@ impl SledEngine {
         };
         *engine.counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
         Ok(engine)
+    }
+
+    /// A message record with its body key.
+    fn record(&self, v: &[u8]) -> Result<MessageRec, StoreError> {
+        let mut m: MessageRec = unpack("message", v)?;
+        m.key = self.keys.get(m.seq)?;
+        Ok(m)
     }
 
     /// A small durable write: whether the store can write to its disk now.
@@ -572,6 +587,7 @@ impl Engine for SledEngine {
     }
 
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.keys.apply(&batch)?;
         let rows = self.rows(&batch)?;
         self.tree.apply_batch(rows).map_err(io)?;
         self.batches.fetch_add(1, Ordering::Relaxed);
@@ -582,17 +598,20 @@ impl Engine for SledEngine {
         self.tree
             .get(message_key(id))
             .map_err(io)?
-            .map(|v| unpack("message", &v))
+            .map(|v| self.record(&v))
             .transpose()
     }
 
     async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError> {
         let after = after.map(|a| Cursor(message_key(&a)));
         self.scan(vec![b'M'], after.as_ref(), limit, |k, v| {
-            Ok(unpack("message", v).map_err(|e| Unreadable {
-                id: Uuid::from_slice(&k[1..]).unwrap_or_default(),
-                error: e.to_string(),
-            }))
+            match self.record(v) {
+                Err(e) if e.is_transient() => Err(e),
+                r => Ok(r.map_err(|e| Unreadable {
+                    id: Uuid::from_slice(&k[1..]).unwrap_or_default(),
+                    error: e.to_string(),
+                })),
+            }
         })
     }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use jxg_core::audit::Entry;
 use jxg_core::store::{
-    Batch, Class, CopyRec, Counts, DeliveryRow, DeliveryState, IdemRow, Op, OutboxEntry,
+    Batch, BodyKey, Class, CopyRec, Counts, DeliveryRow, DeliveryState, IdemRow, Op, OutboxEntry,
     StoreError, StoredMessage, copy_rec, message_rec,
 };
 
@@ -109,6 +109,7 @@ pub fn from_v1(
             next_seq,
             counts: counts.clone(),
         };
+        engine.keys.apply(&batch)?;
         let mut rows = engine.rows(&batch)?;
         rows.insert(MARK_KEY, enc(mark));
         engine.tree.apply_batch(rows).map_err(io)?;
@@ -130,6 +131,8 @@ pub fn from_v1(
             for kv in after(&messages, &mark.after).take(chunk) {
                 let (k, v) = kv.map_err(io)?;
                 let m: StoredMessage = json("message", &v)?;
+                // sealed from here on, as every record of layout v2
+                let key = BodyKey::generate();
                 let mut copies = Vec::new();
                 let mut rows = Vec::new();
                 for kv in by_message.scan_prefix(m.id.as_bytes()) {
@@ -138,7 +141,7 @@ pub fn from_v1(
                         continue;
                     };
                     let e: OutboxEntry = json("outbox entry", &raw)?;
-                    let (copy, row) = split(&e)?;
+                    let (copy, row) = split(&e, &key)?;
                     copies.push(copy);
                     rows.push((e.recipient.clone(), e.seq, row));
                 }
@@ -173,7 +176,7 @@ pub fn from_v1(
                         was: None,
                     });
                 }
-                ops.push(Op::PutMessage(Box::new(message_rec(&m, copies))));
+                ops.push(Op::PutMessage(Box::new(message_rec(&m, copies, Some(key)))));
                 last = Some(k.to_vec());
                 done_count += 1;
             }
@@ -266,15 +269,14 @@ pub fn from_v1(
 }
 
 /// A v1 outbox entry as a v2 copy and delivery row.
-fn split(e: &OutboxEntry) -> Result<(CopyRec, DeliveryRow), StoreError> {
-    let content = e.content.clone();
+fn split(e: &OutboxEntry, key: &BodyKey) -> Result<(CopyRec, DeliveryRow), StoreError> {
     let mut state = e.state;
     // an acknowledged entry of a release that recorded only the ack time
     if e.acked_at.is_some() && !state.is_final() {
         state = DeliveryState::Delivered;
     }
     Ok((
-        copy_rec(e, content),
+        copy_rec(e, &e.content, Some(key)),
         DeliveryRow {
             message_id: e.message_id,
             case: e.correlation_id.clone(),

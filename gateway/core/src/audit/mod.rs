@@ -45,6 +45,9 @@ pub enum Event {
     PolicyReloaded,
     /// The signing key was rotated.
     KeyRotated,
+    // new kinds go last: stored entries name events by their place in this list
+    /// A message's bodies and their key were destroyed at its sender's withdrawal for erasure.
+    Erased,
 }
 
 impl Event {
@@ -64,6 +67,7 @@ impl Event {
         Event::Purged,
         Event::PolicyReloaded,
         Event::KeyRotated,
+        Event::Erased,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -81,6 +85,7 @@ impl Event {
             Event::Replayed => "replayed",
             Event::Consulted => "consulted",
             Event::Purged => "purged",
+            Event::Erased => "erased",
             Event::PolicyReloaded => "policy_reloaded",
             Event::KeyRotated => "key_rotated",
         }
@@ -334,7 +339,7 @@ mod tests {
             assert_eq!(serde_json::to_value(e).unwrap(), Value::from(e.as_str()));
             assert!(names.insert(e.as_str()));
         }
-        assert_eq!(names.len(), 15);
+        assert_eq!(names.len(), 16);
     }
 
     #[test]

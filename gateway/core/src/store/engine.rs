@@ -21,6 +21,7 @@ use crate::audit::{Entry, Head};
 pub struct Cursor(pub Vec<u8>);
 
 /// One accepted message: its metadata, its canonical body once, and each recipient's copy.
+/// Its bodies are sealed under [`MessageRec::key`] (`super::seal`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRec {
     pub id: Uuid,
@@ -34,15 +35,24 @@ pub struct MessageRec {
     pub body_sha256: String,
     /// The 202 answer (JSON text), returned again for a duplicate.
     pub response: String,
-    /// The canonical message (stored form, JSON); empty once retention purged the body.
+    /// The canonical message (stored form, JSON), sealed; empty once retention purged the body.
     #[serde(with = "serde_bytes")]
     pub canonical: Vec<u8>,
     pub subjects: Vec<String>,
     pub skipped: Vec<SkippedRec>,
     pub traceparent: Option<String>,
-    pub sender_signature: Option<String>,
+    /// The sender's own compact JWS (it holds the body), sealed.
+    #[serde(with = "serde_bytes")]
+    pub sender_signature: Option<Vec<u8>>,
     pub policy_digest: String,
     pub copies: Vec<CopyRec>,
+    /// The key the bodies are sealed under. Never part of the record as an engine encodes it:
+    /// an engine keeps it apart, where removing it leaves nothing of it in the engine's files
+    /// that the engine can read again, and gives it back with the record. A record written
+    /// with none (its bodies purged or erased, or a record from before bodies were sealed)
+    /// removes the key the message had; so does removing the message.
+    #[serde(skip)]
+    pub key: Option<super::seal::BodyKey>,
 }
 
 /// A recipient routing proposed that gets nothing, and why.
@@ -59,7 +69,7 @@ pub struct CopyRec {
     pub recipient: String,
     pub format: String,
     pub media_type: String,
-    /// Empty once retention purged the body.
+    /// Sealed; empty once retention purged the body.
     #[serde(with = "serde_bytes")]
     pub content: Vec<u8>,
     pub signature: String,

@@ -34,6 +34,7 @@
 pub mod copy;
 mod engine;
 mod lease;
+pub mod seal;
 mod writer;
 
 use std::collections::{BTreeMap, HashSet};
@@ -50,6 +51,7 @@ pub use engine::{
     Located, MessageRec, Op, SkippedRec, Unreadable,
 };
 pub use lease::LocalLeases;
+pub use seal::BodyKey;
 pub use writer::CommitTuning;
 
 use crate::audit::{Entry, Event, Head, Record};
@@ -253,6 +255,9 @@ pub struct Acceptance {
     /// A correction or withdrawal: the message it acts on. At most one acceptance acts on a
     /// message; the writer refuses any other ([`AcceptOutcome::Acted`]).
     pub acts_on: Option<Uuid>,
+    /// A withdrawal for erasure: the message acted on is erased in the same write (its bodies
+    /// and its key).
+    pub erase: bool,
     pub entries: Vec<OutboxEntry>,
     /// The audit entries of the acceptance (received, decided, minimised, signed, queued),
     /// written in the same transaction.
@@ -295,8 +300,13 @@ pub struct Purged {
     pub unreadable: usize,
 }
 
-/// A message's record as stored.
-pub fn message_rec(m: &StoredMessage, copies: Vec<CopyRec>) -> MessageRec {
+/// A message's record as stored, its bodies sealed under `key` (none: stored as they are,
+/// which only a test of records from before bodies were sealed does).
+pub fn message_rec(m: &StoredMessage, copies: Vec<CopyRec>, key: Option<BodyKey>) -> MessageRec {
+    let seal = |place: &str, body: &[u8]| match &key {
+        Some(k) => seal::seal(k, &m.id, place, body),
+        None => body.to_vec(),
+    };
     MessageRec {
         id: m.id,
         seq: m.seq,
@@ -307,7 +317,7 @@ pub fn message_rec(m: &StoredMessage, copies: Vec<CopyRec>) -> MessageRec {
         correlation_id: m.correlation_id.clone(),
         body_sha256: m.body_sha256.clone(),
         response: m.response.to_string(),
-        canonical: m.canonical.clone().into_bytes(),
+        canonical: seal(CANONICAL, m.canonical.as_bytes()),
         subjects: m.subjects.clone(),
         skipped: m
             .skipped
@@ -319,19 +329,33 @@ pub fn message_rec(m: &StoredMessage, copies: Vec<CopyRec>) -> MessageRec {
             })
             .collect(),
         traceparent: m.traceparent.clone(),
-        sender_signature: m.sender_signature.clone(),
+        sender_signature: m
+            .sender_signature
+            .as_ref()
+            .map(|s| seal(SENDER_SIGNATURE, s.as_bytes())),
         policy_digest: m.policy_digest.clone(),
         copies,
+        key,
     }
 }
 
-/// A recipient's copy as stored.
-pub fn copy_rec(e: &OutboxEntry, content: Vec<u8>) -> CopyRec {
+/// Where in a record each body is, as its seal binds it.
+const CANONICAL: &str = "canonical";
+const SENDER_SIGNATURE: &str = "sender-signature";
+fn copy_place(recipient: &str) -> String {
+    format!("copy:{recipient}")
+}
+
+/// A recipient's copy as stored, `content` sealed under its message's `key`.
+pub fn copy_rec(e: &OutboxEntry, content: &[u8], key: Option<&BodyKey>) -> CopyRec {
     CopyRec {
         recipient: e.recipient.clone(),
         format: e.format.clone(),
         media_type: e.media_type.clone(),
-        content,
+        content: match key {
+            Some(k) => seal::seal(k, &e.message_id, &copy_place(&e.recipient), content),
+            None => content.to_vec(),
+        },
         signature: e.signature.clone(),
         alterations: e.alterations.clone(),
         removed: e
@@ -341,6 +365,19 @@ pub fn copy_rec(e: &OutboxEntry, content: Vec<u8>) -> CopyRec {
             .collect(),
         subjects: e.subjects.clone(),
     }
+}
+
+/// `m` with every body it holds removed and its key with them: what retention and an erasure
+/// write.
+pub fn without_bodies(m: &MessageRec) -> MessageRec {
+    let mut emptied = m.clone();
+    emptied.canonical.clear();
+    emptied.sender_signature = None;
+    for c in &mut emptied.copies {
+        c.content.clear();
+    }
+    emptied.key = None;
+    emptied
 }
 
 /// An entry's delivery state as stored.
@@ -358,8 +395,14 @@ pub fn delivery_row(e: &OutboxEntry) -> DeliveryRow {
     }
 }
 
-fn stored_message(m: &MessageRec) -> StoredMessage {
-    StoredMessage {
+fn stored_message(m: &MessageRec) -> Result<StoredMessage, StoreError> {
+    let key = m.key.as_ref();
+    let canonical = seal::open(key, &m.id, CANONICAL, &m.canonical)?;
+    let sender_signature = match &m.sender_signature {
+        Some(s) => Some(seal::open(key, &m.id, SENDER_SIGNATURE, s)?).filter(|s| !s.is_empty()),
+        None => None,
+    };
+    Ok(StoredMessage {
         id: m.id,
         seq: m.seq,
         sender: m.sender.clone(),
@@ -369,7 +412,7 @@ fn stored_message(m: &MessageRec) -> StoredMessage {
         correlation_id: m.correlation_id.clone(),
         body_sha256: m.body_sha256.clone(),
         response: serde_json::from_str(&m.response).unwrap_or_default(),
-        canonical: String::from_utf8_lossy(&m.canonical).into_owned(),
+        canonical: String::from_utf8_lossy(&canonical).into_owned(),
         subjects: m.subjects.clone(),
         skipped: m
             .skipped
@@ -381,14 +424,15 @@ fn stored_message(m: &MessageRec) -> StoredMessage {
             })
             .collect(),
         traceparent: m.traceparent.clone(),
-        sender_signature: m.sender_signature.clone(),
+        sender_signature: sender_signature.map(|s| String::from_utf8_lossy(&s).into_owned()),
         policy_digest: m.policy_digest.clone(),
-    }
+    })
 }
 
 /// One recipient's entry: its message's metadata, its copy and its delivery state.
-fn outbox_entry(m: &MessageRec, c: &CopyRec, row: &DeliveryRow) -> OutboxEntry {
-    OutboxEntry {
+fn outbox_entry(m: &MessageRec, c: &CopyRec, row: &DeliveryRow) -> Result<OutboxEntry, StoreError> {
+    let content = seal::open(m.key.as_ref(), &m.id, &copy_place(&c.recipient), &c.content)?;
+    Ok(OutboxEntry {
         message_id: m.id,
         seq: m.seq,
         recipient: c.recipient.clone(),
@@ -401,7 +445,7 @@ fn outbox_entry(m: &MessageRec, c: &CopyRec, row: &DeliveryRow) -> OutboxEntry {
             .unwrap_or_else(|| m.message_type.clone()),
         correlation_id: m.correlation_id.clone(),
         received_at: m.received_at.clone(),
-        content: c.content.clone(),
+        content,
         signature: c.signature.clone(),
         traceparent: m.traceparent.clone(),
         acked_at: row.acked_at,
@@ -421,7 +465,7 @@ fn outbox_entry(m: &MessageRec, c: &CopyRec, row: &DeliveryRow) -> OutboxEntry {
             })
             .collect(),
         subjects: c.subjects.clone(),
-    }
+    })
 }
 
 /// A stored record found unreadable: what it is, where it was found, when, and why (never
@@ -686,7 +730,12 @@ impl Store {
     }
 
     pub async fn message(&self, id: &Uuid) -> Result<Option<StoredMessage>, StoreError> {
-        Ok(self.engine.message(id).await?.as_ref().map(stored_message))
+        self.engine
+            .message(id)
+            .await?
+            .as_ref()
+            .map(stored_message)
+            .transpose()
     }
 
     /// The message's outbox entries, one per recipient.
@@ -697,7 +746,7 @@ impl Store {
         let mut out = Vec::new();
         for c in &m.copies {
             if let Some(row) = self.engine.delivery(&c.recipient, m.seq).await? {
-                out.push(outbox_entry(&m, c, &row));
+                out.push(outbox_entry(&m, c, &row)?);
             }
         }
         out.sort_by(|a, b| a.recipient.cmp(&b.recipient));
@@ -713,10 +762,11 @@ impl Store {
         let Some(m) = self.engine.message(&row.message_id).await? else {
             return Ok(None);
         };
-        Ok(m.copies
+        m.copies
             .iter()
             .find(|c| c.recipient == recipient)
-            .map(|c| outbox_entry(&m, c, row)))
+            .map(|c| outbox_entry(&m, c, row))
+            .transpose()
     }
 
     /// Up to `limit` entries waiting for `recipient`, oldest first, one per case; each is hidden
@@ -978,7 +1028,7 @@ impl Store {
         let mut out = Vec::new();
         for id in self.engine.case(correlation_id).await? {
             if let Some(m) = self.engine.message(&id).await? {
-                out.push(stored_message(&m));
+                out.push(stored_message(&m)?);
             }
         }
         Ok(out)
@@ -1077,11 +1127,14 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let page = self.engine.messages(after, limit).await?;
-        Ok(self
-            .readable(page, "listing")
-            .iter()
-            .map(stored_message)
-            .collect())
+        let mut out = Vec::new();
+        for m in self.readable(page, "listing") {
+            match stored_message(&m) {
+                Ok(s) => out.push(s),
+                Err(e) => self.report_unreadable(m.id, None, "listing", &e.to_string()),
+            }
+        }
+        Ok(out)
     }
 
     /// Up to `limit` entries in `state` after the cursor `after`, with their cursors.
@@ -1236,12 +1289,7 @@ impl Store {
                             .unwrap_or(received)
                             .max(received);
                         if last < cut {
-                            let mut emptied = m.clone();
-                            emptied.canonical.clear();
-                            for c in &mut emptied.copies {
-                                c.content.clear();
-                            }
-                            let op = Op::PutMessage(Box::new(emptied));
+                            let op = Op::PutMessage(Box::new(without_bodies(&m)));
                             let audit = vec![about("body")];
                             self.ask(|r| writer::Cmd::Write(vec![op], audit, r)).await?;
                             done.bodies += 1;

@@ -615,12 +615,13 @@ impl Run {
         *next_seq += 1;
         let mut a = a;
         a.message.seq = seq;
+        let body_key = super::BodyKey::generate();
         let mut copies = Vec::with_capacity(a.entries.len());
         for e in &mut a.entries {
             e.seq = seq;
-            copies.push(super::copy_rec(e, e.content.clone()));
+            copies.push(super::copy_rec(e, &e.content, Some(&body_key)));
         }
-        let rec = super::message_rec(&a.message, copies);
+        let rec = super::message_rec(&a.message, copies, Some(body_key));
         let row = IdemRow {
             message_id: rec.id,
             body_sha256: rec.body_sha256.clone(),
@@ -651,6 +652,9 @@ impl Run {
         }
         if let Some(o) = a.acts_on {
             self.supersede(f, &o, rec.id).await?;
+            if a.erase {
+                self.erase(f, &o, rec.id).await?;
+            }
         }
         // not kept in the batch's overlay: nothing in the same batch can ack or replay a message
         // before its acceptance is durable
@@ -695,10 +699,50 @@ impl Run {
         Ok(())
     }
 
+    /// Erases message `o` at the withdrawal `by`: every body of it goes, and its key with them,
+    /// so that no copy of its record the engine's files still hold can be read again. A copy
+    /// not yet delivered has nothing left to send: it is superseded, whether or not it was
+    /// offered (a copy already taken or in flight is the recipient's, and the withdrawal
+    /// follows it).
+    async fn erase(&self, f: &mut Forming, o: &Uuid, by: Uuid) -> Result<(), StoreError> {
+        let Some(m) = self.message(f, o).await? else {
+            return Ok(());
+        };
+        for c in &m.copies {
+            let Some(mut row) = self.row(f, &c.recipient, m.seq).await? else {
+                continue;
+            };
+            if row.state.is_final() {
+                continue;
+            }
+            let from = Some(Class::of(row.state));
+            row.state = super::DeliveryState::Superseded;
+            row.last_error = Some(format!("erased at withdrawal {by}: not sent"));
+            row.next_attempt_at_ms = None;
+            self.put_row(f, &c.recipient, m.seq, from, row);
+        }
+        let erased = super::without_bodies(&m);
+        f.ops.push(Op::PutMessage(Box::new(erased.clone())));
+        f.messages.insert(m.id, erased);
+        f.audit.push(
+            Record::new(Event::Erased, "gateway")
+                .message(m.id, &m.message_type, None)
+                .subjects(&m.subjects)
+                .detail(format!(
+                    "every body and its key, at withdrawal {by} for erasure"
+                )),
+        );
+        Ok(())
+    }
+
     async fn deliver(&self, f: &mut Forming, e: &OutboxEntry) -> Result<(), StoreError> {
         let old = self.row(f, &e.recipient, e.seq).await?;
-        // a delivery that is gone (purged) is not brought back
-        if let Some(old) = old {
+        // a delivery that is gone (purged) is not brought back; one superseded while an attempt
+        // was in flight stays superseded unless that attempt delivered it
+        if let Some(old) = old.filter(|o| {
+            o.state != super::DeliveryState::Superseded
+                || e.state == super::DeliveryState::Delivered
+        }) {
             let from = Some(Class::of(old.state));
             self.put_row(f, &e.recipient, e.seq, from, super::delivery_row(e));
             f.audit.push(delivery_record(e));
@@ -749,7 +793,7 @@ impl Run {
             )));
         };
         let old = self.row(f, &e.recipient, e.seq).await?;
-        let copy = super::copy_rec(e, e.content.clone());
+        let copy = super::copy_rec(e, &e.content, m.key.as_ref());
         match m.copies.iter_mut().find(|c| c.recipient == e.recipient) {
             Some(c) => *c = copy,
             None => m.copies.push(copy),

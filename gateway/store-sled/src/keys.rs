@@ -1,0 +1,86 @@
+//! The body keys, in a file of their own beside sled's: sled writes a record anew at each
+//! change and keeps the old version in its log until it compacts, so a key kept in the tree
+//! would outlive its destruction. Here the key of the message of sequence number `seq` has one
+//! fixed place, 32 bytes at `seq × 32`, written in place; destroying it overwrites those bytes
+//! with zeros (no key is all zeros) and syncs the file before the batch that needed it is
+//! written. The file is sparse where no message is.
+//!
+//! A key is durable before its record: a crash between leaves a key of a sequence number no
+//! record has, which the next message of that number overwrites.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use jxg_core::store::{Batch, BodyKey, Op, StoreError};
+
+/// The file's name in the store's folder.
+pub const FILE: &str = "body-keys";
+
+pub(crate) struct BodyKeys {
+    file: File,
+}
+
+fn failed(e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("{FILE}: {e}"))
+}
+
+fn offset(seq: u64) -> Result<u64, StoreError> {
+    seq.checked_mul(BodyKey::LEN as u64)
+        .ok_or_else(|| StoreError::Corrupt(format!("no place for the key of seq {seq}")))
+}
+
+impl BodyKeys {
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(FILE))
+            .map_err(failed)?;
+        Ok(Self { file })
+    }
+
+    /// The key of the message of `seq`; none where it was destroyed or never written.
+    pub(crate) fn get(&self, seq: u64) -> Result<Option<BodyKey>, StoreError> {
+        let mut b = [0u8; BodyKey::LEN];
+        match self.file.read_exact_at(&mut b, offset(seq)?) {
+            Ok(()) => Ok(BodyKey::from_bytes(&b)),
+            // past the end: never written
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// Writes (or destroys) the keys `batch` changes and syncs them: a message written with a
+    /// key, its key; one written without (bodies purged or erased) or removed, zeros.
+    pub(crate) fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut changed = false;
+        for op in &batch.ops {
+            let (seq, key) = match op {
+                Op::PutMessage(m) => (m.seq, m.key.as_ref().map(|k| *k.as_bytes())),
+                Op::RemoveMessage { seq, .. } => (*seq, None),
+                _ => continue,
+            };
+            let at = offset(seq)?;
+            let bytes = match key {
+                Some(k) => k,
+                None => {
+                    // nothing to destroy past the end (a store from before keys)
+                    let len = self.file.metadata().map_err(failed)?.len();
+                    if at >= len {
+                        continue;
+                    }
+                    [0u8; BodyKey::LEN]
+                }
+            };
+            self.file.write_all_at(&bytes, at).map_err(failed)?;
+            changed = true;
+        }
+        if changed {
+            self.file.sync_data().map_err(failed)?;
+        }
+        Ok(())
+    }
+}
