@@ -64,6 +64,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/admin/v1/rectifications/{id}/notified")
+            .route(web::post().to(ops::notified))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/admin/v1/messages/{id}/replay")
             .route(web::post().to(ops::replay))
             .default_service(web::to(not_allowed)),

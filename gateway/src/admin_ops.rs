@@ -14,7 +14,7 @@ use crate::ingress::identity::{AdminRole, Peer};
 use crate::ingress::problem::Problem;
 use crate::pipeline::{Meta, NoCopy};
 use crate::signing::Signer;
-use crate::store::{DeliveryState, OutboxEntry, StoredMessage};
+use crate::store::{Amended, DeliveryState, OutboxEntry, StoredMessage};
 
 const MAX_LIMIT: usize = 500;
 
@@ -233,12 +233,7 @@ pub async fn rectifications(
         if only_open && !r.open {
             return Ok(None);
         }
-        let age = chrono::DateTime::parse_from_rfc3339(&r.received_at)
-            .map(|t| (now - t.to_utc()).num_seconds().max(0))
-            .unwrap_or(0);
-        let mut v = serde_json::to_value(&r).expect("JSON");
-        v["age_seconds"] = Value::from(age);
-        Ok(Some(v))
+        Ok(Some(rectification_json(&r, now)))
     }))
     .await??;
     consulted(
@@ -252,6 +247,86 @@ pub async fn rectifications(
         body["next_cursor"] = Value::from(n);
     }
     Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notified {
+    recipient: String,
+}
+
+/// An operator's confirmation that a recipient flagged in a correction or withdrawal (its
+/// format cannot carry what it had to be told) was told by other means: the rectification is
+/// done with it. Audited as `notified`; confirming again changes nothing.
+pub async fn notified(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Operator)?;
+    let id = message_id(&id)?;
+    let ask: Notified = serde_json::from_slice(&body).map_err(|_| {
+        bad_query(
+            "recipient",
+            "the body is {\"recipient\": \"<authority id>\"}",
+        )
+    })?;
+    let store = state.pipeline.store.clone();
+    let stored = store
+        .message(&id)
+        .await?
+        .filter(jxg_core::revision::may_be_rectification)
+        .ok_or_else(|| Problem::not_found("no such correction or withdrawal"))?;
+    if jxg_core::revision::rectification(&stored, &[]).is_none() {
+        return Err(Problem::not_found("no such correction or withdrawal"));
+    }
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (who, recipient) = (actor.to_string(), ask.recipient.clone());
+    let amended = store
+        .amend(id, move |m| {
+            jxg_core::revision::confirm_notified(m, &recipient, &who, &at)
+        })
+        .await?;
+    match amended {
+        Amended::Changed | Amended::Unchanged => {}
+        Amended::NoSuchMessage => {
+            return Err(Problem::not_found("no such correction or withdrawal"));
+        }
+        Amended::Refused => {
+            return Err(Problem::new(
+                409,
+                "not-flagged",
+                "Recipient not flagged",
+                format!(
+                    "{} is not flagged in this correction or withdrawal: it is told through \
+                     the gateway",
+                    ask.recipient
+                ),
+            ));
+        }
+    }
+    let stored = store
+        .message(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such correction or withdrawal"))?;
+    let deliveries = store.deliveries(&id).await?;
+    let r = jxg_core::revision::rectification(&stored, &deliveries)
+        .ok_or_else(|| Problem::not_found("no such correction or withdrawal"))?;
+    Ok(HttpResponse::Ok().json(rectification_json(&r, chrono::Utc::now())))
+}
+
+/// A rectification as the admin API shows it: with its age at `now`.
+fn rectification_json(
+    r: &jxg_core::revision::Rectification,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let age = chrono::DateTime::parse_from_rfc3339(&r.received_at)
+        .map(|t| (now - t.to_utc()).num_seconds().max(0))
+        .unwrap_or(0);
+    let mut v = serde_json::to_value(r).expect("JSON");
+    v["age_seconds"] = Value::from(age);
+    v
 }
 
 /// The `cursor` of a paged list: the id of the last message of the page before.
@@ -807,7 +882,12 @@ pub async fn subject_access(
     let entries = off_request_path(async move { store.audit_by_subject(&of).await }).await??;
     let mut disclosures: Vec<Value> = entries
         .iter()
-        .filter(|e| matches!(e.record.event, Event::Delivered | Event::Acked))
+        .filter(|e| {
+            matches!(
+                e.record.event,
+                Event::Delivered | Event::Acked | Event::Notified
+            )
+        })
         .map(|e| {
             json!({"message_id": e.record.message_id, "type": e.record.message_type,
                          "recipient": e.record.recipient, "at": e.at, "event": e.record.event})

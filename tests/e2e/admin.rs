@@ -71,6 +71,14 @@ async fn every_admin_route_answers_only_its_role() {
             200,
         ),
         (
+            "POST",
+            format!("/admin/v1/rectifications/{id}/notified"),
+            Some(json!({"recipient": "courts"})),
+            "operator",
+            // the message is no correction
+            404,
+        ),
+        (
             "GET",
             "/admin/v1/cases/1470-76543-00012-26/timeline".into(),
             None,

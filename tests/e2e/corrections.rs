@@ -405,6 +405,72 @@ async fn a_v1_canonical_recipient_is_flagged_for_what_v1_cannot_say() {
         2.0,
         "the police and the prison"
     );
+
+    // an operator who told the prosecution by other means says so: done with it, audited
+    let notify = async |who: &reqwest::Client, id: &str, body: String| {
+        who.post(gw.admin_url(&format!("/admin/v1/rectifications/{id}/notified")))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    };
+    let prosecution_told = json!({"recipient": "prosecution"}).to_string();
+    let r = notify(&operator, &corrected, prosecution_told.clone()).await;
+    assert_eq!(r.status(), 200);
+    let r: Value = r.json().await.unwrap();
+    assert_eq!(by_recipient(&r, "status")["prosecution"], "notified", "{r}");
+    assert_eq!(
+        r["open"], true,
+        "the police and the prison have not taken theirs: {r}"
+    );
+    // again: nothing changes, and it is not audited twice
+    assert_eq!(
+        notify(&operator, &corrected, prosecution_told.clone())
+            .await
+            .status(),
+        200
+    );
+    // what it cannot confirm
+    let r = notify(
+        &operator,
+        &corrected,
+        json!({"recipient": "prison"}).to_string(),
+    )
+    .await;
+    problem(r, 409, "a recipient told through the gateway").await;
+    let r = notify(&operator, &corrected, "{\"recipient\": 1}".into()).await;
+    assert_eq!(
+        problem_paths(&problem(r, 422, "a body it cannot read").await),
+        ["recipient"]
+    );
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let r = notify(&operator, &unknown, prosecution_told.clone()).await;
+    problem(r, 404, "no such rectification").await;
+    let auditor = client_for(&home, "auditor");
+    let r = notify(&auditor, &corrected, prosecution_told.clone()).await;
+    problem(r, 403, "an auditor").await;
+    // once the others have theirs it is no longer open
+    drain_inbox(&client_for(&home, "police"), &gw).await;
+    drain_inbox(&client_for(&home, "prison"), &gw).await;
+    let open = get_json(&operator, &gw.admin_url("/admin/v1/rectifications")).await;
+    assert!(open["items"].as_array().unwrap().is_empty(), "{open}");
+    let all = get_json(
+        &operator,
+        &gw.admin_url("/admin/v1/rectifications?state=all"),
+    )
+    .await;
+    assert_eq!(all["items"][0]["open"], false, "{all}");
+    let audit = get_json(&auditor, &gw.admin_url("/admin/v1/audit?limit=1000")).await;
+    let notified: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "notified")
+        .collect();
+    assert_eq!(notified.len(), 1, "{audit}");
+    assert_eq!(notified[0]["recipient"], "prosecution");
+    assert_eq!(notified[0]["actor"], "admin:operator");
     assert_audit_verifies(&home, &gw).await;
 }
 

@@ -14,6 +14,7 @@ use jxg_schema::message::{Replaces, WITHDRAWN, Withdrawn};
 use jxg_schema::{Document, Message, Violation, Violations, Withdrawal};
 use uuid::Uuid;
 
+use crate::audit::{Event, Record};
 use crate::pipeline::Refused;
 use crate::store::{Skipped, Store, StoredMessage};
 
@@ -92,6 +93,45 @@ pub fn is_withdrawal(e: &crate::store::OutboxEntry) -> bool {
 /// The reason recorded for a recipient that must be told of a correction or withdrawal its
 /// format cannot express: an operator tells it by other means.
 pub const FLAGGED: &str = "flagged for an operator";
+
+/// What an operator's confirmation adds to a flagged recipient's reason: it was told by other
+/// means (by whom, when).
+const NOTIFIED: &str = "; notified by other means, as ";
+
+/// Whether a flagged recipient's reason says an operator has since told it by other means.
+pub fn is_notified(reason: &str) -> bool {
+    reason.contains(NOTIFIED)
+}
+
+/// What an operator's confirmation that `recipient`, flagged in rectification `m`, was told by
+/// other means changes: the flag's reason says so (the recipient still holds what it was told,
+/// for any later correction), and the audit entry of it. `Err`: `recipient` is not flagged in
+/// `m`; `Ok(None)`: it was confirmed already.
+pub fn confirm_notified(
+    m: &mut crate::store::MessageRec,
+    recipient: &str,
+    actor: &str,
+    at: &str,
+) -> Result<Option<Vec<Record>>, crate::store::DoesNotApply> {
+    let Some(s) = m
+        .skipped
+        .iter_mut()
+        .find(|s| s.recipient == recipient && s.reason.starts_with(FLAGGED))
+    else {
+        return Err(crate::store::DoesNotApply);
+    };
+    if is_notified(&s.reason) {
+        return Ok(None);
+    }
+    s.reason = format!("{}{NOTIFIED}{actor} confirmed at {at}", s.reason);
+    Ok(Some(vec![
+        Record::new(Event::Notified, actor)
+            .message(m.id, &m.message_type, None)
+            .recipient(recipient)
+            .subjects(&m.subjects)
+            .detail("told by other means of what its format cannot carry"),
+    ]))
+}
 
 /// A recipient that could not be told, kept with the message (`GET /v1/messages/{id}`).
 pub fn flagged(recipient: &str, why: &str) -> Skipped {
@@ -365,16 +405,23 @@ pub fn rectification(
             .map(|s| RecipientState {
                 recipient: s.recipient.clone(),
                 copy: "flagged",
-                status: "flagged".into(),
+                status: if is_notified(&s.reason) {
+                    "notified"
+                } else {
+                    "flagged"
+                }
+                .into(),
                 delivered_at: None,
                 acked_at: None,
                 detail: Some(s.reason.clone()),
             }),
     );
-    // done with a recipient: it has it, or a later correction or withdrawal took its place
+    // done with a recipient: it has it, a later correction or withdrawal took its place, or an
+    // operator told it by other means
     let done = [
         crate::store::DeliveryState::Delivered.as_str(),
         crate::store::DeliveryState::Superseded.as_str(),
+        "notified",
     ];
     let open = recipients
         .iter()

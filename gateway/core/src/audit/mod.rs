@@ -48,6 +48,9 @@ pub enum Event {
     // new kinds go last: stored entries name events by their place in this list
     /// A message's bodies and their key were destroyed at its sender's withdrawal for erasure.
     Erased,
+    /// An operator confirmed that a recipient flagged in a correction or withdrawal was told
+    /// by other means.
+    Notified,
 }
 
 impl Event {
@@ -68,6 +71,7 @@ impl Event {
         Event::PolicyReloaded,
         Event::KeyRotated,
         Event::Erased,
+        Event::Notified,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -86,6 +90,7 @@ impl Event {
             Event::Consulted => "consulted",
             Event::Purged => "purged",
             Event::Erased => "erased",
+            Event::Notified => "notified",
             Event::PolicyReloaded => "policy_reloaded",
             Event::KeyRotated => "key_rotated",
         }
@@ -339,7 +344,7 @@ mod tests {
             assert_eq!(serde_json::to_value(e).unwrap(), Value::from(e.as_str()));
             assert!(names.insert(e.as_str()));
         }
-        assert_eq!(names.len(), 16);
+        assert_eq!(names.len(), 17);
     }
 
     #[test]

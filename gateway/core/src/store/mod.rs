@@ -283,6 +283,21 @@ pub enum AcceptOutcome {
 /// metadata removes the row of its id too.
 pub const REVISION_KEYS: &str = "~revision";
 
+/// An amendment that does not apply to the record it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoesNotApply;
+
+/// What [`Store::amend`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amended {
+    NoSuchMessage,
+    Changed,
+    /// There was nothing to change.
+    Unchanged,
+    /// The change does not apply to the record.
+    Refused,
+}
+
 /// What [`Store::ack`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckOutcome {
@@ -1032,6 +1047,20 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Changes message `id`'s record with `amend`, which sees it as it stands in the writer's
+    /// order (no other change of the record comes between) and returns the audit entries of its
+    /// change, none where there is nothing to change, or `Err` where the change does not apply.
+    pub async fn amend(
+        &self,
+        id: Uuid,
+        amend: impl FnOnce(&mut MessageRec) -> Result<Option<Vec<Record>>, DoesNotApply>
+        + Send
+        + 'static,
+    ) -> Result<Amended, StoreError> {
+        self.ask(|r| writer::Cmd::Amend(id, Box::new(amend), r))
+            .await
     }
 
     /// Appends audit entries on their own (operations that change no other state).

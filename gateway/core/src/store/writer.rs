@@ -60,7 +60,15 @@ pub(super) enum Cmd {
     Requeue(Box<OutboxEntry>, Vec<Record>, Reply<()>),
     /// Changes that touch no delivery, with their audit entries.
     Write(Vec<Op>, Vec<Record>, Reply<()>),
+    /// A change of one message's record, decided on the record as it stands in the writer's
+    /// order.
+    Amend(Uuid, Amendment, Reply<super::Amended>),
 }
+
+/// Changes a message's record: the audit entries of the change, none where there is nothing to
+/// change, `Err` where the change does not apply to the record.
+pub type Amendment =
+    Box<dyn FnOnce(&mut MessageRec) -> Result<Option<Vec<Record>>, super::DoesNotApply> + Send>;
 
 impl Cmd {
     /// A change of nothing: it only has the writer read the engine's state.
@@ -77,6 +85,7 @@ impl Cmd {
             }
             Cmd::Ack { reply, .. } => drop(reply.send(Err(e))),
             Cmd::Unreadable { reply, .. } => drop(reply.send(Err(e))),
+            Cmd::Amend(_, _, reply) => drop(reply.send(Err(e))),
         }
     }
 }
@@ -223,6 +232,7 @@ enum Answer {
     Accept(Reply<AcceptOutcome>, AcceptOutcome),
     Unit(Reply<()>),
     Ack(Reply<Option<AckOutcome>>, Option<AckOutcome>),
+    Amended(Reply<super::Amended>, super::Amended),
 }
 
 impl Answer {
@@ -231,6 +241,8 @@ impl Answer {
             (Answer::Accept(r, o), None) => drop(r.send(Ok(o))),
             (Answer::Unit(r), None) => drop(r.send(Ok(()))),
             (Answer::Ack(r, o), None) => drop(r.send(Ok(o))),
+            (Answer::Amended(r, o), None) => drop(r.send(Ok(o))),
+            (Answer::Amended(r, _), Some(e)) => drop(r.send(Err(e.clone()))),
             (Answer::Accept(r, _), Some(e)) => drop(r.send(Err(e.clone()))),
             (Answer::Unit(r), Some(e)) => drop(r.send(Err(e.clone()))),
             (Answer::Ack(r, _), Some(e)) => drop(r.send(Err(e.clone()))),
@@ -557,6 +569,10 @@ impl Run {
                 Ok(()) => f.answers.push(Answer::Unit(reply)),
                 Err(e) => return fail(reply, e),
             },
+            Cmd::Amend(id, amend, reply) => match self.amend(f, &id, amend).await {
+                Ok(o) => f.answers.push(Answer::Amended(reply, o)),
+                Err(e) => return fail(reply, e),
+            },
         }
         Ok(())
     }
@@ -804,6 +820,27 @@ impl Run {
         f.messages.insert(m.id, m);
         f.audit.extend(audit);
         Ok(())
+    }
+
+    async fn amend(
+        &self,
+        f: &mut Forming,
+        id: &Uuid,
+        amend: Amendment,
+    ) -> Result<super::Amended, StoreError> {
+        use super::Amended;
+        let Some(mut m) = self.message(f, id).await? else {
+            return Ok(Amended::NoSuchMessage);
+        };
+        let audit = match amend(&mut m) {
+            Ok(Some(audit)) => audit,
+            Ok(None) => return Ok(Amended::Unchanged),
+            Err(super::DoesNotApply) => return Ok(Amended::Refused),
+        };
+        f.ops.push(Op::PutMessage(Box::new(m.clone())));
+        f.messages.insert(m.id, m);
+        f.audit.extend(audit);
+        Ok(Amended::Changed)
     }
 
     async fn write(
