@@ -3,7 +3,8 @@
 //! would outlive its destruction. Here the key of the message of sequence number `seq` has one
 //! fixed place, 32 bytes at `seq × 32`, written in place; destroying it overwrites those bytes
 //! with zeros (no key is all zeros) and syncs the file before the batch that needed it is
-//! written. The file is sparse where no message is.
+//! written. The file grows by zeros written ahead (for 4,096 keys at a time, synced with its
+//! length), so that writing a key changes no metadata and its sync is the data's alone.
 //!
 //! A key is durable before its record: a crash between leaves a key of a sequence number no
 //! record has, which the next message of that number overwrites.
@@ -19,7 +20,13 @@ pub const FILE: &str = "body-keys";
 
 pub(crate) struct BodyKeys {
     file: File,
+    /// How far the file is written (zeros past the last key): a key written within it changes
+    /// no metadata, so that its sync is the data's alone.
+    written: std::sync::atomic::AtomicU64,
 }
+
+/// How much the file grows by at a time: zeros for this many keys, written and synced once.
+const GROWTH: u64 = 4096 * BodyKey::LEN as u64;
 
 fn failed(e: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("{FILE}: {e}"))
@@ -39,7 +46,30 @@ impl BodyKeys {
             .truncate(false)
             .open(dir.join(FILE))
             .map_err(failed)?;
-        Ok(Self { file })
+        let written = file.metadata().map_err(failed)?.len();
+        Ok(Self {
+            file,
+            written: written.into(),
+        })
+    }
+
+    /// Makes the file hold real (zero) bytes up to past `end`, synced with its new length.
+    fn grow_past(&self, end: u64) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let mut at = self.written.load(Ordering::SeqCst);
+        if end <= at {
+            return Ok(());
+        }
+        let target = end.div_ceil(GROWTH) * GROWTH;
+        let zeros = vec![0u8; 64 * 1024];
+        while at < target {
+            let n = (target - at).min(zeros.len() as u64) as usize;
+            self.file.write_all_at(&zeros[..n], at).map_err(failed)?;
+            at += n as u64;
+        }
+        self.file.sync_all().map_err(failed)?;
+        self.written.store(at, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The key of the message of `seq`; none where it was destroyed or never written.
@@ -65,11 +95,13 @@ impl BodyKeys {
             };
             let at = offset(seq)?;
             let bytes = match key {
-                Some(k) => k,
+                Some(k) => {
+                    self.grow_past(at + BodyKey::LEN as u64)?;
+                    k
+                }
                 None => {
-                    // nothing to destroy past the end (a store from before keys)
-                    let len = self.file.metadata().map_err(failed)?.len();
-                    if at >= len {
+                    // nothing to destroy past what was written (a store from before keys)
+                    if at >= self.written.load(std::sync::atomic::Ordering::SeqCst) {
                         continue;
                     }
                     [0u8; BodyKey::LEN]

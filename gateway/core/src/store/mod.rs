@@ -729,7 +729,16 @@ impl Store {
     /// Writes a message and its outbox entries, unless the key is taken; resolves once durable.
     /// The writer assigns the sequence number (`seq` in `a` is ignored).
     pub async fn accept(&self, a: Acceptance) -> Result<AcceptOutcome, StoreError> {
-        self.ask(|r| writer::Cmd::Accept(Box::new(a), r)).await
+        // sealed here, in the caller's task: the one writer only numbers and writes it
+        let key = BodyKey::generate();
+        let copies = a
+            .entries
+            .iter()
+            .map(|e| copy_rec(e, &e.content, Some(&key)))
+            .collect();
+        let rec = message_rec(&a.message, copies, Some(key));
+        self.ask(|r| writer::Cmd::Accept(Box::new(a), Box::new(rec), r))
+            .await
     }
 
     /// Reads the state the writer keeps (the counts, the audit head) anew: on an engine

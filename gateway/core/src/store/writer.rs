@@ -40,7 +40,8 @@ impl Default for CommitTuning {
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 pub(super) enum Cmd {
-    Accept(Box<Acceptance>, Reply<AcceptOutcome>),
+    /// An acceptance, with its record as sealed by the caller (numbered here).
+    Accept(Box<Acceptance>, Box<MessageRec>, Reply<AcceptOutcome>),
     /// An attempt's result (or any change of a delivery's state), audited.
     Deliver(Box<OutboxEntry>, Reply<()>),
     Ack {
@@ -79,7 +80,7 @@ impl Cmd {
     /// Answers the command with `e`, undecided.
     fn refuse(self, e: StoreError) {
         match self {
-            Cmd::Accept(_, r) => drop(r.send(Err(e))),
+            Cmd::Accept(_, _, r) => drop(r.send(Err(e))),
             Cmd::Deliver(_, r) | Cmd::Requeue(_, _, r) | Cmd::Write(_, _, r) => {
                 drop(r.send(Err(e)))
             }
@@ -355,7 +356,7 @@ impl Run {
         let keys: Vec<(String, String)> = cmds
             .iter()
             .filter_map(|c| match c {
-                Cmd::Accept(a, _) => Some((
+                Cmd::Accept(a, _, _) => Some((
                     a.message.sender.clone(),
                     a.message.source_document_id.clone(),
                 )),
@@ -535,7 +536,7 @@ impl Run {
         next_seq: &mut u64,
     ) -> Result<(), StoreError> {
         match cmd {
-            Cmd::Accept(a, reply) => match self.accept(*a, f, next_seq).await {
+            Cmd::Accept(a, rec, reply) => match self.accept(*a, *rec, f, next_seq).await {
                 Ok(outcome) => f.answers.push(Answer::Accept(reply, outcome)),
                 Err(e) => return fail(reply, e),
             },
@@ -580,6 +581,7 @@ impl Run {
     async fn accept(
         &self,
         a: Acceptance,
+        mut rec: MessageRec,
         f: &mut Forming,
         next_seq: &mut u64,
     ) -> Result<AcceptOutcome, StoreError> {
@@ -631,13 +633,10 @@ impl Run {
         *next_seq += 1;
         let mut a = a;
         a.message.seq = seq;
-        let body_key = super::BodyKey::generate();
-        let mut copies = Vec::with_capacity(a.entries.len());
+        rec.seq = seq;
         for e in &mut a.entries {
             e.seq = seq;
-            copies.push(super::copy_rec(e, &e.content, Some(&body_key)));
         }
-        let rec = super::message_rec(&a.message, copies, Some(body_key));
         let row = IdemRow {
             message_id: rec.id,
             body_sha256: rec.body_sha256.clone(),
