@@ -204,6 +204,31 @@ fn main() {
     g.bench_function("ES256 detached signature of a delivered copy", |b| {
         b.iter(|| signer.detached(black_box(&verdict_bytes), claims()).is_ok())
     });
+    // what sealing adds per body at rest (a message holds its canonical form and a copy per
+    // recipient), beside one signature
+    let body_key = jxg_gateway::store::BodyKey::generate();
+    let body_id = Uuid::now_v7();
+    let sealed = jxg_gateway::store::seal::seal(&body_key, &body_id, "canonical", &verdict_bytes);
+    g.bench_function("seal a verdict body (LZ4 + AES-256-GCM)", |b| {
+        b.iter(|| {
+            jxg_gateway::store::seal::seal(
+                &body_key,
+                &body_id,
+                "canonical",
+                black_box(&verdict_bytes),
+            )
+        })
+    });
+    g.bench_function("open a sealed verdict body", |b| {
+        b.iter(|| {
+            jxg_gateway::store::seal::open(
+                Some(&body_key),
+                &body_id,
+                "canonical",
+                black_box(&sealed),
+            )
+        })
+    });
     g.bench_function("ES256 receipt (compact JWS)", |b| {
         let receipt =
             json!({"id": "0192f000-0000-7000-8000-000000000000", "type": "verdict.issued"});
