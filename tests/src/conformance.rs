@@ -643,6 +643,17 @@ async fn check(store: &Store, model: &Model) -> Result<(), String> {
             ));
         }
     }
+    // every record as the engine keeps it, in one listing (one round trip for an engine with
+    // round trips)
+    let records: HashMap<Uuid, jxg_gateway::store::MessageRec> = store
+        .engine()
+        .messages(None, usize::MAX)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|r| (r.id, r))
+        .collect();
     for m in &model.msgs {
         let stored = store.message(&m.id).await.map_err(|e| e.to_string())?;
         match (&stored, m.removed) {
@@ -669,12 +680,9 @@ async fn check(store: &Store, model: &Model) -> Result<(), String> {
                 m.id, s.canonical
             ));
         }
-        let rec = store
-            .engine()
-            .message(&m.id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("message {}: no record", m.id))?;
+        let rec = records
+            .get(&m.id)
+            .ok_or_else(|| format!("message {}: not listed", m.id))?;
         if rec.key.is_some() != m.body {
             return Err(format!(
                 "message {}: key held {}, model body {}",
