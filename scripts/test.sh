@@ -106,11 +106,12 @@ phase "one build" one_build
 phase "doc tests" $CARGO test -q --workspace --doc
 # the broker-restart binary stops and starts the shared RabbitMQ: it runs alone, after the rest,
 # and the fuzz targets (the adapters alone, a build of their own in target/fuzz) build and run
-# beside it, since what it does is mostly waiting for the broker
+# beside it and the phases after it, since what those do is mostly waiting (for the broker, for
+# sslyze's handshakes, for a clone)
 tests "tests" 'not binary(broker_restart)'
 beside "fuzz (build and 5 s a target)" make --no-print-directory fuzz FUZZ_SECONDS=5 FUZZ_PROFILE=--dev
 tests "broker restart tests" 'binary(broker_restart)' --test-threads 1
-joined "fuzz (build and 5 s a target)"
 phase "TLS audit" make --no-print-directory audit-tls
 phase "clean clone and README commands" scripts/clone-check.sh
+joined "fuzz (build and 5 s a target)"
 table
