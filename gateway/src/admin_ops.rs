@@ -294,15 +294,13 @@ pub async fn notified(
             return Err(Problem::not_found("no such correction or withdrawal"));
         }
         Amended::Refused => {
+            // what the body named is not repeated: it is whatever was typed
             return Err(Problem::new(
                 409,
                 "not-flagged",
                 "Recipient not flagged",
-                format!(
-                    "{} is not flagged in this correction or withdrawal: it is told through \
-                     the gateway",
-                    ask.recipient
-                ),
+                "the recipient named is not flagged in this correction or withdrawal: it is \
+                 told through the gateway",
             ));
         }
     }

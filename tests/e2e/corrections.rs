@@ -439,6 +439,15 @@ async fn a_v1_canonical_recipient_is_flagged_for_what_v1_cannot_say() {
     )
     .await;
     problem(r, 409, "a recipient told through the gateway").await;
+    // whatever was typed is not repeated back (a CPR number pasted by mistake)
+    let typed = json!({"recipient": "0104909995"}).to_string();
+    let p = problem(
+        notify(&operator, &corrected, typed).await,
+        409,
+        "no such recipient",
+    )
+    .await;
+    assert!(!p.to_string().contains("0104909995"), "{p}");
     let r = notify(&operator, &corrected, "{\"recipient\": 1}".into()).await;
     assert_eq!(
         problem_paths(&problem(r, 422, "a body it cannot read").await),
