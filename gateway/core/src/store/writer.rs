@@ -665,10 +665,12 @@ impl Run {
         for e in &a.entries {
             self.put_row(f, &e.recipient, seq, None, super::delivery_row(e));
         }
-        if let Some(o) = a.acts_on {
-            self.supersede(f, &o, rec.id).await?;
+        if let Some(o) = a.acts_on
+            && let Some(m) = self.message(f, &o).await?
+        {
+            self.supersede(f, &m, rec.id).await?;
             if a.erase {
-                self.erase(f, &o, rec.id).await?;
+                self.erase(f, &m, rec.id).await?;
             }
         }
         // not kept in the batch's overlay: nothing in the same batch can ack or replay a message
@@ -682,12 +684,9 @@ impl Run {
     /// superseded by `by`, which replaced or withdrew it: the recipient gets only the latest.
     /// A copy offered meanwhile (an attempt in flight, an inbox lease taken) is left as it
     /// is: when it is delivered or acknowledged, that is what it records.
-    async fn supersede(&self, f: &mut Forming, o: &Uuid, by: Uuid) -> Result<(), StoreError> {
-        let Some(m) = self.message(f, o).await? else {
-            return Ok(());
-        };
+    async fn supersede(&self, f: &mut Forming, m: &MessageRec, by: Uuid) -> Result<(), StoreError> {
         for c in &m.copies {
-            let Some(mut row) = self.row(f, &c.recipient, m.seq).await? else {
+            let Some(row) = self.row(f, &c.recipient, m.seq).await? else {
                 continue;
             };
             if row.state != super::DeliveryState::Queued || row.attempts > 0 {
@@ -697,10 +696,8 @@ impl Run {
             if leased.iter().any(|(seq, _)| *seq == m.seq) {
                 continue;
             }
-            row.state = super::DeliveryState::Superseded;
-            row.last_error = Some(format!("superseded by {by} before it was offered"));
-            row.next_attempt_at_ms = None;
-            self.put_row(f, &c.recipient, m.seq, Some(Class::Waiting), row);
+            let why = format!("superseded by {by} before it was offered");
+            self.set_superseded(f, &c.recipient, m.seq, row, why);
             f.audit.push(
                 Record::new(Event::Decided, "gateway")
                     .message(m.id, &m.message_type, None)
@@ -719,24 +716,17 @@ impl Run {
     /// not yet delivered has nothing left to send: it is superseded, whether or not it was
     /// offered (a copy already taken or in flight is the recipient's, and the withdrawal
     /// follows it).
-    async fn erase(&self, f: &mut Forming, o: &Uuid, by: Uuid) -> Result<(), StoreError> {
-        let Some(m) = self.message(f, o).await? else {
-            return Ok(());
-        };
+    async fn erase(&self, f: &mut Forming, m: &MessageRec, by: Uuid) -> Result<(), StoreError> {
         for c in &m.copies {
-            let Some(mut row) = self.row(f, &c.recipient, m.seq).await? else {
+            let Some(row) = self.row(f, &c.recipient, m.seq).await? else {
                 continue;
             };
-            if row.state.is_final() {
-                continue;
+            if !row.state.is_final() {
+                let why = format!("erased at withdrawal {by}: not sent");
+                self.set_superseded(f, &c.recipient, m.seq, row, why);
             }
-            let from = Some(Class::of(row.state));
-            row.state = super::DeliveryState::Superseded;
-            row.last_error = Some(format!("erased at withdrawal {by}: not sent"));
-            row.next_attempt_at_ms = None;
-            self.put_row(f, &c.recipient, m.seq, from, row);
         }
-        let erased = super::without_bodies(&m);
+        let erased = super::without_bodies(m);
         f.ops.push(Op::PutMessage(Box::new(erased.clone())));
         f.messages.insert(m.id, erased);
         f.audit.push(
@@ -748,6 +738,22 @@ impl Run {
                 )),
         );
         Ok(())
+    }
+
+    /// Supersedes a delivery row: nothing of it is sent, and why is kept with it.
+    fn set_superseded(
+        &self,
+        f: &mut Forming,
+        recipient: &str,
+        seq: u64,
+        mut row: DeliveryRow,
+        why: String,
+    ) {
+        let from = Some(Class::of(row.state));
+        row.state = super::DeliveryState::Superseded;
+        row.last_error = Some(why);
+        row.next_attempt_at_ms = None;
+        self.put_row(f, recipient, seq, from, row);
     }
 
     async fn deliver(&self, f: &mut Forming, e: &OutboxEntry) -> Result<(), StoreError> {
