@@ -206,13 +206,14 @@ impl Breaker {
     fn record(&mut self, ok: bool, cfg: &DeliveryConfig, recipient: &str) {
         if ok {
             *self = Breaker::default();
-            return;
+        } else {
+            self.failures += 1;
+            if self.failures >= cfg.breaker_failures {
+                self.open_until_ms = Some(now_ms() + cfg.breaker_cooldown_ms as i64);
+                tracing::warn!(recipient, failures = self.failures, "circuit breaker open");
+            }
         }
-        self.failures += 1;
-        if self.failures >= cfg.breaker_failures {
-            self.open_until_ms = Some(now_ms() + cfg.breaker_cooldown_ms as i64);
-            tracing::warn!(recipient, failures = self.failures, "circuit breaker open");
-        }
+        crate::activity::activity().breaker(recipient, self.failures, self.open_until_ms);
     }
 }
 
@@ -295,6 +296,9 @@ async fn attempt(
     }
     if e.state == DeliveryState::Dead {
         m.dead_letters.add(1, &[recipient]);
+    }
+    if let Some(why) = e.last_error.as_deref().filter(|_| !ok) {
+        crate::activity::activity().failed(&e.recipient, why);
     }
     span.in_scope(|| {
         tracing::info!(message_id = %e.message_id, recipient = %e.recipient, attempt = e.attempts, state = e.state.as_str(), "delivery attempt");

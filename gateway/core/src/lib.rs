@@ -9,9 +9,11 @@
 //! - [`store`]: the gateway's store over the [`store::Engine`] seam, with its one writer.
 //! - [`delivery`]: the delivery state machine over the [`delivery::Transport`] seam.
 //! - [`config`]: the configuration, validated, and [`registry`]: its authorities compiled for
-//!   the request path; [`telemetry`]: instruments and spans.
+//!   the request path; [`telemetry`]: instruments and spans; [`activity`]: this node's last
+//!   hour per authority, for the console.
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod audit;
 pub mod config;
 pub mod delivery;

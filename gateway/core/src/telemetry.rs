@@ -232,6 +232,7 @@ pub fn case_hash(pseudonyms: &crate::audit::Pseudonyms, correlation_id: &str) ->
 
 /// Counts one accepted message.
 pub fn accepted(authority: &str, format: &str, message_type: &str) {
+    crate::activity::activity().accepted(authority);
     metrics().accepted.add(
         1,
         &[
@@ -258,6 +259,7 @@ pub fn rejected(authority: &str, format: &str, status: u16, reason: &str) {
 
 /// Counts one message a recipient has taken.
 pub fn delivered(recipient: &str, via: &'static str) {
+    crate::activity::activity().delivered(recipient);
     metrics().delivered.add(
         1,
         &[

@@ -155,7 +155,7 @@ impl Sources {
 }
 
 /// Why a recipient or sender was refused: the deciding policy and a reason without personal data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Refusal {
     pub rule: String,
     pub reason: String,
@@ -392,62 +392,141 @@ impl Policies {
     }
 }
 
-/// Every decision the policies make about one message for one recipient, as
-/// `jxg policy explain` prints it: the send decision, whether routing proposes the recipient,
-/// the receive decision, and each removal with its rule.
-pub fn explain(policies: &Policies, m: &Message, sender: &str, recipient: &str) -> Vec<String> {
-    let t = m.message_type();
-    let verdict = |v: &Result<Verdict, Refusal>| match v {
-        Ok(v) => format!("permit ({})", v.policies.join(", ")),
-        Err(r) => format!("deny ({})", r.rule),
-    };
-    let mut out = vec![
-        format!(
-            "message   {t} from {sender}, purpose {}, classification {}",
-            m.purpose, m.classification
-        ),
-        format!("policies  {} (digest {})", policies.origin, policies.digest),
-    ];
+/// One decision of the policies, for an explanation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Decision {
+    /// `permit` or `deny`.
+    pub effect: &'static str,
+    /// The determining policies (permit), or the rule that denied.
+    pub policies: Vec<String>,
+    /// Why it was denied.
+    pub reason: Option<String>,
+}
+
+impl Decision {
+    fn of(v: &Result<Verdict, Refusal>) -> Self {
+        match v {
+            Ok(v) => Self {
+                effect: "permit",
+                policies: v.policies.clone(),
+                reason: None,
+            },
+            Err(r) => Self {
+                effect: "deny",
+                policies: vec![r.rule.clone()],
+                reason: Some(r.reason.clone()),
+            },
+        }
+    }
+
+    fn line(&self) -> String {
+        format!("{} ({})", self.effect, self.policies.join(", "))
+    }
+}
+
+/// Every decision the policies make about one message for one recipient: the send decision,
+/// whether routing proposes the recipient, the receive decision, and each removal with its
+/// rule. `jxg policy explain` prints it ([`Explanation::lines`]); the admin API serves it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Explanation {
+    pub message_type: String,
+    pub sender: String,
+    pub recipient: String,
+    pub purpose: String,
+    pub classification: String,
+    pub policies: String,
+    pub digest: String,
+    pub send: Decision,
+    /// Whether routing sends this message type to the recipient at all.
+    pub routed: bool,
+    pub receive: Decision,
+    /// Each cut of the recipient's copy, with its rule (paths, never values).
+    pub removed: Vec<Removal>,
+    /// Whether the recipient receives it (routing aside).
+    pub receives: bool,
+    /// Why the minimisation could not make a copy, when it could not.
+    pub skipped: Option<Refusal>,
+}
+
+/// Explains the policies' decisions about `m` from `sender` for `recipient`.
+pub fn explain(policies: &Policies, m: &Message, sender: &str, recipient: &str) -> Explanation {
     let send = policies.may_send(sender, m);
-    out.push(format!("send      {sender}: {}", verdict(&send)));
-    let proposed = crate::routing::default_recipients(m)
+    let receive = policies.may_receive(recipient, sender, m);
+    let routed = crate::routing::default_recipients(m)
         .iter()
         .any(|r| r.as_str() == recipient);
-    out.push(format!(
-        "route     {recipient}: {}",
-        if proposed {
-            "proposed by routing"
-        } else {
-            "not proposed by routing (it would not be sent there)"
+    let (removed, skipped) = if send.is_ok() && receive.is_ok() {
+        match policies.minimise(recipient, m) {
+            Ok(view) => (view.removed, None),
+            Err(r) => (Vec::new(), Some(r)),
         }
-    ));
-    let receive = policies.may_receive(recipient, sender, m);
-    out.push(format!("receive   {recipient}: {}", verdict(&receive)));
-    if send.is_err() || receive.is_err() {
-        out.push(format!(
-            "result    {recipient} does not receive this message"
-        ));
-        return out;
+    } else {
+        (Vec::new(), None)
+    };
+    Explanation {
+        message_type: m.message_type().to_string(),
+        sender: sender.to_string(),
+        recipient: recipient.to_string(),
+        purpose: m.purpose.to_string(),
+        classification: m.classification.to_string(),
+        policies: policies.origin.clone(),
+        digest: policies.digest.clone(),
+        receives: send.is_ok() && receive.is_ok() && skipped.is_none(),
+        send: Decision::of(&send),
+        routed,
+        receive: Decision::of(&receive),
+        removed,
+        skipped,
     }
-    match policies.minimise(recipient, m) {
-        Ok(view) => {
-            for r in &view.removed {
-                out.push(format!("{:<9} {} by {}", r.action, r.path, r.rule));
-            }
-            out.push(format!(
-                "result    {recipient} receives {t}{}",
-                match view.removed.len() {
-                    0 => " whole".to_string(),
-                    n => format!(" less {n} field(s)"),
+}
+
+impl Explanation {
+    /// The explanation as `jxg policy explain` prints it.
+    pub fn lines(&self) -> Vec<String> {
+        let (t, sender, recipient) = (&self.message_type, &self.sender, &self.recipient);
+        let mut out = vec![
+            format!(
+                "message   {t} from {sender}, purpose {}, classification {}",
+                self.purpose, self.classification
+            ),
+            format!("policies  {} (digest {})", self.policies, self.digest),
+            format!("send      {sender}: {}", self.send.line()),
+            format!(
+                "route     {recipient}: {}",
+                if self.routed {
+                    "proposed by routing"
+                } else {
+                    "not proposed by routing (it would not be sent there)"
                 }
+            ),
+            format!("receive   {recipient}: {}", self.receive.line()),
+        ];
+        if self.send.effect == "deny" || self.receive.effect == "deny" {
+            out.push(format!(
+                "result    {recipient} does not receive this message"
             ));
+            return out;
         }
-        Err(r) => out.push(format!("result    skipped: {} ({})", r.reason, r.rule)),
+        match &self.skipped {
+            None => {
+                for r in &self.removed {
+                    out.push(format!("{:<9} {} by {}", r.action, r.path, r.rule));
+                }
+                out.push(format!(
+                    "result    {recipient} receives {t}{}",
+                    match self.removed.len() {
+                        0 => " whole".to_string(),
+                        n => format!(" less {n} field(s)"),
+                    }
+                ));
+            }
+            Some(r) => out.push(format!("result    skipped: {} ({})", r.reason, r.rule)),
+        }
+        if !self.routed {
+            out.push("note      routing does not send it to this recipient".into());
+        }
+        out
     }
-    if !proposed {
-        out.push("note      routing does not send it to this recipient".into());
-    }
-    out
 }
 
 /// Where a gateway's policies come from.

@@ -1120,6 +1120,17 @@ impl Store {
         &self,
         keys: &[josekit::jwk::Jwk],
     ) -> Result<Result<crate::audit::verify::Report, crate::audit::verify::Bad>, StoreError> {
+        self.verify_audit_counting(keys, &std::sync::atomic::AtomicU64::new(0))
+            .await
+    }
+
+    /// As [`Store::verify_audit`], adding to `checked` each entry as it is verified (for a
+    /// progress bar).
+    pub async fn verify_audit_counting(
+        &self,
+        keys: &[josekit::jwk::Jwk],
+        checked: &std::sync::atomic::AtomicU64,
+    ) -> Result<Result<crate::audit::verify::Report, crate::audit::verify::Bad>, StoreError> {
         let checkpoints = self.checkpoints().await?;
         let mut v = match crate::audit::verify::Verifier::new(&checkpoints, keys) {
             Ok(v) => v,
@@ -1137,6 +1148,7 @@ impl Store {
                     return Ok(Err(bad));
                 }
             }
+            checked.fetch_add(page.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if !full {
                 break;
             }
