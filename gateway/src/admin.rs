@@ -49,6 +49,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/admin/v1/session")
+            .route(web::get().to(crate::admin_overview::session))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/overview")
+            .route(web::get().to(crate::admin_overview::overview))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/admin/v1/messages")
             .route(web::get().to(ops::messages))
             .default_service(web::to(not_allowed)),
@@ -119,6 +129,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/admin/v1/audit/verifications")
+            .route(web::post().to(ops::start_verification))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/audit/verifications/{id}")
+            .route(web::get().to(ops::verification))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/admin/v1/audit/verify")
             .route(web::get().to(ops::verify))
             .default_service(web::to(not_allowed)),
@@ -126,6 +146,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/admin/v1/policies")
             .route(web::get().to(policies))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/admin/v1/policies/explain")
+            .route(web::get().to(explain_policies))
             .default_service(web::to(not_allowed)),
     )
     .service(
@@ -210,6 +235,72 @@ async fn openapi(req: HttpRequest) -> Result<HttpResponse, Problem> {
 async fn policies(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     role(&req, AdminRole::Operator)?;
     Ok(HttpResponse::Ok().json(state.pipeline.policies.current().summary()))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainQuery {
+    message_id: String,
+    recipient: String,
+}
+
+/// The policies in force explained for one stored message and one recipient: each decision,
+/// and each cut of the recipient's copy with its rule (paths, never values).
+async fn explain_policies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<ExplainQuery>,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Operator)?;
+    let p = &state.pipeline;
+    let invalid =
+        |field: &str, why: &str| Problem::invalid(vec![jxg_schema::Violation::new(field, why)]);
+    let id = uuid::Uuid::parse_str(&q.message_id)
+        .map_err(|_| invalid("message_id", "is not a message id"))?;
+    if p.config.authority(&q.recipient).is_none() {
+        return Err(invalid("recipient", "is not a registered authority"));
+    }
+    let stored = p
+        .store
+        .message(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such message"))?;
+    if stored.canonical.is_empty() {
+        return Err(Problem::new(
+            410,
+            "purged",
+            "Body purged",
+            "this message's body is gone (retention purged it, or its sender withdrew it for \
+             erasure); there is nothing to explain",
+        ));
+    }
+    let m = match serde_json::from_str(&stored.canonical)
+        .ok()
+        .and_then(|v| jxg_schema::Document::from_value(v).ok())
+    {
+        Some(jxg_schema::Document::Message(m)) => m,
+        Some(_) => {
+            return Err(Problem::new(
+                409,
+                "not-a-message",
+                "Not a message",
+                "a withdrawal carries no content for the policies to decide on",
+            ));
+        }
+        None => return Err(Problem::unavailable("the stored message is unreadable")),
+    };
+    let e = crate::policy::explain(&p.policies.current(), &m, &stored.sender, &q.recipient);
+    state
+        .pipeline
+        .store
+        .audit(vec![
+            Record::new(Event::Consulted, actor)
+                .message(id, &stored.message_type, None)
+                .recipient(&q.recipient)
+                .detail("policy explanation"),
+        ])
+        .await?;
+    Ok(HttpResponse::Ok().json(e))
 }
 
 /// Validates the policy folder again and swaps the whole set in, or keeps the set in force and

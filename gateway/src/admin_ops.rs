@@ -33,20 +33,45 @@ async fn off_request_path<T: Send + 'static>(
         .map_err(|_| Problem::unavailable("the read could not be run"))
 }
 
-/// The caller holds `role`: 401 without a certificate, 403 with any other.
-pub fn role(req: &HttpRequest, role: AdminRole) -> Result<&'static str, Problem> {
-    let name = match role {
+fn role_name(role: AdminRole) -> &'static str {
+    match role {
         AdminRole::Operator => "admin:operator",
         AdminRole::Auditor => "admin:auditor",
-    };
+    }
+}
+
+/// The caller holds `role`: 401 without a certificate, 403 with any other. A state-changing
+/// request a browser sent must also pass the cross-site check ([`crate::csrf`]).
+pub fn role(req: &HttpRequest, role: AdminRole) -> Result<&'static str, Problem> {
+    let name = role_name(role);
     crate::ingress::identity::Slot::check(req)?;
     match req.conn_data::<Peer>() {
         None => Err(Problem::unauthenticated()),
-        Some(Peer::Admin(r)) if *r == role => Ok(name),
+        Some(Peer::Admin(r)) if *r == role => {
+            crate::csrf::check(req, name)?;
+            Ok(name)
+        }
         Some(_) => Err(Problem::forbidden(format!(
             "this needs the {} role",
             &name["admin:".len()..]
         ))),
+    }
+}
+
+/// The caller holds either admin role (an authority's certificate gets 403): the role and its
+/// audit name.
+pub fn any_role(req: &HttpRequest) -> Result<(AdminRole, &'static str), Problem> {
+    crate::ingress::identity::Slot::check(req)?;
+    match req.conn_data::<Peer>() {
+        None => Err(Problem::unauthenticated()),
+        Some(Peer::Admin(r)) => {
+            let name = role_name(*r);
+            crate::csrf::check(req, name)?;
+            Ok((*r, name))
+        }
+        Some(_) => Err(Problem::forbidden(
+            "this needs the operator or the auditor role",
+        )),
     }
 }
 
@@ -81,9 +106,21 @@ fn seconds(t: Option<i64>) -> Option<String> {
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
+/// The `kid` in the protected header of a detached JWS (`header..signature`).
+fn signing_kid(jws: &str) -> Option<String> {
+    use base64::Engine;
+    let header = jws.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v["kid"].as_str().map(String::from)
+}
+
 /// A delivery as operators see it: state and places, never content.
 fn delivery(e: &OutboxEntry) -> Value {
     json!({
+        "signed_with": signing_kid(&e.signature),
         "recipient": e.recipient,
         "format": e.format,
         "status": e.state.as_str(),
@@ -113,6 +150,8 @@ fn metadata(m: &StoredMessage, deliveries: &[OutboxEntry]) -> Value {
         "correlation_id": m.correlation_id,
         "policy_digest": m.policy_digest,
         "body_purged": m.canonical.is_empty(),
+        "sender_signed": m.sender_signature.is_some(),
+        "trace_id": jxg_core::telemetry::trace_id(m.traceparent.as_deref()),
         "recipients": recipients,
     })
 }
@@ -124,8 +163,49 @@ pub struct MessagesQuery {
     recipient: Option<String>,
     #[serde(rename = "type")]
     message_type: Option<String>,
+    sender: Option<String>,
+    /// The sender's own document id.
+    document_id: Option<String>,
+    /// The case (correlation id).
+    case: Option<String>,
+    /// Accepted at or after (RFC 3339).
+    from: Option<String>,
+    /// Accepted before (RFC 3339).
+    to: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
+}
+
+/// What a message listing keeps, besides its deliveries' recipient and state.
+#[derive(Debug, Clone, Default)]
+struct MessageFilter {
+    message_type: Option<String>,
+    sender: Option<String>,
+    document_id: Option<String>,
+    case: Option<String>,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl MessageFilter {
+    fn keeps(&self, m: &StoredMessage) -> bool {
+        let at = || {
+            chrono::DateTime::parse_from_rfc3339(&m.received_at)
+                .map(|t| t.to_utc())
+                .ok()
+        };
+        self.message_type
+            .as_ref()
+            .is_none_or(|t| *t == m.message_type)
+            && self.sender.as_ref().is_none_or(|s| *s == m.sender)
+            && self
+                .document_id
+                .as_ref()
+                .is_none_or(|d| *d == m.source_document_id)
+            && self.case.as_ref().is_none_or(|c| *c == m.correlation_id)
+            && self.from.is_none_or(|f| at().is_some_and(|a| a >= f))
+            && self.to.is_none_or(|t| at().is_some_and(|a| a < t))
+    }
 }
 
 fn status_of(s: &str) -> Option<DeliveryState> {
@@ -160,18 +240,28 @@ pub async fn messages(
             return Err(bad_query("type", "is not a canonical message type"));
         }
     }
-    if let Some(r) = &q.recipient {
-        if state.pipeline.config.authority(r).is_none() {
-            return Err(bad_query("recipient", "is not a registered authority"));
+    for (field, a) in [("recipient", &q.recipient), ("sender", &q.sender)] {
+        if a.as_ref()
+            .is_some_and(|a| state.pipeline.config.authority(a).is_none())
+        {
+            return Err(bad_query(field, "is not a registered authority"));
         }
     }
+    let filter = MessageFilter {
+        message_type: q.message_type.clone(),
+        sender: q.sender.clone(),
+        document_id: q.document_id.clone(),
+        case: q.case.clone(),
+        from: instant("from", &q.from)?,
+        to: instant("to", &q.to)?,
+    };
     let after = cursor(&q.cursor)?;
     let store = state.pipeline.store.clone();
-    let (message_type, recipient) = (q.message_type.clone(), q.recipient.clone());
+    let recipient = q.recipient.clone();
     let (items, next) = off_request_path(scan(store, after, limit, move |store, m| {
-        let (message_type, recipient) = (message_type.clone(), recipient.clone());
+        let (filter, recipient) = (filter.clone(), recipient.clone());
         async move {
-            if message_type.as_ref().is_some_and(|t| *t != m.message_type) {
+            if !filter.keeps(&m) {
                 return Ok(None);
             }
             let deliveries = store.deliveries(&m.id).await?;
@@ -950,16 +1040,148 @@ async fn later_acts(store: &crate::store::Store, disclosures: &mut [Value]) -> R
     Ok(())
 }
 
-pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let actor = role(&req, AdminRole::Auditor)?;
-    let store = state.pipeline.store.clone();
-    let keys: Vec<josekit::jwk::Jwk> = store
+/// Audit verifications started from `POST /admin/v1/audit/verifications`, the latest few kept
+/// (in memory, this node's) so that a console can show one's progress and the overview the last
+/// result.
+#[derive(Debug, Default)]
+pub struct Verifications {
+    jobs: std::sync::Mutex<std::collections::VecDeque<std::sync::Arc<Verification>>>,
+}
+
+/// One verification of the audit log.
+#[derive(Debug)]
+pub struct Verification {
+    id: Uuid,
+    by: &'static str,
+    started_at: String,
+    /// Entries in the log when it started.
+    total: u64,
+    checked: std::sync::atomic::AtomicU64,
+    /// The outcome, once finished.
+    outcome: std::sync::Mutex<Option<Value>>,
+}
+
+/// Verifications kept.
+const VERIFICATIONS_KEPT: usize = 16;
+
+impl Verifications {
+    fn start(&self, by: &'static str, total: u64) -> std::sync::Arc<Verification> {
+        let v = std::sync::Arc::new(Verification {
+            id: Uuid::now_v7(),
+            by,
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            total,
+            checked: Default::default(),
+            outcome: Default::default(),
+        });
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.push_back(v.clone());
+            while jobs.len() > VERIFICATIONS_KEPT {
+                jobs.pop_front();
+            }
+        }
+        v
+    }
+
+    fn get(&self, id: Uuid) -> Option<std::sync::Arc<Verification>> {
+        self.jobs.lock().ok()?.iter().find(|j| j.id == id).cloned()
+    }
+
+    /// The latest finished verification, as `GET …/verifications/{id}` shows it.
+    pub fn last(&self) -> Option<Value> {
+        let jobs = self.jobs.lock().ok()?;
+        jobs.iter()
+            .rev()
+            .find(|j| j.outcome.lock().is_ok_and(|o| o.is_some()))
+            .map(|j| j.json())
+    }
+}
+
+impl Verification {
+    fn json(&self) -> Value {
+        let checked = self.checked.load(std::sync::atomic::Ordering::Relaxed);
+        let outcome = self.outcome.lock().ok().and_then(|o| o.clone());
+        let mut v = json!({
+            "id": self.id,
+            "by": self.by,
+            "started_at": self.started_at,
+            "total": self.total,
+            "checked": checked,
+            "status": "running",
+        });
+        if let Some(Value::Object(o)) = outcome {
+            for (k, x) in o {
+                v[k] = x;
+            }
+        }
+        v
+    }
+}
+
+/// The public keys of every signing key the gateway has used.
+async fn audit_keys(store: &crate::store::Store) -> Result<Vec<josekit::jwk::Jwk>, Problem> {
+    Ok(store
         .signing_keys()
         .await?
         .into_iter()
         .filter_map(|v| v["jwk"].as_object().cloned())
         .filter_map(|m| josekit::jwk::Jwk::from_map(m).ok())
-        .collect();
+        .collect())
+}
+
+/// Starts verifying the audit log in the background: 202 with where to follow its progress.
+pub async fn start_verification(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Auditor)?;
+    let store = state.pipeline.store.clone();
+    let keys = audit_keys(&store).await?;
+    let total = store.audit_head().next_seq.saturating_sub(1);
+    let job = state.verifications.start(actor, total);
+    consulted(&state, actor, "audit verification".into()).await?;
+    let running = job.clone();
+    tokio::spawn(async move {
+        let outcome = match store.verify_audit_counting(&keys, &running.checked).await {
+            Ok(Ok(r)) => json!({"status": "ok", "report": r}),
+            Ok(Err(bad)) => json!({"status": "bad", "seq": bad.seq, "reason": bad.reason}),
+            Err(e) => {
+                tracing::error!(error = %e, "the audit verification could not read the log");
+                json!({"status": "failed", "reason": "the audit log could not be read"})
+            }
+        };
+        if let Ok(mut o) = running.outcome.lock() {
+            *o = Some(outcome);
+        }
+    });
+    Ok(HttpResponse::Accepted()
+        .insert_header((
+            "Location",
+            format!("/admin/v1/audit/verifications/{}", job.id),
+        ))
+        .json(job.json()))
+}
+
+/// Where a verification stands: entries checked of the total, and its outcome once finished.
+pub async fn verification(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    role(&req, AdminRole::Auditor)?;
+    let job = Uuid::parse_str(&id)
+        .ok()
+        .and_then(|id| state.verifications.get(id))
+        .ok_or_else(|| Problem::not_found("no such verification on this node"))?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(job.json()))
+}
+
+pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let actor = role(&req, AdminRole::Auditor)?;
+    let store = state.pipeline.store.clone();
+    let keys = audit_keys(&store).await?;
     let result = off_request_path(async move { store.verify_audit(&keys).await }).await??;
     consulted(&state, actor, "audit verification".into()).await?;
     Ok(match result {

@@ -412,7 +412,7 @@ pub fn policy_explain(
         eprintln!("jxg policy explain: the message names no sender; give --sender");
         return 2;
     };
-    for line in crate::policy::explain(&policies, &m, &sender, recipient) {
+    for line in crate::policy::explain(&policies, &m, &sender, recipient).lines() {
         println!("{line}");
     }
     0

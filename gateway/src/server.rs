@@ -94,6 +94,7 @@ pub fn build_state(config: Config, store: Arc<Store>) -> Result<AppState, StartE
         inflight: std::sync::atomic::AtomicUsize::new(0),
         broker,
         tls: std::sync::OnceLock::new(),
+        verifications: Default::default(),
     })
 }
 
@@ -355,6 +356,7 @@ pub async fn serve(
         App::new()
             .app_data(s.clone())
             .configure(crate::admin::configure)
+            .configure(crate::console::configure)
             .default_service(web::to(ingress::not_found))
     })
     .on_connect(identity::on_connect(
@@ -371,6 +373,7 @@ pub async fn serve(
     .run();
 
     let mut workers = crate::delivery::start(&state, &work)?;
+    tokio::spawn(crate::admin_overview::sample_backlogs(state.clone()));
     if let Some(broker) = &state.broker {
         for a in state
             .pipeline

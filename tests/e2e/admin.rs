@@ -112,6 +112,20 @@ async fn every_admin_route_answers_only_its_role() {
             200,
         ),
         ("GET", "/admin/v1/audit/verify".into(), None, "auditor", 200),
+        (
+            "POST",
+            "/admin/v1/audit/verifications".into(),
+            None,
+            "auditor",
+            202,
+        ),
+        (
+            "GET",
+            format!("/admin/v1/policies/explain?message_id={id}&recipient=prosecution"),
+            None,
+            "operator",
+            200,
+        ),
     ];
     let clients = [
         ("operator", client_for(&home, "operator")),
@@ -129,6 +143,14 @@ async fn every_admin_route_answers_only_its_role() {
                 assert_eq!(got, 403, "{who} {method} {path}: {text}");
                 assert!(text.contains(role), "the 403 names the role: {text}");
             }
+        }
+    }
+    // the console's first reads answer either admin role, and no authority
+    for path in ["/admin/v1/session", "/admin/v1/overview"] {
+        for (who, c) in &clients {
+            let got = call(c, &gw, "GET", path, None).await.status().as_u16();
+            let want = if *who == "police" { 403 } else { 200 };
+            assert_eq!(got, want, "{who} GET {path}");
         }
     }
     // operators never see bodies or subjects
@@ -588,4 +610,79 @@ async fn health_checks_answer_while_a_verify_and_a_listing_run_over_100000_messa
         pages >= 20,
         "100,000 messages in pages of at most 5000 examined: {pages}"
     );
+}
+
+/// A browser's state-changing request must come from the admin listener's own origin and carry
+/// the session's token; a client that is not a browser (no Origin, no Sec-Fetch-Site) needs none.
+#[tokio::test]
+async fn a_browsers_post_needs_its_own_origin_and_the_session_token() {
+    let home = Home::new();
+    let gw = home.start();
+    let operator = client_for(&home, "operator");
+    let own = format!("https://{}", gw.admin);
+    let session: Value = call(&operator, &gw, "GET", "/admin/v1/session", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["role"], "operator", "{session}");
+    let token = session["csrf_token"].as_str().unwrap().to_string();
+    let reload = |origin: Option<&str>, site: Option<&str>, token: Option<&str>| {
+        let mut r = operator.post(gw.admin_url("/admin/v1/policies/reload"));
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        if let Some(s) = site {
+            r = r.header("Sec-Fetch-Site", s);
+        }
+        if let Some(t) = token {
+            r = r.header("X-CSRF-Token", t);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    let refused = [
+        (
+            Some("https://evil.example"),
+            Some("cross-site"),
+            Some(token.as_str()),
+        ),
+        (Some("https://evil.example"), None, Some(token.as_str())),
+        (Some(own.as_str()), Some("same-origin"), None),
+        (
+            Some(own.as_str()),
+            Some("same-origin"),
+            Some("bm90IHRoZSB0b2tlbg"),
+        ),
+        (None, Some("same-site"), Some(token.as_str())),
+        (Some("null"), None, Some(token.as_str())),
+    ];
+    for (origin, site, t) in refused {
+        let r = reload(origin, site, t).await;
+        let p = problem(r, 403, "a cross-site request").await;
+        assert_eq!(p["type"], "urn:jxg:problem:cross-site-request", "{p}");
+    }
+    // the auditor's token is not the operator's
+    let auditor: Value = call(
+        &client_for(&home, "auditor"),
+        &gw,
+        "GET",
+        "/admin/v1/session",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_ne!(auditor["csrf_token"], session["csrf_token"]);
+    let r = reload(
+        Some(&own),
+        Some("same-origin"),
+        auditor["csrf_token"].as_str(),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = reload(Some(&own), Some("same-origin"), Some(&token)).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = reload(None, None, None).await;
+    assert_eq!(r.status(), 200, "a client that is not a browser");
 }

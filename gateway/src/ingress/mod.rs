@@ -47,6 +47,8 @@ pub struct AppState {
     pub broker: Option<Arc<crate::broker::Broker>>,
     /// The listeners' TLS material, once serving.
     pub tls: std::sync::OnceLock<Arc<crate::tls::LiveTls>>,
+    /// Audit verifications started from the admin API.
+    pub verifications: crate::admin_ops::Verifications,
 }
 
 /// The authenticated authority of a request (mapped from its certificate once per connection).
