@@ -8,6 +8,8 @@ SCHEMATHESIS_VERSION := 4.32.5
 SCHEMATHESIS := target/tools/venv/bin/schemathesis
 SSLYZE_VERSION := 6.3.1
 SSLYZE := target/tools/sslyze/bin/sslyze
+# the console's browser tests: playwright-core and axe-core, from tests/console/package-lock.json
+CONSOLE_TOOLS := target/tools/console
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_NEXTEST_VERSION := 0.9.143
 # the fuzz targets (fuzz/fuzz_targets/), and how long `make fuzz` runs each
@@ -41,10 +43,19 @@ demo: ## play the sample story through a gateway of its own and show what happen
 broker: ## make sure RabbitMQ answers on 127.0.0.1:5672 (starts it where installed)
 	@scripts/ensure-broker.sh
 
-tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), schemathesis and sslyze (PyPI, in target/tools/), cargo-nextest and cargo-fuzz (crates.io)
+tools: ## install what the tests call besides cargo: xmllint (libxml2-utils), chromium and (npm) playwright-core and axe-core for the console's browser tests, schemathesis and sslyze (PyPI, in target/tools/), cargo-nextest and cargo-fuzz (crates.io)
 	@command -v xmllint >/dev/null || { echo "installing libxml2-utils for xmllint"; \
 	  (apt-get update -qq && apt-get install -y -qq libxml2-utils) >/dev/null || \
 	  { echo "xmllint is missing and could not be installed: apt-get install libxml2-utils" >&2; exit 1; }; }
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the console's browser tests"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || \
+	  { echo "chromium is missing and could not be installed: apt-get install chromium" >&2; exit 1; }; }
+	@{ cmp -s tests/console/package-lock.json $(CONSOLE_TOOLS)/package-lock.json && \
+	  test -d $(CONSOLE_TOOLS)/node_modules/playwright-core; } || { \
+	  echo "installing playwright-core and axe-core (npm, tests/console/package-lock.json) into $(CONSOLE_TOOLS)"; \
+	  mkdir -p $(CONSOLE_TOOLS) && cp tests/console/package.json tests/console/package-lock.json $(CONSOLE_TOOLS)/ && \
+	  (cd $(CONSOLE_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null) || \
+	  { echo "playwright-core and axe-core could not be installed: Node.js 20 or later with npm is needed" >&2; exit 1; }; }
 	@$(CARGO) nextest --version >/dev/null 2>&1 || { echo "installing cargo-nextest $(CARGO_NEXTEST_VERSION)"; \
 	  $(CARGO) install -q --locked cargo-nextest --version $(CARGO_NEXTEST_VERSION) || \
 	  { echo "cargo-nextest could not be installed from crates.io" >&2; exit 1; }; }

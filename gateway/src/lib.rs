@@ -7,9 +7,12 @@
 
 pub mod admin;
 pub mod admin_ops;
+pub mod admin_overview;
 pub mod broker;
 pub mod certs;
 pub mod cli;
+pub mod console;
+pub mod csrf;
 pub mod delivery;
 pub mod ingress;
 pub mod openapi;

@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod bench;
 mod cli;
+mod console;
 mod corrections;
 mod courts;
 mod durability;
