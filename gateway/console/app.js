@@ -310,7 +310,7 @@ async function message(root, id) {
       [t('recipient'), t('status'), t('attempts'), t('lastError'), t('removed'), t('alterations'), t('signedWith'), t('receipt'), ''],
       rows,
     ),
-    dead.length ? h('p', {}, t('deadLetters'), ': ', String(dead.length)) : null,
+    dead.length ? h('p', {}, t('deadLetters'), ': ', String(dead.length)) : '',
   );
 }
 
@@ -679,6 +679,11 @@ async function start() {
     localStorage.setItem('jxg-language', ev.target.value);
     setLanguage(ev.target.value);
     route();
+  });
+  // the skip link moves focus to the page without touching the address
+  document.getElementById('skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    main().focus();
   });
   window.addEventListener('hashchange', () => {
     if (location.hash.startsWith('#/') || location.hash === '') {

@@ -64,7 +64,13 @@ async function as(who, locale = 'en-GB') {
 }
 
 async function go(page, hash) {
-  await page.goto(`${cfg.admin}/console/${hash}`);
+  const url = `${cfg.admin}/console/${hash}`;
+  // the same address again is no navigation: load it anew
+  if (page.url() === url) {
+    await page.reload();
+  } else {
+    await page.goto(url);
+  }
   // the console marks the page drawn in full (its reads answered) with the address it drew
   await page.waitForFunction(() => document.body.dataset.drawn === (location.hash || '#'));
 }
@@ -103,6 +109,11 @@ async function navLinks(page) {
     const cells = await row.locator('td').allInnerTexts();
     check(cells[0] === String(accepted), `overview: ${name} accepted ${cells[0]}, expected ${accepted}`);
   }
+  // the first Tab stop skips the menu to the page
+  await page.keyboard.press('Tab');
+  check((await page.evaluate(() => document.activeElement.id)) === 'skip', 'the first Tab stop is the skip link');
+  await page.keyboard.press('Enter');
+  check((await page.evaluate(() => document.activeElement.id)) === 'main-content', 'the skip link moves to the page');
   const overview = await text(page);
   check(overview.includes('Audit chain') && overview.includes('Certificates'), 'overview: the store, certificates and audit cards');
   check(!(await navLinks(page)).includes('Audit'), 'the operator sees no audit page in the menu');
@@ -123,12 +134,17 @@ async function navLinks(page) {
   const row = page.locator('tbody tr', { hasText: cfg.dead.id });
   check((await row.count()) === 1, 'dead letters: the test dead letter is listed');
   await shot(page, 'dead-letters');
-  await row.locator('button.replay').click();
+  // with the keyboard alone: the replay button, then from the dialog's Cancel to its OK
+  await row.locator('button.replay').focus();
+  await page.keyboard.press('Enter');
   const dialog = page.locator('#confirm');
   await dialog.waitFor({ state: 'visible' });
   const asks = await dialog.innerText();
   check(asks.includes(cfg.dead.id) && asks.includes(cfg.dead.recipient), `replay: the confirmation names what is sent again: ${asks}`);
-  await dialog.locator('#confirm-ok').click();
+  check((await page.evaluate(() => document.activeElement.id)) === 'confirm-cancel', 'replay: the dialog opens on Cancel');
+  await page.keyboard.press('Tab');
+  check((await page.evaluate(() => document.activeElement.id)) === 'confirm-ok', 'replay: Tab reaches OK');
+  await page.keyboard.press('Enter');
   await page.locator('#status', { hasText: 'queued' }).waitFor({ timeout: 15000 });
   let delivered = false;
   for (let i = 0; i < 60 && !delivered; i++) {
