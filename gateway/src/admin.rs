@@ -260,26 +260,10 @@ async fn explain_policies(
     if p.config.authority(&q.recipient).is_none() {
         return Err(invalid("recipient", "is not a registered authority"));
     }
-    let stored = p
-        .store
-        .message(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found("no such message"))?;
-    if stored.canonical.is_empty() {
-        return Err(Problem::new(
-            410,
-            "purged",
-            "Body purged",
-            "this message's body is gone (retention purged it, or its sender withdrew it for \
-             erasure); there is nothing to explain",
-        ));
-    }
-    let m = match serde_json::from_str(&stored.canonical)
-        .ok()
-        .and_then(|v| jxg_schema::Document::from_value(v).ok())
-    {
-        Some(jxg_schema::Document::Message(m)) => m,
-        Some(_) => {
+    let (stored, doc) = ops::stored_document(&p.store, id, "there is nothing to explain").await?;
+    let m = match doc {
+        jxg_schema::Document::Message(m) => m,
+        _ => {
             return Err(Problem::new(
                 409,
                 "not-a-message",
@@ -287,7 +271,6 @@ async fn explain_policies(
                 "a withdrawal carries no content for the policies to decide on",
             ));
         }
-        None => return Err(Problem::unavailable("the stored message is unreadable")),
     };
     let e = crate::policy::explain(&p.policies.current(), &m, &stored.sender, &q.recipient);
     state

@@ -500,6 +500,35 @@ pub struct ReplayQuery {
     recipient: Option<String>,
 }
 
+/// A stored message and its canonical document: 404 when there is none, 410 when its body is
+/// purged (`then` says what that means for the caller), 503 when it cannot be read.
+pub async fn stored_document(
+    store: &crate::store::Store,
+    id: Uuid,
+    then: &str,
+) -> Result<(StoredMessage, jxg_schema::Document), Problem> {
+    let stored = store
+        .message(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such message"))?;
+    if stored.canonical.is_empty() {
+        return Err(Problem::new(
+            410,
+            "purged",
+            "Body purged",
+            format!(
+                "this message's body is gone (retention purged it, or its sender withdrew it for \
+                 erasure); {then}"
+            ),
+        ));
+    }
+    let doc = serde_json::from_str(&stored.canonical)
+        .ok()
+        .and_then(|v| jxg_schema::Document::from_value(v).ok())
+        .ok_or_else(|| Problem::unavailable("the stored message is unreadable"))?;
+    Ok((stored, doc))
+}
+
 /// Re-delivers a message's dead-lettered copies (or the copy of one recipient), deciding,
 /// minimising, encoding and signing it anew under the policies and key in force.
 pub async fn replay(
@@ -511,24 +540,7 @@ pub async fn replay(
     let actor = role(&req, AdminRole::Operator)?;
     let id = message_id(&id)?;
     let p = &state.pipeline;
-    let stored = p
-        .store
-        .message(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found("no such message"))?;
-    if stored.canonical.is_empty() {
-        return Err(Problem::new(
-            410,
-            "purged",
-            "Body purged",
-            "this message's body is gone (retention purged it, or its sender withdrew it for \
-             erasure); it cannot be delivered again",
-        ));
-    }
-    let doc = serde_json::from_str(&stored.canonical)
-        .ok()
-        .and_then(|v| jxg_schema::Document::from_value(v).ok())
-        .ok_or_else(|| Problem::unavailable("the stored message is unreadable"))?;
+    let (stored, doc) = stored_document(&p.store, id, "it cannot be delivered again").await?;
     let deliveries = p.store.deliveries(&id).await?;
     let targets: Vec<&OutboxEntry> = match &q.recipient {
         Some(r) => {
