@@ -104,12 +104,13 @@ joined "tool installs"
 phase "one build" one_build
 # nextest runs no doc tests: cargo does (none are written yet; this keeps any that are)
 phase "doc tests" $CARGO test -q --workspace --doc
-# the broker-restart binary stops and starts the shared RabbitMQ: it runs alone, after the rest,
-# and the fuzz targets (the adapters alone, a build of their own in target/fuzz) build and run
-# beside it and the phases after it, since what those do is mostly waiting (for the broker, for
-# sslyze's handshakes, for a clone)
+# the fuzz targets (the adapters alone, a build of their own in target/fuzz) build and run beside
+# the tests and the phases after them, at the lowest priority: the tests leave about a third of
+# the cores idle, waiting on the network, the broker and the disk, and the fuzz build takes that
+beside "fuzz (build and 5 s a target)" nice -n 19 make --no-print-directory fuzz FUZZ_SECONDS=5 \
+  FUZZ_PROFILE=--dev FUZZ_SANITIZER=none
+# the broker-restart binary stops and starts the shared RabbitMQ: it runs alone, after the rest
 tests "tests" 'not binary(broker_restart)'
-beside "fuzz (build and 5 s a target)" make --no-print-directory fuzz FUZZ_SECONDS=5 FUZZ_PROFILE=--dev
 tests "broker restart tests" 'binary(broker_restart)' --test-threads 1
 phase "TLS audit" make --no-print-directory audit-tls
 phase "clean clone and README commands" scripts/clone-check.sh
