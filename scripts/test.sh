@@ -109,9 +109,8 @@ phase "doc tests" $CARGO test -q --workspace --doc
 # the cores idle, waiting on the network, the broker and the disk, and the fuzz build takes that
 beside "fuzz (build and 5 s a target)" nice -n 19 make --no-print-directory fuzz FUZZ_SECONDS=5 \
   FUZZ_PROFILE=--dev FUZZ_SANITIZER=none
-# the broker-restart binary stops and starts the shared RabbitMQ: it runs alone, after the rest
-tests "tests" 'not binary(broker_restart)'
-tests "broker restart tests" 'binary(broker_restart)' --test-threads 1
+# every test binary, the broker restart tests among them (they stop RabbitMQ nodes of their own)
+tests "tests" 'all()'
 phase "TLS audit" make --no-print-directory audit-tls
 phase "clean clone and README commands" scripts/clone-check.sh
 joined "fuzz (build and 5 s a target)"
