@@ -1,6 +1,7 @@
 //! The tests that stop a broker or switch on its memory alarm, each on a RabbitMQ node of its own
-//! (`jxg_tests::rabbit`), so that they run beside every other test: after a restart every
-//! accepted message is delivered, once per `message_id`, and nothing that got a 202 is lost.
+//! (`jxg_tests::rabbit`), so that the shared broker of every other test is never disturbed: after
+//! a restart every accepted message is delivered, once per `message_id`, and nothing that got a
+//! 202 is lost.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
