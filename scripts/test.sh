@@ -109,9 +109,7 @@ phase "doc tests" $CARGO test -q --workspace --doc
 # the cores idle, waiting on the network, the broker and the disk, and the fuzz build takes that
 beside "fuzz (build and 5 s a target)" nice -n 19 make --no-print-directory fuzz FUZZ_SECONDS=5 \
   FUZZ_PROFILE=--dev FUZZ_SANITIZER=none
-# the broker restart tests (each stops a RabbitMQ node of its own) run after the rest, one at a
-# time: beside them, the tests phase took longer than the two phases do apart (484 s against 356
-# and 61 s), since the other tests already keep the cores busy
+# the broker-restart binary stops and starts the shared RabbitMQ: it runs alone, after the rest
 tests "tests" 'not binary(broker_restart)'
 tests "broker restart tests" 'binary(broker_restart)' --test-threads 1
 phase "TLS audit" make --no-print-directory audit-tls

@@ -4,26 +4,26 @@
 //! report exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use jxg_tests::rabbit::Rabbit;
 use jxg_tests::*;
 
-use super::home_on;
+use super::{BROKER, rabbitmqctl};
 
-/// The node's memory alarm, switched on for as long as this lives and off when it is dropped,
-/// whatever happened meanwhile (a failed assertion included).
-struct MemoryAlarm<'a> {
-    rabbit: &'a Rabbit,
+/// The broker's memory alarm, switched on for as long as this lives; the watermark it had is
+/// put back when it is dropped, whatever happened meanwhile (a failed assertion included).
+struct MemoryAlarm {
     before: Vec<String>,
 }
 
-impl<'a> MemoryAlarm<'a> {
-    fn on(rabbit: &'a Rabbit) -> Self {
-        let text = rabbit
-            .ctl(&["eval", "vm_memory_monitor:get_vm_memory_high_watermark()."])
-            .trim()
-            .to_string();
+impl MemoryAlarm {
+    fn on() -> Self {
+        let out = Command::new("rabbitmqctl")
+            .args(["eval", "vm_memory_monitor:get_vm_memory_high_watermark()."])
+            .output()
+            .expect("rabbitmqctl is installed with RabbitMQ");
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         // `0.4`, or `{absolute,1073741824}`
         let before = match text.strip_prefix("{absolute,") {
             Some(rest) => vec![
@@ -35,17 +35,22 @@ impl<'a> MemoryAlarm<'a> {
                 vec![text]
             }
         };
-        rabbit.ctl(&["set_vm_memory_high_watermark", "absolute", "1"]);
-        Self { rabbit, before }
+        let alarm = Self { before };
+        rabbitmqctl(&["set_vm_memory_high_watermark", "absolute", "1"]);
+        alarm
     }
 }
 
-impl Drop for MemoryAlarm<'_> {
+impl Drop for MemoryAlarm {
     fn drop(&mut self) {
         let mut args = vec!["set_vm_memory_high_watermark"];
         args.extend(self.before.iter().map(String::as_str));
-        if let Err(e) = self.rabbit.try_ctl(&args) {
-            eprintln!("could not put the node's memory watermark back: {e}");
+        let ok = Command::new("rabbitmqctl")
+            .args(&args)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("could not put the broker's memory watermark back: rabbitmqctl {args:?}");
         }
     }
 }
@@ -53,8 +58,8 @@ impl Drop for MemoryAlarm<'_> {
 #[tokio::test]
 async fn under_the_brokers_memory_alarm_the_gateway_says_so_serves_everyone_else_and_loses_nothing()
 {
-    let rabbit = Rabbit::start();
-    let (home, (inq, outq, rejq)) = home_on(&rabbit, "alarm").await;
+    let _broker = BROKER.lock().await;
+    let home = Home::with_broker("alarm");
     home.delivery(&[
         ("request_timeout_seconds", "2"),
         ("operation_timeout_ms", "1000"),
@@ -63,18 +68,21 @@ async fn under_the_brokers_memory_alarm_the_gateway_says_so_serves_everyone_else
         ("max_attempts", "10000"),
         ("breaker_failures", "10000"),
     ]);
+    let (inq, outq, rejq) = home.queues();
+    let setup = Prosecution::connect().await;
+    setup.declare(&[&inq, &outq, &rejq]).await;
     let gw = home.start();
     let police = client_for(&home, "police");
     let report = |n: usize| police_report(n, "ALARM");
     // a first report goes out: the gateway's publishing connection is made and has published
     let first =
         accepted_id(post_json(&police, &gw, "/police/v1/dokumenter", report(0)).await).await;
-    let consumer = Prosecution::connect_to(&rabbit.url()).await;
+    let consumer = Prosecution::connect().await;
     let mut out: BTreeMap<String, usize> = BTreeMap::new();
     out.insert(consumer.next(&outq).await.message_id.unwrap(), 1);
     assert!(out.contains_key(&first));
 
-    let alarm = MemoryAlarm::on(&rabbit);
+    let alarm = MemoryAlarm::on();
     // reports are still accepted: the store does not depend on the broker
     let mut reports = vec![first];
     for n in 1..=5 {
@@ -153,5 +161,5 @@ async fn under_the_brokers_memory_alarm_the_gateway_says_so_serves_everyone_else
     let r = operator.get(gw.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     drop(gw);
-    consumer.delete(&[&inq, &outq, &rejq]).await;
+    setup.delete(&[&inq, &outq, &rejq]).await;
 }

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jxg_tests::rabbit::Rabbit;
 use jxg_tests::*;
 use serde_json::Value;
 
-use super::{home_on, publish_confirmed, start_app, stop_app};
+use super::{publish_confirmed, rabbitmqctl};
 
 const KILLS: usize = 20;
 
@@ -67,14 +66,14 @@ async fn until_acknowledged(
 
 #[tokio::test]
 async fn twenty_sigkills_under_mixed_load_and_a_broker_restart_lose_and_duplicate_nothing() {
-    let rabbit = Arc::new(Rabbit::start());
+    let _broker = super::BROKER.lock().await;
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
     eprintln!("kill schedule seed {seed}");
     let mut rng = Lcg(seed);
-    let (home, (inq, outq, rejq)) = home_on(&rabbit, "kill").await;
+    let home = Home::with_broker("kill");
     let (authority, admin) = (free_port(), free_port());
     home.edit_config(|t| {
         t.replacen("127.0.0.1:0", &format!("127.0.0.1:{authority}"), 1)
@@ -88,6 +87,9 @@ async fn twenty_sigkills_under_mixed_load_and_a_broker_restart_lose_and_duplicat
         ("max_attempts", "10000"),
         ("breaker_failures", "10000"),
     ]);
+    let (inq, outq, rejq) = home.queues();
+    let setup = Prosecution::connect().await;
+    setup.declare(&[&inq, &outq, &rejq]).await;
     let mut gw = home.start();
     let url = |p: &str| format!("https://127.0.0.1:{authority}{p}");
 
@@ -124,13 +126,13 @@ async fn twenty_sigkills_under_mixed_load_and_a_broker_restart_lose_and_duplicat
     }
     // indictments published by the prosecution system, each confirmed by the broker
     let published = Arc::new(Mutex::new(0u32));
-    let (stop2, p2, q, broker) = (stop.clone(), published.clone(), inq.clone(), rabbit.url());
+    let (stop2, p2, q) = (stop.clone(), published.clone(), inq.clone());
     load.push(tokio::spawn(async move {
         let client = Arc::new(tokio::sync::Mutex::new(None));
         let mut n = 0;
         while !stop2.load(Ordering::SeqCst) {
             let (body, id) = tilt(1000 + n, "RESTART");
-            publish_confirmed(&broker, &client, &q, &body, &id).await;
+            publish_confirmed(&client, &q, &body, &id).await;
             *p2.lock().unwrap() += 1;
             n += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -142,10 +144,17 @@ async fn twenty_sigkills_under_mixed_load_and_a_broker_restart_lose_and_duplicat
         gw.kill();
         if k == KILLS / 2 {
             // the broker goes away too, and comes back while the gateway is down and up again
-            stop_app(&rabbit).await;
+            tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
+                .await
+                .unwrap();
             gw = home.start();
             tokio::time::sleep(Duration::from_millis(500 + rng.below(1000))).await;
-            start_app(&rabbit).await;
+            tokio::task::spawn_blocking(|| {
+                rabbitmqctl(&["start_app"]);
+                rabbitmqctl(&["await_startup"]);
+            })
+            .await
+            .unwrap();
         } else {
             gw = home.start();
         }
@@ -194,7 +203,7 @@ async fn twenty_sigkills_under_mixed_load_and_a_broker_restart_lose_and_duplicat
         }
     }
     // what each recipient got: the queue, the webhook, the inboxes; until nothing is missing
-    let consumer = Prosecution::connect_to(&rabbit.url()).await;
+    let consumer = Prosecution::connect().await;
     let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut copies: BTreeMap<String, usize> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -1,54 +1,35 @@
-//! The tests that stop a broker or switch on its memory alarm, each on a RabbitMQ node of its own
-//! (`jxg_tests::rabbit`), so that the shared broker of every other test is never disturbed: after
-//! a restart every accepted message is delivered, once per `message_id`, and nothing that got a
+//! The tests that change the shared broker (a restart, a memory alarm), taking turns: after a
+//! restart every accepted message is delivered, once per `message_id`, and nothing that got a
 //! 202 is lost.
 
 use std::collections::BTreeSet;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jxg_tests::rabbit::Rabbit;
 use jxg_tests::*;
 use serde_json::Value;
 
 mod alarm;
 mod kill;
 
-/// A home whose gateway and queues are on `rabbit`.
-async fn home_on(rabbit: &Rabbit, tag: &str) -> (Home, (String, String, String)) {
-    let home = Home::with_broker(tag);
-    home.use_broker(&rabbit.url());
-    let queues = home.queues();
-    Prosecution::connect_to(&rabbit.url())
-        .await
-        .declare(&[&queues.0, &queues.1, &queues.2])
-        .await;
-    (home, queues)
-}
+/// The tests of this binary restart the shared broker; they take turns.
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Stops the node's broker application (the node stays, as after `rabbitmqctl stop_app`),
-/// off the test's runtime so that its load goes on meanwhile.
-async fn stop_app(rabbit: &Arc<Rabbit>) {
-    let r = rabbit.clone();
-    tokio::task::spawn_blocking(move || r.ctl(&["stop_app"]))
-        .await
-        .unwrap();
-}
-
-/// Starts it again and waits until it takes connections.
-async fn start_app(rabbit: &Arc<Rabbit>) {
-    let r = rabbit.clone();
-    tokio::task::spawn_blocking(move || {
-        r.ctl(&["start_app"]);
-        r.ctl(&["await_startup"]);
-    })
-    .await
-    .unwrap();
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl is installed with RabbitMQ");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Publishes until the broker confirms, reconnecting while it is away.
 async fn publish_confirmed(
-    url: &str,
     client: &Arc<tokio::sync::Mutex<Option<Prosecution>>>,
     queue: &str,
     body: &[u8],
@@ -57,7 +38,9 @@ async fn publish_confirmed(
     for _ in 0..600 {
         let mut slot = client.lock().await;
         if slot.is_none() {
-            match lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await {
+            match lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default())
+                .await
+            {
                 Ok(conn) => {
                     let Ok(channel) = conn.create_channel().await else {
                         continue;
@@ -110,14 +93,17 @@ async fn publish_confirmed(
 
 #[tokio::test]
 async fn a_broker_restart_while_messages_flow_both_ways_loses_and_duplicates_nothing() {
-    let rabbit = Arc::new(Rabbit::start());
-    let (home, (inq, outq, rejq)) = home_on(&rabbit, "restart").await;
+    let _broker = BROKER.lock().await;
+    let home = Home::with_broker("restart");
     home.delivery(&[
         ("retry_base_ms", "100"),
         ("retry_cap_ms", "1000"),
         ("max_attempts", "10000"),
         ("breaker_failures", "10000"),
     ]);
+    let (inq, outq, rejq) = home.queues();
+    let setup = Prosecution::connect().await;
+    setup.declare(&[&inq, &outq, &rejq]).await;
     let gw = home.start();
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
 
@@ -150,17 +136,19 @@ async fn a_broker_restart_while_messages_flow_both_ways_loses_and_duplicates_not
     // indictments flow in from the prosecution system
     let client = Arc::new(tokio::sync::Mutex::new(None));
     let c = client.clone();
-    let (q, broker) = (inq.clone(), rabbit.url());
+    let q = inq.clone();
     let indictments = tokio::spawn(async move {
         for n in 0..20u32 {
             let (body, id) = tilt(n, "RESTART");
-            publish_confirmed(&broker, &c, &q, &body, &id).await;
+            publish_confirmed(&c, &q, &body, &id).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop_app(&rabbit).await;
+    tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
+        .await
+        .unwrap();
     // while the broker is away the gateway says so, and keeps accepting what it can store
     let operator = client_for(&home, "operator");
     let mut down = None;
@@ -176,7 +164,12 @@ async fn a_broker_restart_while_messages_flow_both_ways_loses_and_duplicates_not
     assert!(down.contains("broker"), "{down}");
     // messages keep coming while it is away
     tokio::time::sleep(Duration::from_secs(2)).await;
-    start_app(&rabbit).await;
+    tokio::task::spawn_blocking(|| {
+        rabbitmqctl(&["start_app"]);
+        rabbitmqctl(&["await_startup"]);
+    })
+    .await
+    .unwrap();
     reports.await.unwrap();
     indictments.await.unwrap();
     let mut up = false;
@@ -199,7 +192,7 @@ async fn a_broker_restart_while_messages_flow_both_ways_loses_and_duplicates_not
     assert_eq!(accepted.len(), 30);
 
     // outbound: every 202 reaches the prosecution queue; counted by message_id
-    let consumer = Prosecution::connect_to(&rabbit.url()).await;
+    let consumer = Prosecution::connect().await;
     let mut seen = BTreeSet::new();
     let mut raw = 0;
     for _ in 0..600 {

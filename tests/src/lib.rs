@@ -5,7 +5,6 @@
 pub mod conformance;
 pub mod nodes;
 pub mod postgres;
-pub mod rabbit;
 pub mod stored;
 
 use std::io::{BufRead, BufReader};
@@ -84,18 +83,6 @@ impl Home {
                 )
         });
         home
-    }
-
-    /// The gateway's broker is the one at `url` (a [`rabbit::Rabbit`] of the test's own).
-    pub fn use_broker(&self, url: &str) {
-        self.edit_config(|t| {
-            let shipped = format!("url = \"{BROKER_URL}\"");
-            assert!(
-                t.contains(&shipped),
-                "the configuration names the shared broker"
-            );
-            t.replace(&shipped, &format!("url = \"{url}\""))
-        });
     }
 
     /// The configured queue names: (in, out, rejected).
@@ -678,18 +665,10 @@ pub struct Taken {
 pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 impl Prosecution {
-    /// A client of the shared broker.
     pub async fn connect() -> Self {
-        Self::connect_to(BROKER_URL).await
-    }
-
-    /// A client of the broker at `url` (a [`rabbit::Rabbit`] of the test's own).
-    pub async fn connect_to(url: &str) -> Self {
-        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        let conn = lapin::Connection::connect(BROKER_URL, lapin::ConnectionProperties::default())
             .await
-            .unwrap_or_else(|e| {
-                panic!("RabbitMQ answers at {url} (make test starts the shared one): {e}")
-            });
+            .expect("RabbitMQ answers on 127.0.0.1:5672 (make test starts it)");
         let channel = conn.create_channel().await.unwrap();
         channel
             .confirm_select(lapin::options::ConfirmSelectOptions::default())
