@@ -21,8 +21,9 @@ FUZZ_PROFILE ?=
 # AddressSanitizer by default, for the unsafe code of the crates the decoders use (ours has none);
 # make test's 5-second runs use none, which builds in three quarters of the time
 FUZZ_SANITIZER ?= address
-FUZZ_BUILD = RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build $(FUZZ_PROFILE) --sanitizer $(FUZZ_SANITIZER) \
-  --fuzz-dir fuzz --target-dir target/fuzz/build
+# cargo fuzz with the flags its build and its runs share, so that a run reuses the build
+FUZZ = RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+FUZZ_FLAGS = $(FUZZ_PROFILE) --sanitizer $(FUZZ_SANITIZER) --fuzz-dir fuzz --target-dir target/fuzz/build
 # extra arguments of `jxg-tools bench` in `make bench`, e.g. BENCH_ARGS="--backlog 1000000 --report bench.json"
 BENCH_ARGS ?= --report target/bench.json
 
@@ -87,14 +88,13 @@ bench: certs ## the criterion benchmarks, then jxg-tools bench against the machi
 	target/release/jxg-tools bench --config $(CONFIG) $(BENCH_ARGS)
 
 fuzz-build: tools ## build the fuzz targets (FUZZ_PROFILE, FUZZ_SANITIZER) without running them
-	@mkdir -p target/fuzz && $(FUZZ_BUILD) >target/fuzz/build.log 2>&1 || { tail -40 target/fuzz/build.log; exit 1; }
+	@mkdir -p target/fuzz && $(FUZZ) build $(FUZZ_FLAGS) >target/fuzz/build.log 2>&1 || { tail -40 target/fuzz/build.log; exit 1; }
 
 fuzz: fuzz-build ## run each fuzz target for FUZZ_SECONDS (default 60) from the committed corpus; a crash stops with its input in target/fuzz/artifacts
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p target/fuzz/corpus/$$t target/fuzz/artifacts/$$t && \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s" && \
-	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $(FUZZ_PROFILE) --sanitizer $(FUZZ_SANITIZER) --fuzz-dir fuzz \
-	    --target-dir target/fuzz/build $$t target/fuzz/corpus/$$t fuzz/corpus/$$t -- \
+	  $(FUZZ) run $(FUZZ_FLAGS) $$t target/fuzz/corpus/$$t fuzz/corpus/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=target/fuzz/artifacts/$$t/ -print_final_stats=1 \
 	    > target/fuzz/$$t.log 2>&1 || { tail -40 target/fuzz/$$t.log; \
 	    echo "fuzz: $$t failed; the input is in target/fuzz/artifacts/$$t (make it a regression in fuzz/regressions/$$t)" >&2; exit 1; }; \
