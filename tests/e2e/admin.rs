@@ -527,7 +527,11 @@ async fn health_checks_answer_while_a_verify_and_a_listing_run_over_100000_messa
     let home = Home::new();
     // the fill and both reads go through the page cache: at the default 16 MiB they take a
     // quarter longer, and what the test asserts does not depend on it
-    home.edit_config(|t| t.replace("cache_mb = 16", "cache_mb = 64"));
+    home.edit_config(|t| {
+        let edited = t.replace("cache_mb = 16", "cache_mb = 64");
+        assert_ne!(edited, t, "gateway.toml no longer sets cache_mb = 16");
+        edited
+    });
     let samples = samples_dir();
     let (code, _, err) = jxg_tools(
         &home,
