@@ -37,7 +37,7 @@ use uuid::Uuid;
 use jxg_core::audit::{Entry, Head};
 use jxg_core::store::{
     Batch, Class, Counts, Cursor, DeliveryRow, Engine, EngineState, FlushStats, IdemRow, Listed,
-    Located, MessageRec, Op, StoreError, Unreadable,
+    Located, MessageRec, Op, StoreError, Turn, Unreadable,
 };
 
 /// The advisory lock key of the store's write turn (`jxg` in ASCII), taken per transaction.
@@ -648,17 +648,43 @@ impl PgEngine {
 
     /// Opens a transaction on `client` holding the store's write turn: other nodes' turns
     /// wait for its commit. The server itself ends a turn that waits or idles too long, so a
-    /// node that stops answering does not hold the others back past the bound.
-    async fn open_turn(&self, client: &deadpool_postgres::Object) -> Result<(), StoreError> {
+    /// node that stops answering does not hold the others back past the bound. In the same
+    /// round trip, once the turn is held, it reads the state and the stored rows of `keys`.
+    async fn open_turn(
+        &self,
+        client: &deadpool_postgres::Object,
+        keys: &[(String, String)],
+    ) -> Result<Turn, StoreError> {
         let ms = self.timeout.as_millis();
-        let sql = format!(
+        let begin = format!(
             "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; \
-             SET LOCAL idle_in_transaction_session_timeout = '{}ms'; \
-             SELECT pg_advisory_xact_lock({STORE_LOCK})",
+             SET LOCAL idle_in_transaction_session_timeout = '{}ms'",
             ms * 2
         );
-        self.bounded("the store's write turn", client.batch_execute(&sql))
-            .await
+        let (senders, names): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
+        let (state, idem) = self
+            .bounded("the store's write turn", async {
+                // prepared before (from the connection's cache after its first turn), so that
+                // the turn's statements go out together
+                let lock = client.prepare_cached(TURN_LOCK).await?;
+                let state = client.prepare_cached(STATE).await?;
+                let idem = client.prepare_cached(IDEMPOTENCY_OF).await?;
+                // in order, pipelined on the one connection: the server reads the state and
+                // the keys once the lock is held
+                let (_, _, state, idem) = futures_util::future::try_join4(
+                    client.batch_execute(&begin),
+                    client.execute(&lock, &[&STORE_LOCK]),
+                    client.query_one(&state, &[]),
+                    client.query(&idem, &[&senders, &names]),
+                )
+                .await?;
+                Ok::<_, tokio_postgres::Error>((state, idem))
+            })
+            .await?;
+        Ok(Turn {
+            state: state_of(&state)?,
+            idempotency: idempotency_rows(keys.len(), &idem),
+        })
     }
 
     async fn write_batch(
@@ -676,7 +702,15 @@ impl PgEngine {
                     .map_err(|e| unavailable("preparing a write", chain(&e)))?,
             );
         }
-        // in order, pipelined on the one connection
+        let hint = client
+            .prepare_cached(HINT)
+            .await
+            .map_err(|e| unavailable("preparing a write", chain(&e)))?;
+        // the other nodes learn which recipients' waiting entries changed (a hint only)
+        let touched: Vec<&str> = batch.counts.keys().map(String::as_str).collect();
+        // in order, pipelined on the one connection with the hint and the commit: one round
+        // trip. A statement that fails aborts the transaction, whose COMMIT then rolls back,
+        // and its error is the answer.
         let runs = statements.iter().zip(&prepared).map(|((_, params), stmt)| {
             let params: Vec<&(dyn ToSql + Sync)> = params
                 .iter()
@@ -684,24 +718,21 @@ impl PgEngine {
                 .collect();
             async move { client.execute(stmt, &params).await }
         });
-        futures_util::future::try_join_all(runs)
-            .await
-            .map_err(|e| unavailable("a write", chain(&e)))?;
-        // the other nodes learn which recipients' waiting entries changed (a hint only)
-        let touched: Vec<&str> = batch.counts.keys().map(String::as_str).collect();
-        if !touched.is_empty() {
-            client
-                .execute(
-                    "SELECT pg_notify($1, r) FROM unnest($2::text[]) r",
-                    &[&HINTS, &touched],
-                )
-                .await
-                .map_err(|e| unavailable("a hint", chain(&e)))?;
-        }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| unavailable("a commit", chain(&e)))
+        let hint = async {
+            if touched.is_empty() {
+                Ok(0)
+            } else {
+                client.execute(&hint, &[&HINTS, &touched]).await
+            }
+        };
+        futures_util::future::try_join3(
+            futures_util::future::try_join_all(runs),
+            hint,
+            client.batch_execute("COMMIT"),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| unavailable("a write", chain(&e)))
     }
 
     /// The state as `client` sees it, in one round trip.
@@ -710,51 +741,81 @@ impl PgEngine {
         client: &deadpool_postgres::Object,
     ) -> Result<EngineState, StoreError> {
         let row = self
-            .bounded(
-                "the store's state",
-                client.query_one(
-                    "SELECT (SELECT next_seq FROM jxg_state), \
-                     (SELECT entries[array_upper(entries, 1)] FROM jxg_audit_runs \
-                      ORDER BY first_seq DESC LIMIT 1), \
-                     ARRAY(SELECT recipient FROM jxg_counts ORDER BY recipient), \
-                     ARRAY(SELECT waiting FROM jxg_counts ORDER BY recipient), \
-                     ARRAY(SELECT dead FROM jxg_counts ORDER BY recipient)",
-                    &[],
-                ),
-            )
+            .bounded("the store's state", client.query_one(STATE, &[]))
             .await?;
-        let next_seq = row.get::<_, Option<i64>>(0).map_or(1, |s| s.max(1) as u64);
-        let head = match row.get::<_, Option<String>>(1) {
-            Some(text) => {
-                let e = entry(&text)?;
-                Head {
-                    next_seq: e.seq + 1,
-                    last_hash: e.hash,
-                }
-            }
-            None => Head::default(),
-        };
-        let (names, waiting, dead): (Vec<String>, Vec<i64>, Vec<i64>) =
-            (row.get(2), row.get(3), row.get(4));
-        let counts = names
-            .into_iter()
-            .zip(waiting.into_iter().zip(dead))
-            .map(|(r, (w, d))| {
-                (
-                    r,
-                    Counts {
-                        waiting: w.max(0) as u64,
-                        dead: d.max(0) as u64,
-                    },
-                )
-            })
-            .collect::<BTreeMap<_, _>>();
-        Ok(EngineState {
-            next_seq,
-            head,
-            counts,
-        })
+        state_of(&row)
     }
+}
+
+/// The store's state in one row: the next sequence number, the audit chain's last entry and
+/// the counts per recipient.
+const STATE: &str = "SELECT (SELECT next_seq FROM jxg_state), \
+     (SELECT entries[array_upper(entries, 1)] FROM jxg_audit_runs \
+      ORDER BY first_seq DESC LIMIT 1), \
+     ARRAY(SELECT recipient FROM jxg_counts ORDER BY recipient), \
+     ARRAY(SELECT waiting FROM jxg_counts ORDER BY recipient), \
+     ARRAY(SELECT dead FROM jxg_counts ORDER BY recipient)";
+
+/// The store's write turn, held until the transaction ends.
+const TURN_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+
+/// A hint to the other nodes per recipient named in an array.
+const HINT: &str = "SELECT pg_notify($1, r) FROM unnest($2::text[]) r";
+
+/// The stored rows of idempotency keys given as two arrays (senders, keys), each with its
+/// place in them (from 1).
+const IDEMPOTENCY_OF: &str = "SELECT k.n, i.message_id, i.body_sha256 \
+     FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(sender, key, n) \
+     JOIN jxg_idempotency i ON i.sender = k.sender AND i.key = k.key";
+
+/// The answer of [`IDEMPOTENCY_OF`] for `n` keys, in their order.
+fn idempotency_rows(n: usize, rows: &[tokio_postgres::Row]) -> Vec<Option<IdemRow>> {
+    let mut out = vec![None; n];
+    for r in rows {
+        let place: i64 = r.get(0);
+        if let Some(slot) = usize::try_from(place - 1).ok().and_then(|i| out.get_mut(i)) {
+            *slot = Some(IdemRow {
+                message_id: r.get(1),
+                body_sha256: r.get(2),
+            });
+        }
+    }
+    out
+}
+
+/// The answer of [`STATE`].
+fn state_of(row: &tokio_postgres::Row) -> Result<EngineState, StoreError> {
+    let next_seq = row.get::<_, Option<i64>>(0).map_or(1, |s| s.max(1) as u64);
+    let head = match row.get::<_, Option<String>>(1) {
+        Some(text) => {
+            let e = entry(&text)?;
+            Head {
+                next_seq: e.seq + 1,
+                last_hash: e.hash,
+            }
+        }
+        None => Head::default(),
+    };
+    let (names, waiting, dead): (Vec<String>, Vec<i64>, Vec<i64>) =
+        (row.get(2), row.get(3), row.get(4));
+    let counts = names
+        .into_iter()
+        .zip(waiting.into_iter().zip(dead))
+        .map(|(r, (w, d))| {
+            (
+                r,
+                Counts {
+                    waiting: w.max(0) as u64,
+                    dead: d.max(0) as u64,
+                },
+            )
+        })
+        .collect::<BTreeMap<_, _>>();
+    Ok(EngineState {
+        next_seq,
+        head,
+        counts,
+    })
 }
 
 /// A message record (postcard) with its body key, where it has one.
@@ -780,22 +841,17 @@ impl Engine for PgEngine {
         self.state_on(&client).await
     }
 
-    async fn turn(&self) -> Result<Option<EngineState>, StoreError> {
+    async fn turn(&self, keys: &[(String, String)]) -> Result<Option<Turn>, StoreError> {
         let mut slot = self.turn.lock().await;
         if let Some(old) = slot.take() {
             // a turn never ended (its writer failed between): it is given up
             drop(deadpool_postgres::Object::take(old));
         }
         let client = self.client().await?;
-        let state = async {
-            self.open_turn(&client).await?;
-            self.state_on(&client).await
-        }
-        .await;
-        match state {
-            Ok(state) => {
+        match self.open_turn(&client, keys).await {
+            Ok(turn) => {
                 *slot = Some(client);
-                Ok(Some(state))
+                Ok(Some(turn))
             }
             Err(e) => {
                 // the connection is closed, not recycled: the server rolls back what it held
@@ -844,7 +900,7 @@ impl Engine for PgEngine {
             None => {
                 // a write without a turn (a copy into the store) takes one of its own
                 let c = self.client().await?;
-                if let Err(e) = self.open_turn(&c).await {
+                if let Err(e) = self.open_turn(&c, &[]).await {
                     drop(deadpool_postgres::Object::take(c));
                     return Err(e);
                 }
@@ -937,25 +993,9 @@ impl Engine for PgEngine {
         }
         let (senders, names): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
         let rows = self
-            .query(
-                "idempotency keys",
-                "SELECT k.n, i.message_id, i.body_sha256 \
-                 FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(sender, key, n) \
-                 JOIN jxg_idempotency i ON i.sender = k.sender AND i.key = k.key",
-                &[&senders, &names],
-            )
+            .query("idempotency keys", IDEMPOTENCY_OF, &[&senders, &names])
             .await?;
-        let mut out = vec![None; keys.len()];
-        for r in rows {
-            let n: i64 = r.get(0);
-            if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| out.get_mut(i)) {
-                *slot = Some(IdemRow {
-                    message_id: r.get(1),
-                    body_sha256: r.get(2),
-                });
-            }
-        }
-        Ok(out)
+        Ok(idempotency_rows(keys.len(), &rows))
     }
 
     async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError> {

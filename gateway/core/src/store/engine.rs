@@ -141,6 +141,14 @@ pub struct EngineState {
     pub counts: BTreeMap<String, Counts>,
 }
 
+/// What [`Engine::turn`] reads in the turn it takes.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub state: EngineState,
+    /// The stored row of each idempotency key asked for, in their order.
+    pub idempotency: Vec<Option<IdemRow>>,
+}
+
 /// One change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -259,8 +267,11 @@ pub trait Engine: Send + Sync + 'static {
     /// and returns the state as it stands in the turn, which the writer decides its batch on.
     /// Other processes' turns wait until this one is written or abandoned, so every batch of
     /// every process is decided on what the one before it wrote: one sequence, one audit
-    /// chain. `None`: the engine has one writer, whose state the writer keeps itself.
-    async fn turn(&self) -> Result<Option<EngineState>, StoreError> {
+    /// chain. With the state come the stored rows of the idempotency keys `keys` (in their
+    /// order), read in the turn, so that an engine with round trips answers both in one.
+    /// `None`: the engine has one writer, whose state the writer keeps itself.
+    async fn turn(&self, keys: &[(String, String)]) -> Result<Option<Turn>, StoreError> {
+        let _ = keys;
         Ok(None)
     }
     /// Gives up a turn taken by [`Engine::turn`] without writing.

@@ -48,7 +48,7 @@ use uuid::Uuid;
 
 pub use engine::{
     Batch, Class, CopyRec, Counts, Cursor, DeliveryRow, Engine, EngineState, IdemRow, Listed,
-    Located, MessageRec, Op, SkippedRec, Unreadable,
+    Located, MessageRec, Op, SkippedRec, Turn, Unreadable,
 };
 pub use lease::LocalLeases;
 pub use seal::BodyKey;

@@ -327,10 +327,25 @@ impl Run {
         // a batch of nothing but refreshes (Store::refresh) has nothing to make durable: its
         // failure is not a failed write
         let changes = cmds.iter().any(|c| !c.is_refresh());
-        // an engine several processes write gives the state as it stands in this batch's turn;
-        // one opened again from disk (or after a batch that failed unexpectedly) is read anew
-        let fresh = match self.engine.turn().await {
-            Ok(Some(s)) => Some(s),
+        let keys: Vec<(String, String)> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Accept(a, _, _) => Some((
+                    a.message.sender.clone(),
+                    a.message.source_document_id.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        // an engine several processes write gives the state as it stands in this batch's turn,
+        // and the batch's idempotency keys with it; one opened again from disk (or after a
+        // batch that failed unexpectedly) is read anew
+        let mut stored_idem = None;
+        let fresh = match self.engine.turn(&keys).await {
+            Ok(Some(t)) => {
+                stored_idem = Some(t.idempotency);
+                Some(t.state)
+            }
             Ok(None) if generation != self.generation => self.engine.state().await.ok(),
             Ok(None) => None,
             Err(e) => {
@@ -353,18 +368,13 @@ impl Run {
             self.generation = generation;
         }
         let mut f = Forming::default();
-        let keys: Vec<(String, String)> = cmds
-            .iter()
-            .filter_map(|c| match c {
-                Cmd::Accept(a, _, _) => Some((
-                    a.message.sender.clone(),
-                    a.message.source_document_id.clone(),
-                )),
-                _ => None,
-            })
-            .collect();
-        // one read for every key; should it fail, each acceptance reads its own
-        if let Ok(rows) = self.engine.idempotency_of(&keys).await {
+        // one read for every key (the turn's, where it read them); should it fail, each
+        // acceptance reads its own
+        let stored_idem = match stored_idem {
+            Some(rows) => Ok(rows),
+            None => self.engine.idempotency_of(&keys).await,
+        };
+        if let Ok(rows) = stored_idem {
             f.stored_idem = keys.into_iter().zip(rows).collect();
         }
         let mut next_seq = self.next_seq;
