@@ -154,6 +154,59 @@ async fn the_sled_engine_conforms() {
     conforms("sled", Plan::from_env(), Leases::Process, sled).await;
 }
 
+/// The plan PostgreSQL keeps for a prepared statement (its generic plan) of `sql` with two text
+/// arrays, in `db` as it stands.
+async fn generic_plan(db: &Database, sql: &str) -> String {
+    let (client, conn) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan; PREPARE q(text[], text[]) AS {sql}"
+        ))
+        .await
+        .unwrap();
+    let rows = client
+        .query(
+            "EXPLAIN EXECUTE q(ARRAY['police', 'police'], ARRAY['doc-1', 'doc-2'])",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_turns_idempotency_keys_are_read_by_the_index_while_the_table_has_no_statistics() {
+    // what a node's database holds in its first minutes: rows, and no statistics until
+    // autovacuum analyses the table
+    let db = Database::create("idemplan").await;
+    let engine = PgEngine::open(&pg_options(&db, "gw-1")).await.unwrap();
+    db.execute(
+        "INSERT INTO jxg_idempotency SELECT 'police', 'doc-' || g, gen_random_uuid(), md5(g::text) \
+         FROM generate_series(1, 300) g",
+    )
+    .await;
+    // the same lookup as a plain join is planned as a scan of the whole table
+    let join = generic_plan(
+        &db,
+        "SELECT k.n, i.message_id FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY \
+         AS k(sender, key, n) JOIN jxg_idempotency i ON i.sender = k.sender AND i.key = k.key",
+    )
+    .await;
+    assert!(join.contains("Seq Scan on jxg_idempotency"), "{join}");
+    let plan = generic_plan(&db, jxg_store_postgres::IDEMPOTENCY_OF).await;
+    assert!(
+        plan.contains("Index Scan using jxg_idempotency_pkey") && !plan.contains("Seq Scan"),
+        "{plan}"
+    );
+    drop(engine);
+}
+
 #[tokio::test]
 async fn the_postgres_engine_conforms() {
     // each sequence's database is dropped when the test ends, passed or failed

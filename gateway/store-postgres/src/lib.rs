@@ -763,10 +763,15 @@ const TURN_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 const HINT: &str = "SELECT pg_notify($1, r) FROM unnest($2::text[]) r";
 
 /// The stored rows of idempotency keys given as two arrays (senders, keys), each with its
-/// place in them (from 1).
-const IDEMPOTENCY_OF: &str = "SELECT k.n, i.message_id, i.body_sha256 \
+/// place in them (from 1). Each key is looked up on its own (`LATERAL`), by the primary key:
+/// as a join, a plan made while the table was small (a prepared statement keeps its plan
+/// until the table is analysed) hashes the keys and scans the whole table in every turn. The
+/// `LIMIT` keeps the planner from turning the lookup back into that join. Public for the test
+/// that reads its plan.
+pub const IDEMPOTENCY_OF: &str = "SELECT k.n, i.message_id, i.body_sha256 \
      FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS k(sender, key, n) \
-     JOIN jxg_idempotency i ON i.sender = k.sender AND i.key = k.key";
+     CROSS JOIN LATERAL (SELECT message_id, body_sha256 FROM jxg_idempotency \
+      WHERE sender = k.sender AND key = k.key LIMIT 1) i";
 
 /// The answer of [`IDEMPOTENCY_OF`] for `n` keys, in their order.
 fn idempotency_rows(n: usize, rows: &[tokio_postgres::Row]) -> Vec<Option<IdemRow>> {
