@@ -434,24 +434,26 @@ impl Run {
     }
 
     /// Re-reads the oldest waiting delivery of each recipient whose waiting set changed, unless
-    /// only new deliveries joined one already known.
+    /// only new deliveries joined one already known. The reads go at once: for an engine with
+    /// round trips, the batch's answers wait for one, not one per recipient.
     async fn oldest(&self, touched: &[String], reordered: &[String]) {
-        for r in touched {
-            let known = self
-                .shared
-                .oldest
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(r);
-            if known && !reordered.contains(r) {
-                continue;
-            }
+        let stale: Vec<&String> = {
+            let oldest = self.shared.oldest.lock().unwrap_or_else(|e| e.into_inner());
+            touched
+                .iter()
+                .filter(|r| !oldest.contains_key(*r) || reordered.contains(r))
+                .collect()
+        };
+        let reads = stale.iter().map(|r| async move {
             let first = self
                 .engine
                 .deliveries(Class::Waiting, Some(r), None, 1)
                 .await
                 .ok()
                 .and_then(|v| v.into_iter().next());
+            (*r, first)
+        });
+        for (r, first) in futures_util::future::join_all(reads).await {
             let mut oldest = self.shared.oldest.lock().unwrap_or_else(|e| e.into_inner());
             match first {
                 Some((_, _, _, row)) => oldest.insert(r.clone(), row.received_at),
