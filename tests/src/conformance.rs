@@ -135,20 +135,38 @@ pub enum Leases {
     Shared,
 }
 
+///
+/// The sequences run [`AT_ONCE`] at a time, each on a folder and an engine of its own: an engine
+/// mostly waits (for its disk's flush or its server's answer), so one at a time would leave the
+/// cores idle.
 pub async fn run<F>(plan: Plan, leases: Leases, open: F) -> Result<Coverage, String>
 where
     F: Fn(&Path) -> Opening,
 {
-    let mut coverage = Coverage::new();
-    for n in 0..plan.sequences {
-        let seed = plan.seed.wrapping_add(n as u64);
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        sequence(seed, plan.steps, dir.path(), leases, &open, &mut coverage)
-            .await
-            .map_err(|e| format!("seed {} (sequence {n}): {e}", plan.seed))?;
-    }
-    Ok(coverage)
+    use futures_util::{StreamExt, TryStreamExt};
+    let open = &open;
+    futures_util::stream::iter(0..plan.sequences)
+        .map(|n| async move {
+            let seed = plan.seed.wrapping_add(n as u64);
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let mut coverage = Coverage::new();
+            sequence(seed, plan.steps, dir.path(), leases, open, &mut coverage)
+                .await
+                .map_err(|e| format!("seed {} (sequence {n}): {e}", plan.seed))?;
+            Ok::<_, String>(coverage)
+        })
+        .buffer_unordered(AT_ONCE)
+        .try_fold(Coverage::new(), |mut all, one| async move {
+            for (kind, n) in one {
+                *all.entry(kind).or_default() += n;
+            }
+            Ok(all)
+        })
+        .await
 }
+
+/// How many of a plan's sequences run at once.
+pub const AT_ONCE: usize = 4;
 
 fn entry(id: Uuid, r: &str, case: &str, body: &[u8], received_at: &str) -> OutboxEntry {
     PreparedCopy {
