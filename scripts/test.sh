@@ -94,6 +94,16 @@ joined() {
   stop "$name" "$rc"
 }
 
+# every test an override of the ci profile names (the longest tests first; its filters are
+# alternatives joined by " | ") exists: a renamed test would otherwise lose its place without a word
+overrides_match() {
+  local f n
+  while IFS= read -r f; do
+    n=$($CARGO nextest list --workspace --profile ci -E "$f" 2>/dev/null | grep -c ' ') || true
+    [ "$n" -gt 0 ] || { echo "no test matches the nextest override filter: $f" >&2; return 1; }
+  done < <(python3 -c 'import tomllib; print("\n".join(a for o in tomllib.load(open(".config/nextest.toml", "rb"))["profile"]["ci"].get("overrides", []) for a in o["filter"].split(" | ")))')
+}
+
 phase "broker" scripts/ensure-broker.sh
 phase "postgres" scripts/ensure-postgres.sh
 phase "fmt check" $CARGO fmt --all -- --check
@@ -104,6 +114,7 @@ joined "tool installs"
 phase "one build" one_build
 # nextest runs no doc tests: cargo does (none are written yet; this keeps any that are)
 phase "doc tests" $CARGO test -q --workspace --doc
+phase "test order" overrides_match
 # the fuzz targets (the adapters alone, a build of their own in target/fuzz) build and run beside
 # the tests and the phases after them, at the lowest priority: the tests leave about a third of
 # the cores idle, waiting on the network, the broker and the disk, and the fuzz build takes that
