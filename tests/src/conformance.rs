@@ -762,6 +762,69 @@ async fn check(store: &Store, model: &Model) -> Result<(), String> {
             ));
         }
     }
+    batched_reads(store.engine().as_ref(), model, &records).await
+}
+
+/// The reads of many at once that the writer decides a batch on: every message record as the
+/// listing has it (none for one removed), and every recipient's delivery row as the model says.
+async fn batched_reads(
+    engine: &dyn Engine,
+    model: &Model,
+    records: &HashMap<Uuid, jxg_gateway::store::MessageRec>,
+) -> Result<(), String> {
+    let ids: Vec<Uuid> = model.msgs.iter().map(|m| m.id).collect();
+    let found = engine.messages_of(&ids).await.map_err(|e| e.to_string())?;
+    if found.len() != ids.len() {
+        return Err(format!(
+            "messages_of: {} for {} ids",
+            found.len(),
+            ids.len()
+        ));
+    }
+    let mut keys = Vec::new();
+    let mut want = Vec::new();
+    for (m, got) in model.msgs.iter().zip(&found) {
+        if got.as_ref() != records.get(&m.id) {
+            return Err(format!(
+                "message {}: read with others {:?}, listed {:?}",
+                m.id,
+                got.as_ref().map(|r| r.seq),
+                records.get(&m.id).map(|r| r.seq)
+            ));
+        }
+        let Some(rec) = got else { continue };
+        for r in RECIPIENTS {
+            keys.push((r.to_string(), rec.seq));
+            want.push(m.copies.get(r).map(|c| (c.state, c.acked)));
+        }
+    }
+    let rows = engine
+        .deliveries_of(&keys)
+        .await
+        .map_err(|e| e.to_string())?;
+    for ((key, row), want) in keys.iter().zip(&rows).zip(&want) {
+        let got = row.as_ref().map(|row| {
+            let s = match row.state {
+                DeliveryState::Queued | DeliveryState::Retrying => State::Waiting,
+                DeliveryState::Delivered => State::Delivered,
+                DeliveryState::Dead => State::Dead,
+                DeliveryState::Superseded => State::Superseded,
+            };
+            (s, row.acked_at.is_some())
+        });
+        if got != *want {
+            return Err(format!(
+                "delivery row {key:?} read with others: {got:?}, model {want:?}"
+            ));
+        }
+    }
+    if rows.len() != keys.len() {
+        return Err(format!(
+            "deliveries_of: {} for {} keys",
+            rows.len(),
+            keys.len()
+        ));
+    }
     Ok(())
 }
 

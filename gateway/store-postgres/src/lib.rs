@@ -952,6 +952,32 @@ impl Engine for PgEngine {
             .transpose()
     }
 
+    async fn messages_of(&self, ids: &[Uuid]) -> Result<Vec<Option<MessageRec>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // each looked up on its own by the primary key (see IDEMPOTENCY_OF)
+        let rows = self
+            .query(
+                "messages",
+                "SELECT k.n, m.record, b.key \
+                 FROM UNNEST($1::uuid[]) WITH ORDINALITY AS k(id, n) \
+                 CROSS JOIN LATERAL (SELECT record FROM jxg_messages WHERE id = k.id LIMIT 1) m \
+                 LEFT JOIN LATERAL (SELECT key FROM jxg_body_keys WHERE id = k.id LIMIT 1) b \
+                 ON true",
+                &[&ids],
+            )
+            .await?;
+        let mut out = vec![None; ids.len()];
+        for r in &rows {
+            let place: i64 = r.get(0);
+            if let Some(i) = usize::try_from(place - 1).ok().filter(|i| *i < ids.len()) {
+                out[i] = Some(message(ids[i], r.get::<_, &[u8]>(1), r.get(2))?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError> {
         let after = after.unwrap_or(Uuid::nil());
         let rows = self
@@ -1025,6 +1051,35 @@ impl Engine for PgEngine {
         rows.first()
             .map(|r| delivery_row(r.get::<_, &[u8]>(0)))
             .transpose()
+    }
+
+    async fn deliveries_of(
+        &self,
+        keys: &[(String, u64)],
+    ) -> Result<Vec<Option<DeliveryRow>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let recipients: Vec<&str> = keys.iter().map(|(r, _)| r.as_str()).collect();
+        let seqs: Vec<i64> = keys.iter().map(|(_, s)| seq_param(*s)).collect();
+        let rows = self
+            .query(
+                "deliveries",
+                "SELECT k.n, d.row \
+                 FROM UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS k(recipient, seq, n) \
+                 CROSS JOIN LATERAL (SELECT row FROM jxg_deliveries \
+                  WHERE recipient = k.recipient AND seq = k.seq LIMIT 1) d",
+                &[&recipients, &seqs],
+            )
+            .await?;
+        let mut out = vec![None; keys.len()];
+        for r in &rows {
+            let place: i64 = r.get(0);
+            if let Some(slot) = usize::try_from(place - 1).ok().and_then(|i| out.get_mut(i)) {
+                *slot = Some(delivery_row(r.get::<_, &[u8]>(1))?);
+            }
+        }
+        Ok(out)
     }
 
     async fn deliveries(

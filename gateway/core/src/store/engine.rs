@@ -227,6 +227,15 @@ pub trait Engine: Send + Sync + 'static {
     /// none of it, a crash before loses all or none of it).
     async fn write(&self, batch: Batch) -> Result<(), StoreError>;
     async fn message(&self, id: &Uuid) -> Result<Option<MessageRec>, StoreError>;
+    /// Several message records at once, in their order (the writer reads those its batch's
+    /// acknowledgements act on before deciding it: an engine with round trips answers in one).
+    async fn messages_of(&self, ids: &[Uuid]) -> Result<Vec<Option<MessageRec>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.message(id).await?);
+        }
+        Ok(out)
+    }
     /// Up to `limit` messages after `after` by id (ids are time-ordered); a record that cannot
     /// be read is listed as [`Unreadable`] in its place.
     async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError>;
@@ -247,6 +256,17 @@ pub trait Engine: Send + Sync + 'static {
     async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError>;
     /// The delivery row of (`recipient`, message `seq`), in whichever class it is.
     async fn delivery(&self, recipient: &str, seq: u64) -> Result<Option<DeliveryRow>, StoreError>;
+    /// Several delivery rows at once, by (recipient, message seq), in their order.
+    async fn deliveries_of(
+        &self,
+        keys: &[(String, u64)],
+    ) -> Result<Vec<Option<DeliveryRow>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (recipient, seq) in keys {
+            out.push(self.delivery(recipient, *seq).await?);
+        }
+        Ok(out)
+    }
     /// Up to `limit` delivery rows of `class` (of one recipient, or of all), after `after`;
     /// a recipient's rows come in message sequence order.
     async fn deliveries(

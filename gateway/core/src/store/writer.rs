@@ -271,6 +271,10 @@ struct Forming {
     idem: HashMap<(String, String), (IdemRow, String)>,
     /// The stored rows of the batch's idempotency keys, read together before deciding.
     stored_idem: HashMap<(String, String), Option<IdemRow>>,
+    /// Message records and delivery rows the batch's commands act on, as stored, read together
+    /// before deciding; what the batch itself changed (`messages`, `rows`) comes first.
+    stored_messages: HashMap<Uuid, Option<MessageRec>>,
+    stored_rows: HashMap<(String, u64), Option<DeliveryRow>>,
     rows: HashMap<(String, u64), DeliveryRow>,
     messages: HashMap<Uuid, MessageRec>,
     counts: BTreeMap<String, Counts>,
@@ -377,6 +381,7 @@ impl Run {
         if let Ok(rows) = stored_idem {
             f.stored_idem = keys.into_iter().zip(rows).collect();
         }
+        self.read_ahead(&cmds, &mut f).await;
         let mut next_seq = self.next_seq;
         let mut failed = None;
         for cmd in cmds {
@@ -430,6 +435,40 @@ impl Run {
         }
         if ok {
             self.shared.signals.notify(&f.touched);
+        }
+    }
+
+    /// Reads what the batch's acknowledgements and attempt results act on — their messages,
+    /// then their delivery rows — in two reads for the whole batch instead of one or two for
+    /// each command. Should a read fail, each command reads its own.
+    async fn read_ahead(&self, cmds: &[Cmd], f: &mut Forming) {
+        let ids: Vec<Uuid> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Ack { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        if !ids.is_empty()
+            && let Ok(found) = self.engine.messages_of(&ids).await
+        {
+            f.stored_messages = ids.into_iter().zip(found).collect();
+        }
+        let keys: Vec<(String, u64)> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Ack { recipient, id, .. } => {
+                    let m = f.stored_messages.get(id)?.as_ref()?;
+                    Some((recipient.clone(), m.seq))
+                }
+                Cmd::Deliver(e, _) => Some((e.recipient.clone(), e.seq)),
+                _ => None,
+            })
+            .collect();
+        if !keys.is_empty()
+            && let Ok(found) = self.engine.deliveries_of(&keys).await
+        {
+            f.stored_rows = keys.into_iter().zip(found).collect();
         }
     }
 
@@ -507,15 +546,26 @@ impl Run {
         recipient: &str,
         seq: u64,
     ) -> Result<Option<DeliveryRow>, StoreError> {
-        match f.rows.get(&(recipient.to_string(), seq)) {
+        let key = (recipient.to_string(), seq);
+        match f
+            .rows
+            .get(&key)
+            .or_else(|| f.stored_rows.get(&key)?.as_ref())
+        {
             Some(r) => Ok(Some(r.clone())),
+            None if f.stored_rows.contains_key(&key) => Ok(None),
             None => self.engine.delivery(recipient, seq).await,
         }
     }
 
     async fn message(&self, f: &Forming, id: &Uuid) -> Result<Option<MessageRec>, StoreError> {
-        match f.messages.get(id) {
+        match f
+            .messages
+            .get(id)
+            .or_else(|| f.stored_messages.get(id)?.as_ref())
+        {
             Some(m) => Ok(Some(m.clone())),
+            None if f.stored_messages.contains_key(id) => Ok(None),
             None => self.engine.message(id).await,
         }
     }
