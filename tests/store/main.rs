@@ -154,24 +154,21 @@ async fn the_sled_engine_conforms() {
     conforms("sled", Plan::from_env(), Leases::Process, sled).await;
 }
 
-/// The plan PostgreSQL keeps for a prepared statement (its generic plan) of `sql` with two text
-/// arrays, in `db` as it stands.
-async fn generic_plan(db: &Database, sql: &str) -> String {
+/// The plan PostgreSQL keeps for a prepared statement (its generic plan) of `sql`, with
+/// parameters of `types`, in `db` as it stands, for the arguments `args`.
+async fn generic_plan(db: &Database, sql: &str, types: &str, args: &str) -> String {
     let (client, conn) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
     client
         .batch_execute(&format!(
-            "SET plan_cache_mode = force_generic_plan; PREPARE q(text[], text[]) AS {sql}"
+            "SET plan_cache_mode = force_generic_plan; PREPARE q({types}) AS {sql}"
         ))
         .await
         .unwrap();
     let rows = client
-        .query(
-            "EXPLAIN EXECUTE q(ARRAY['police', 'police'], ARRAY['doc-1', 'doc-2'])",
-            &[],
-        )
+        .query(&format!("EXPLAIN EXECUTE q({args})"), &[])
         .await
         .unwrap();
     rows.iter()
@@ -181,27 +178,62 @@ async fn generic_plan(db: &Database, sql: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_turns_idempotency_keys_are_read_by_the_index_while_the_table_has_no_statistics() {
+async fn the_engines_lookups_go_by_index_while_the_tables_have_no_statistics() {
     // what a node's database holds in its first minutes: rows, and no statistics until
-    // autovacuum analyses the table
-    let db = Database::create("idemplan").await;
+    // autovacuum analyses the tables
+    let db = Database::create("plans").await;
     let engine = PgEngine::open(&pg_options(&db, "gw-1")).await.unwrap();
     db.execute(
         "INSERT INTO jxg_idempotency SELECT 'police', 'doc-' || g, gen_random_uuid(), md5(g::text) \
          FROM generate_series(1, 300) g",
     )
     .await;
-    // the same lookup as a plain join is planned as a scan of the whole table
+    db.execute(
+        "INSERT INTO jxg_messages SELECT gen_random_uuid(), g, '\\x00' FROM generate_series(1, 300) g",
+    )
+    .await;
+    db.execute(
+        "INSERT INTO jxg_body_keys SELECT id, decode(repeat('00', 32), 'hex') FROM jxg_messages",
+    )
+    .await;
+    let keys = (
+        "text[], text[]",
+        "ARRAY['police', 'police'], ARRAY['doc-1', 'doc-2']",
+    );
+    // the batch's idempotency keys: as a plain join, a scan of the whole table
     let join = generic_plan(
         &db,
         "SELECT k.n, i.message_id FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY \
          AS k(sender, key, n) JOIN jxg_idempotency i ON i.sender = k.sender AND i.key = k.key",
+        keys.0,
+        keys.1,
     )
     .await;
     assert!(join.contains("Seq Scan on jxg_idempotency"), "{join}");
-    let plan = generic_plan(&db, jxg_store_postgres::IDEMPOTENCY_OF).await;
+    let plan = generic_plan(&db, jxg_store_postgres::IDEMPOTENCY_OF, keys.0, keys.1).await;
     assert!(
         plan.contains("Index Scan using jxg_idempotency_pkey") && !plan.contains("Seq Scan"),
+        "{plan}"
+    );
+    // a page of the message listing: as a plain join, the key table from its start
+    let page = ("uuid, int8", "'00000000-0000-0000-0000-000000000000', 100");
+    let join = generic_plan(
+        &db,
+        "SELECT m.id, m.record, k.key FROM jxg_messages m LEFT JOIN jxg_body_keys k \
+         ON k.id = m.id WHERE m.id > $1 ORDER BY m.id LIMIT $2",
+        page.0,
+        page.1,
+    )
+    .await;
+    assert!(
+        join.contains("Merge") || join.contains("Seq Scan"),
+        "{join}"
+    );
+    let plan = generic_plan(&db, jxg_store_postgres::MESSAGES_AFTER, page.0, page.1).await;
+    assert!(
+        plan.contains("Index Cond: (id = m.id)")
+            && !plan.contains("Merge")
+            && !plan.contains("Seq Scan"),
         "{plan}"
     );
     drop(engine);
