@@ -683,7 +683,7 @@ impl PgEngine {
             .await?;
         Ok(Turn {
             state: state_of(&state)?,
-            idempotency: idempotency_rows(keys.len(), &idem),
+            idempotency: by_place(keys.len(), &idem, idem_row)?,
         })
     }
 
@@ -780,19 +780,30 @@ pub const MESSAGES_AFTER: &str = "SELECT m.id, m.record, k.key FROM jxg_messages
      LEFT JOIN LATERAL (SELECT key FROM jxg_body_keys WHERE id = m.id LIMIT 1) k ON true \
      WHERE m.id > $1 ORDER BY m.id LIMIT $2";
 
-/// The answer of [`IDEMPOTENCY_OF`] for `n` keys, in their order.
-fn idempotency_rows(n: usize, rows: &[tokio_postgres::Row]) -> Vec<Option<IdemRow>> {
+/// The answer of a lookup of `n` keys whose rows start with the key's place (from 1, `WITH
+/// ORDINALITY`), in the keys' order: `None` for a key with no row. `read` makes a row's value
+/// from the row and its place (from 0).
+fn by_place<T: Clone>(
+    n: usize,
+    rows: &[tokio_postgres::Row],
+    read: impl Fn(&tokio_postgres::Row, usize) -> Result<T, StoreError>,
+) -> Result<Vec<Option<T>>, StoreError> {
     let mut out = vec![None; n];
     for r in rows {
         let place: i64 = r.get(0);
-        if let Some(slot) = usize::try_from(place - 1).ok().and_then(|i| out.get_mut(i)) {
-            *slot = Some(IdemRow {
-                message_id: r.get(1),
-                body_sha256: r.get(2),
-            });
+        if let Some(i) = usize::try_from(place - 1).ok().filter(|i| *i < n) {
+            out[i] = Some(read(r, i)?);
         }
     }
-    out
+    Ok(out)
+}
+
+/// A row of [`IDEMPOTENCY_OF`].
+fn idem_row(r: &tokio_postgres::Row, _: usize) -> Result<IdemRow, StoreError> {
+    Ok(IdemRow {
+        message_id: r.get(1),
+        body_sha256: r.get(2),
+    })
 }
 
 /// The answer of [`STATE`].
@@ -975,14 +986,9 @@ impl Engine for PgEngine {
                 &[&ids],
             )
             .await?;
-        let mut out = vec![None; ids.len()];
-        for r in &rows {
-            let place: i64 = r.get(0);
-            if let Some(i) = usize::try_from(place - 1).ok().filter(|i| *i < ids.len()) {
-                out[i] = Some(message(ids[i], r.get::<_, &[u8]>(1), r.get(2))?);
-            }
-        }
-        Ok(out)
+        by_place(ids.len(), &rows, |r, i| {
+            message(ids[i], r.get::<_, &[u8]>(1), r.get(2))
+        })
     }
 
     async fn messages(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Listed>, StoreError> {
@@ -1027,7 +1033,7 @@ impl Engine for PgEngine {
         let rows = self
             .query("idempotency keys", IDEMPOTENCY_OF, &[&senders, &names])
             .await?;
-        Ok(idempotency_rows(keys.len(), &rows))
+        by_place(keys.len(), &rows, idem_row)
     }
 
     async fn case(&self, case: &str) -> Result<Vec<Uuid>, StoreError> {
@@ -1073,14 +1079,7 @@ impl Engine for PgEngine {
                 &[&recipients, &seqs],
             )
             .await?;
-        let mut out = vec![None; keys.len()];
-        for r in &rows {
-            let place: i64 = r.get(0);
-            if let Some(slot) = usize::try_from(place - 1).ok().and_then(|i| out.get_mut(i)) {
-                *slot = Some(delivery_row(r.get::<_, &[u8]>(1))?);
-            }
-        }
-        Ok(out)
+        by_place(keys.len(), &rows, |r, _| delivery_row(r.get::<_, &[u8]>(1)))
     }
 
     async fn deliveries(
