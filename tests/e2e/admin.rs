@@ -343,24 +343,34 @@ async fn a_replayed_dead_letter_is_decided_again_and_delivered_once() {
     .await;
     assert_eq!(r.status(), 409);
     let auditor = client_for(&home, "auditor");
-    let log: Value = call(
-        &auditor,
-        &gw,
-        "GET",
-        &format!("/admin/v1/audit?message_id={id}"),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let events: Vec<&str> = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["recipient"] == "courts")
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
+    // the recipient has the copy before the gateway has recorded its answer: the log is read
+    // until it holds the delivery, for at most ten seconds
+    let mut events: Vec<String> = Vec::new();
+    for _ in 0..200 {
+        let log: Value = call(
+            &auditor,
+            &gw,
+            "GET",
+            &format!("/admin/v1/audit?message_id={id}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        events = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["recipient"] == "courts")
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect();
+        if events.iter().any(|e| e == "delivered") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
     for want in [
         "decided",
         "queued",
