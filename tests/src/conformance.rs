@@ -60,6 +60,18 @@ enum State {
     Superseded,
 }
 
+impl State {
+    /// The model's state of a stored delivery state.
+    fn of(s: DeliveryState) -> Self {
+        match s {
+            DeliveryState::Queued | DeliveryState::Retrying => State::Waiting,
+            DeliveryState::Delivered => State::Delivered,
+            DeliveryState::Dead => State::Dead,
+            DeliveryState::Superseded => State::Superseded,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Copy {
     state: State,
@@ -731,13 +743,10 @@ async fn check(store: &Store, model: &Model) -> Result<(), String> {
         let got: BTreeMap<String, (State, bool)> = deliveries
             .iter()
             .map(|e| {
-                let s = match e.state {
-                    DeliveryState::Queued | DeliveryState::Retrying => State::Waiting,
-                    DeliveryState::Delivered => State::Delivered,
-                    DeliveryState::Dead => State::Dead,
-                    DeliveryState::Superseded => State::Superseded,
-                };
-                (e.recipient.clone(), (s, e.acked_at.is_some()))
+                (
+                    e.recipient.clone(),
+                    (State::of(e.state), e.acked_at.is_some()),
+                )
             })
             .collect();
         let want: BTreeMap<String, (State, bool)> = m
@@ -802,28 +811,22 @@ async fn batched_reads(
         .deliveries_of(&keys)
         .await
         .map_err(|e| e.to_string())?;
-    for ((key, row), want) in keys.iter().zip(&rows).zip(&want) {
-        let got = row.as_ref().map(|row| {
-            let s = match row.state {
-                DeliveryState::Queued | DeliveryState::Retrying => State::Waiting,
-                DeliveryState::Delivered => State::Delivered,
-                DeliveryState::Dead => State::Dead,
-                DeliveryState::Superseded => State::Superseded,
-            };
-            (s, row.acked_at.is_some())
-        });
-        if got != *want {
-            return Err(format!(
-                "delivery row {key:?} read with others: {got:?}, model {want:?}"
-            ));
-        }
-    }
     if rows.len() != keys.len() {
         return Err(format!(
             "deliveries_of: {} for {} keys",
             rows.len(),
             keys.len()
         ));
+    }
+    for ((key, row), want) in keys.iter().zip(&rows).zip(&want) {
+        let got = row
+            .as_ref()
+            .map(|row| (State::of(row.state), row.acked_at.is_some()));
+        if got != *want {
+            return Err(format!(
+                "delivery row {key:?} read with others: {got:?}, model {want:?}"
+            ));
+        }
     }
     Ok(())
 }
