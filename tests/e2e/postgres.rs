@@ -24,6 +24,19 @@ async fn the_gateway_on_postgres_serves_the_story_keeps_it_across_a_restart_and_
     let ids = play_story(&home, &gw).await;
     assert_eq!(ids.len(), 5);
     assert_audit_verifies(&home, &gw).await;
+    // a record of a few kilobytes stays in its table's page: nothing went to the TOAST table
+    let rows = db
+        .execute(
+            "SELECT (SELECT count(*) FROM jxg_messages WHERE octet_length(record) > 2100), \
+             pg_relation_size(reltoastrelid) FROM pg_class WHERE relname = 'jxg_messages'",
+        )
+        .await;
+    let (long, toasted): (i64, i64) = (rows[0].get(0), rows[0].get(1));
+    assert!(long > 0, "the story has records past the TOAST threshold");
+    assert_eq!(
+        toasted, 0,
+        "{long} records of over 2 KB, {toasted} bytes out of line"
+    );
 
     // a second gateway of the same node name on the same database is refused, saying why
     let other = Home::new();
