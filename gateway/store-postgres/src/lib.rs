@@ -687,11 +687,14 @@ impl PgEngine {
         })
     }
 
+    /// Writes `batch` in the turn `client` holds and commits it; with the commit's answer
+    /// comes the oldest waiting delivery of each of `oldest_of`, read just after it.
     async fn write_batch(
         &self,
         client: &deadpool_postgres::Object,
         batch: &Batch,
-    ) -> Result<(), StoreError> {
+        oldest_of: &[String],
+    ) -> Result<Vec<Option<DeliveryRow>>, StoreError> {
         let statements = statements(batch);
         let mut prepared = Vec::with_capacity(statements.len());
         for (sql, _) in &statements {
@@ -704,6 +707,10 @@ impl PgEngine {
         }
         let hint = client
             .prepare_cached(HINT)
+            .await
+            .map_err(|e| unavailable("preparing a write", chain(&e)))?;
+        let oldest = client
+            .prepare_cached(OLDEST_WAITING)
             .await
             .map_err(|e| unavailable("preparing a write", chain(&e)))?;
         // the other nodes learn which recipients' waiting entries changed (a hint only)
@@ -725,14 +732,32 @@ impl PgEngine {
                 client.execute(&hint, &[&HINTS, &touched]).await
             }
         };
-        futures_util::future::try_join3(
-            futures_util::future::try_join_all(runs),
-            hint,
-            client.batch_execute("COMMIT"),
+        // after the commit, in the same round trip: outside the turn, so that the other nodes
+        // need not wait for it, and never the write's failure
+        let waiting = class_code(Class::Waiting);
+        let read = async {
+            if oldest_of.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = client.query(&oldest, &[&oldest_of, &waiting]).await;
+            rows.map_err(|e| unavailable("the oldest waiting deliveries", chain(&e)))
+        };
+        let (written, read) = futures_util::future::join(
+            futures_util::future::try_join3(
+                futures_util::future::try_join_all(runs),
+                hint,
+                client.batch_execute("COMMIT"),
+            ),
+            read,
         )
-        .await
-        .map(drop)
-        .map_err(|e| unavailable("a write", chain(&e)))
+        .await;
+        written.map_err(|e| unavailable("a write", chain(&e)))?;
+        let rows = read.unwrap_or_default();
+        let found = by_place(oldest_of.len(), &rows, |r, _| {
+            delivery_row(r.get::<_, &[u8]>(1))
+        });
+        // a row that cannot be read reads as none, as a failed read does
+        Ok(found.unwrap_or_else(|_| vec![None; oldest_of.len()]))
     }
 
     /// The state as `client` sees it, in one round trip.
@@ -755,6 +780,13 @@ const STATE: &str = "SELECT (SELECT next_seq FROM jxg_state), \
      ARRAY(SELECT recipient FROM jxg_counts ORDER BY recipient), \
      ARRAY(SELECT waiting FROM jxg_counts ORDER BY recipient), \
      ARRAY(SELECT dead FROM jxg_counts ORDER BY recipient)";
+
+/// The oldest waiting delivery of each recipient in an array ($1, the class code of waiting
+/// $2), with its place in it (from 1), each by the index of classes.
+const OLDEST_WAITING: &str = "SELECT k.n, d.row \
+     FROM UNNEST($1::text[]) WITH ORDINALITY AS k(recipient, n) \
+     CROSS JOIN LATERAL (SELECT row FROM jxg_deliveries \
+      WHERE class = $2 AND recipient = k.recipient ORDER BY seq LIMIT 1) d";
 
 /// The store's write turn, held until the transaction ends.
 const TURN_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
@@ -897,6 +929,14 @@ impl Engine for PgEngine {
     }
 
     async fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.write_then_oldest(batch, &[]).await.map(drop)
+    }
+
+    async fn write_then_oldest(
+        &self,
+        batch: Batch,
+        recipients: &[String],
+    ) -> Result<Vec<Option<DeliveryRow>>, StoreError> {
         {
             let mut lock = self.lock.lock().await;
             if lock.is_closed() {
@@ -930,7 +970,8 @@ impl Engine for PgEngine {
                 c
             }
         };
-        let r = match tokio::time::timeout(self.timeout, self.write_batch(&client, &batch)).await {
+        let written = self.write_batch(&client, &batch, recipients);
+        let r = match tokio::time::timeout(self.timeout, written).await {
             Ok(r) => r,
             Err(_) => Err(unavailable(
                 "a write",
@@ -942,7 +983,7 @@ impl Engine for PgEngine {
             drop(deadpool_postgres::Object::take(client));
         }
         match &r {
-            Ok(()) => {
+            Ok(_) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 self.batches.fetch_add(1, Ordering::Relaxed);
                 self.reachable.store(true, Ordering::SeqCst);

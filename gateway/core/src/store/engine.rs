@@ -226,6 +226,25 @@ pub trait Engine: Send + Sync + 'static {
     /// Applies `batch` atomically; returns once it is durable (a crash after the return loses
     /// none of it, a crash before loses all or none of it).
     async fn write(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Applies `batch` as [`Engine::write`] does, then reads the oldest waiting delivery of
+    /// each of `recipients` (in their order) as it stands after it — the writer keeps these
+    /// for the outbox gauges — so that an engine with round trips answers both in one. A read
+    /// that fails reads as none; only the write's failure is an error.
+    async fn write_then_oldest(
+        &self,
+        batch: Batch,
+        recipients: &[String],
+    ) -> Result<Vec<Option<DeliveryRow>>, StoreError> {
+        self.write(batch).await?;
+        let reads = recipients.iter().map(|r| async move {
+            self.deliveries(Class::Waiting, Some(r), None, 1)
+                .await
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .map(|(_, _, _, row)| row)
+        });
+        Ok(futures_util::future::join_all(reads).await)
+    }
     async fn message(&self, id: &Uuid) -> Result<Option<MessageRec>, StoreError>;
     /// Several message records at once, in their order (the writer reads those its batch's
     /// acknowledgements act on before deciding it: an engine with round trips answers in one).

@@ -401,15 +401,26 @@ impl Run {
             next_seq,
             counts: f.counts.clone(),
         };
+        // the recipients whose oldest waiting delivery the write may have changed, read with it
+        let reread = self.to_reread(&f.touched, if stale { &f.touched } else { &f.reordered });
         let number = self.shared.started.fetch_add(1, Ordering::SeqCst) + 1;
         let result = match failed {
             Some(e) => {
                 self.engine.abandon().await;
                 Err(e)
             }
-            None => self.engine.write(batch).await,
+            None => self.engine.write_then_oldest(batch, &reread).await,
         };
         let ok = result.is_ok();
+        let result = result.map(|firsts| {
+            let mut oldest = self.shared.oldest.lock().unwrap_or_else(|e| e.into_inner());
+            for (r, first) in reread.into_iter().zip(firsts) {
+                match first {
+                    Some(row) => oldest.insert(r, row.received_at),
+                    None => oldest.remove(&r),
+                };
+            }
+        });
         if ok {
             self.head = head;
             self.next_seq = next_seq;
@@ -422,8 +433,6 @@ impl Run {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .extend(f.counts.iter().map(|(r, c)| (r.clone(), *c)));
-            let reread = if stale { &f.touched } else { &f.reordered };
-            self.oldest(&f.touched, reread).await;
         }
         let m = crate::telemetry::metrics();
         m.flush_seconds.record(started.elapsed().as_secs_f64(), &[]);
@@ -472,33 +481,16 @@ impl Run {
         }
     }
 
-    /// Re-reads the oldest waiting delivery of each recipient whose waiting set changed, unless
-    /// only new deliveries joined one already known. The reads go at once: for an engine with
-    /// round trips, the batch's answers wait for one, not one per recipient.
-    async fn oldest(&self, touched: &[String], reordered: &[String]) {
-        let stale: Vec<&String> = {
-            let oldest = self.shared.oldest.lock().unwrap_or_else(|e| e.into_inner());
-            touched
-                .iter()
-                .filter(|r| !oldest.contains_key(*r) || reordered.contains(r))
-                .collect()
-        };
-        let reads = stale.iter().map(|r| async move {
-            let first = self
-                .engine
-                .deliveries(Class::Waiting, Some(r), None, 1)
-                .await
-                .ok()
-                .and_then(|v| v.into_iter().next());
-            (*r, first)
-        });
-        for (r, first) in futures_util::future::join_all(reads).await {
-            let mut oldest = self.shared.oldest.lock().unwrap_or_else(|e| e.into_inner());
-            match first {
-                Some((_, _, _, row)) => oldest.insert(r.clone(), row.received_at),
-                None => oldest.remove(r),
-            };
-        }
+    /// Of the recipients whose waiting deliveries a batch changed, those whose oldest must be
+    /// read again: each of `reordered`, and any not known yet. Where only new deliveries joined
+    /// the end of waiting ones already known, the oldest stays.
+    fn to_reread(&self, touched: &[String], reordered: &[String]) -> Vec<String> {
+        let oldest = self.shared.oldest.lock().unwrap_or_else(|e| e.into_inner());
+        touched
+            .iter()
+            .filter(|r| !oldest.contains_key(*r) || reordered.contains(r))
+            .cloned()
+            .collect()
     }
 
     fn count(&self, f: &mut Forming, recipient: &str) -> Counts {
