@@ -8,8 +8,9 @@
 //! entries per batch (the entries it appended) with an index row per subject and run,
 //! checkpoints, signing keys, the counts per recipient and the next sequence number. Message
 //! records and delivery rows are the seam's records in postcard; audit entries their JSON form
-//! (the hash is over it). Message records and runs are compressed by the server with lz4 where it
-//! has it.
+//! (the hash is over it). A message record or a run up to a page (8160 bytes) stays in its
+//! table's page; a larger one is compressed by the server (lz4 where it has it) and moved out of
+//! line.
 //!
 //! # Durability
 //! [`Engine::write`] applies its batch in one transaction, its statements pipelined, and returns
