@@ -978,12 +978,11 @@ impl Store {
                 reply,
             })
             .await?;
-        if out.is_some() {
-            if let Some(m) = self.engine.message(id).await? {
-                self.engine.release(recipient, m.seq, None).await?;
-            }
+        // the writer read the message: its sequence number comes with the answer
+        if let Some((_, seq)) = out {
+            self.engine.release(recipient, seq, None).await?;
         }
-        Ok(out)
+        Ok(out.map(|(outcome, _)| outcome))
     }
 
     /// Notified whenever `recipient`'s waiting entries change (added, released, delivered,

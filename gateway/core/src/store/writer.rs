@@ -48,7 +48,8 @@ pub(super) enum Cmd {
         recipient: String,
         id: Uuid,
         at: i64,
-        reply: Reply<Option<AckOutcome>>,
+        /// With the outcome, the message's sequence number (whose lease the ack ends).
+        reply: Reply<Option<(AckOutcome, u64)>>,
     },
     /// A delivery whose message record cannot be read, dead-lettered with why.
     Unreadable {
@@ -232,7 +233,7 @@ impl Writer {
 enum Answer {
     Accept(Reply<AcceptOutcome>, AcceptOutcome),
     Unit(Reply<()>),
-    Ack(Reply<Option<AckOutcome>>, Option<AckOutcome>),
+    Ack(Reply<Option<(AckOutcome, u64)>>, Option<(AckOutcome, u64)>),
     Amended(Reply<super::Amended>, super::Amended),
 }
 
@@ -935,7 +936,7 @@ impl Run {
         recipient: &str,
         id: &Uuid,
         at: i64,
-    ) -> Result<Option<AckOutcome>, StoreError> {
+    ) -> Result<Option<(AckOutcome, u64)>, StoreError> {
         let Some(m) = self.message(f, id).await? else {
             return Ok(None);
         };
@@ -946,7 +947,7 @@ impl Run {
             return Ok(None);
         };
         if row.acked_at.is_some() {
-            return Ok(Some(AckOutcome::AlreadyAcked));
+            return Ok(Some((AckOutcome::AlreadyAcked, m.seq)));
         }
         let from = Some(Class::of(row.state));
         row.acked_at = Some(at);
@@ -959,7 +960,7 @@ impl Run {
                 .subjects(&copy.subjects),
         );
         self.put_row(f, recipient, m.seq, from, row);
-        Ok(Some(AckOutcome::Acked))
+        Ok(Some((AckOutcome::Acked, m.seq)))
     }
 }
 
