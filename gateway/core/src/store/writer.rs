@@ -412,8 +412,12 @@ impl Run {
             }
             None => self.engine.write_then_oldest(batch, &reread).await,
         };
+        let (result, firsts) = match result {
+            Ok(firsts) => (Ok(()), firsts),
+            Err(e) => (Err(e), Vec::new()),
+        };
         let ok = result.is_ok();
-        let result = result.map(|firsts| {
+        if ok {
             let mut oldest = self.shared.oldest.lock().unwrap_or_else(|e| e.into_inner());
             for (r, first) in reread.into_iter().zip(firsts) {
                 match first {
@@ -421,8 +425,7 @@ impl Run {
                     None => oldest.remove(&r),
                 };
             }
-        });
-        if ok {
+            drop(oldest);
             self.head = head;
             self.next_seq = next_seq;
             for (r, c) in &f.counts {
