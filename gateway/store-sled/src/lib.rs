@@ -165,17 +165,73 @@ pub(crate) struct AuditBin {
     hash: Vec<u8>,
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let digit = |c: u8| (c as char).to_digit(16).filter(|_| !c.is_ascii_uppercase());
-    if b.len() == 64 && b.iter().all(|c| digit(*c).is_some()) {
-        b.chunks(2)
-            .map(|p| (digit(p[0]).unwrap_or(0) * 16 + digit(p[1]).unwrap_or(0)) as u8)
-            .collect()
-    } else {
-        // not a hash this gateway wrote: kept as it is, so verification names it
-        s.as_bytes().to_vec()
+/// A hash as stored: 32 bytes where it is one this gateway wrote (64 lowercase hex digits), else
+/// the text as it is, so that verification names it.
+enum HashBin<'a> {
+    Bin([u8; 32]),
+    Raw(&'a [u8]),
+}
+
+impl<'a> HashBin<'a> {
+    fn of(s: &'a str) -> Self {
+        let b = s.as_bytes();
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 32];
+        if b.len() == 64 {
+            for (o, p) in out.iter_mut().zip(b.chunks_exact(2)) {
+                match (digit(p[0]), digit(p[1])) {
+                    (Some(h), Some(l)) => *o = h << 4 | l,
+                    _ => return Self::Raw(b),
+                }
+            }
+            Self::Bin(out)
+        } else {
+            Self::Raw(b)
+        }
     }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Bin(b) => b,
+            Self::Raw(b) => b,
+        }
+    }
+}
+
+/// An audit entry as it is written: [`AuditBin`]'s encoding, borrowed from the entry.
+#[derive(Serialize)]
+struct AuditBinRef<'a> {
+    seq: u64,
+    at: &'a str,
+    record: &'a Record,
+    #[serde(with = "serde_bytes")]
+    prev: &'a [u8],
+    #[serde(with = "serde_bytes")]
+    hash: &'a [u8],
+}
+
+/// The audit run of `entries` as stored, packed.
+fn pack_run(entries: &[Entry]) -> Vec<u8> {
+    let hashes: Vec<(HashBin, HashBin)> = entries
+        .iter()
+        .map(|e| (HashBin::of(&e.prev), HashBin::of(&e.hash)))
+        .collect();
+    let run: Vec<AuditBinRef> = entries
+        .iter()
+        .zip(&hashes)
+        .map(|(e, (prev, hash))| AuditBinRef {
+            seq: e.seq,
+            at: &e.at,
+            record: &e.record,
+            prev: prev.bytes(),
+            hash: hash.bytes(),
+        })
+        .collect();
+    pack(&run)
 }
 
 fn rehex(b: &[u8]) -> String {
@@ -183,18 +239,6 @@ fn rehex(b: &[u8]) -> String {
         jxg_core::audit::hex(b)
     } else {
         String::from_utf8_lossy(b).into_owned()
-    }
-}
-
-impl From<&Entry> for AuditBin {
-    fn from(e: &Entry) -> Self {
-        Self {
-            seq: e.seq,
-            at: e.at.clone(),
-            record: e.record.clone(),
-            prev: unhex(&e.prev),
-            hash: unhex(&e.hash),
-        }
     }
 }
 
@@ -445,8 +489,7 @@ impl SledEngine {
                     let Some(first) = entries.first() else {
                         continue;
                     };
-                    let run: Vec<AuditBin> = entries.iter().map(AuditBin::from).collect();
-                    b.insert(audit_key(first.seq), pack(&run));
+                    b.insert(audit_key(first.seq), pack_run(entries));
                     let mut by_subject: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
                     for e in entries {
                         for s in &e.record.subjects {
@@ -768,4 +811,27 @@ pub fn migrate_sled(
     progress: &mut dyn FnMut(MigrationProgress),
 ) -> Result<(), StoreError> {
     SledEngine::open_migrating(path, cache_mb, chunk, progress).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_this_gateway_wrote_is_kept_as_32_bytes_and_anything_else_as_its_text() {
+        let hash = jxg_core::audit::hex(&[0xab; 32]);
+        let bin = HashBin::of(&hash);
+        assert!(matches!(bin, HashBin::Bin(_)));
+        assert_eq!(bin.bytes(), &[0xab; 32]);
+        assert_eq!(rehex(bin.bytes()), hash);
+        for text in [
+            hash.to_uppercase(),
+            hash[..62].to_string(),
+            format!("{}zz", &hash[..62]),
+        ] {
+            let bin = HashBin::of(&text);
+            assert!(matches!(bin, HashBin::Raw(_)), "{text}");
+            assert_eq!(rehex(bin.bytes()), text);
+        }
+    }
 }

@@ -171,18 +171,20 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 impl Entry {
     /// The hash this entry must carry.
     pub fn compute_hash(&self) -> String {
-        let digest = |e: &Entry| {
-            hex(&Sha256::digest(
-                serde_json::to_vec(e).expect("entries serialise"),
-            ))
-        };
         if self.hash.is_empty() {
             // an entry being chained: already in the form that is hashed
-            return digest(self);
+            return self.digest(&mut Vec::new());
         }
         let mut unhashed = self.clone();
         unhashed.hash = String::new();
-        digest(&unhashed)
+        unhashed.digest(&mut Vec::new())
+    }
+
+    /// The hash of this entry as it is (its `hash` empty), its JSON written into `buf`.
+    fn digest(&self, buf: &mut Vec<u8>) -> String {
+        buf.clear();
+        serde_json::to_writer(&mut *buf, self).expect("entries serialise");
+        hex(&Sha256::digest(buf))
     }
 }
 
@@ -216,6 +218,8 @@ impl Head {
     /// Places `records` after this head; returns the entries and the head after them.
     pub fn chain(&self, records: Vec<Record>, at: &str) -> (Vec<Entry>, Head) {
         let mut head = self.clone();
+        // one buffer for every entry's JSON
+        let mut buf = Vec::with_capacity(1024);
         let entries = records
             .into_iter()
             .map(|record| {
@@ -226,7 +230,7 @@ impl Head {
                     prev: head.last_hash.clone(),
                     hash: String::new(),
                 };
-                e.hash = e.compute_hash();
+                e.hash = e.digest(&mut buf);
                 head = Head {
                     next_seq: e.seq + 1,
                     last_hash: e.hash.clone(),
