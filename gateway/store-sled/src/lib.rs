@@ -335,7 +335,7 @@ impl SledEngine {
         cache_mb: u64,
         wrap: Option<&WrapFlush>,
     ) -> Result<Self, StoreError> {
-        Self::open_full(path, cache_mb, wrap, migrate::CHUNK, &mut |p| {
+        Self::open_full(path, cache_mb, wrap, true, migrate::CHUNK, &mut |p| {
             tracing::info!(
                 phase = p.phase,
                 done = p.done,
@@ -345,6 +345,26 @@ impl SledEngine {
         })
     }
 
+    /// Opens the store with neither its log nor its body keys ever synced: the commit path's
+    /// own cost, for its benchmark. Nothing written through it is durable.
+    pub fn open_unsynced(path: &Path, cache_mb: u64) -> Result<Self, StoreError> {
+        struct Unsynced;
+        impl Flush for Unsynced {
+            fn flush(&self) -> Result<(), StoreError> {
+                Ok(())
+            }
+        }
+        let wrap = |_: Arc<dyn Flush>| Arc::new(Unsynced) as Arc<dyn Flush>;
+        Self::open_full(
+            path,
+            cache_mb,
+            Some(&wrap),
+            false,
+            migrate::CHUNK,
+            &mut |_| {},
+        )
+    }
+
     /// Opens the store, telling `progress` how a migration from layout v1 goes.
     pub fn open_migrating(
         path: &Path,
@@ -352,13 +372,14 @@ impl SledEngine {
         chunk: usize,
         progress: &mut dyn FnMut(MigrationProgress),
     ) -> Result<Self, StoreError> {
-        Self::open_full(path, cache_mb, None, chunk, progress)
+        Self::open_full(path, cache_mb, None, true, chunk, progress)
     }
 
     fn open_full(
         path: &Path,
         cache_mb: u64,
         wrap: Option<&WrapFlush>,
+        synced: bool,
         chunk: usize,
         progress: &mut dyn FnMut(MigrationProgress),
     ) -> Result<Self, StoreError> {
@@ -370,7 +391,7 @@ impl SledEngine {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(io)?;
-        let keys = keys::BodyKeys::open(path)?;
+        let keys = keys::BodyKeys::open(path, synced)?;
         // sled fsyncs its files but not the folders that name them: without this, a store
         // created moments before a crash (or a file system turning read-only) can lose its
         // folder entries, and with them everything acknowledged
